@@ -1,0 +1,87 @@
+//! Command-line arguments (clap derive). Doc comments are the `--help` text. Nothing here is
+//! validated beyond its type: `config::Config::from_args` does that in one step.
+
+use clap::Parser;
+
+/// Mount Amazon S3 or an S3-compatible service (MinIO, Wasabi, DigitalOcean Spaces, Ceph) as a
+/// local directory.
+///
+/// With only MOUNTPOINT, every bucket ListBuckets returns is a top-level directory. With
+/// SOURCE (BUCKET, BUCKET/PREFIX/ or s3://BUCKET/PREFIX/) that bucket or prefix is the root.
+#[derive(Debug, Parser)]
+#[command(name = "s3drive", version, about, long_about = None)]
+pub struct Args {
+    /// [SOURCE] MOUNTPOINT: an optional bucket or bucket/prefix to mount as the root, then the
+    /// directory to mount on.
+    #[arg(value_name = "[SOURCE] MOUNTPOINT", num_args = 1..=2, required = true)]
+    pub paths: Vec<String>,
+
+    /// Show only this bucket at the top level (repeatable); no ListBuckets is sent.
+    #[arg(long = "bucket", value_name = "NAME", help_heading = "Buckets")]
+    pub buckets: Vec<String>,
+
+    /// S3 endpoint URL for S3-compatible services, e.g. http://127.0.0.1:9000.
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL", help_heading = "Service")]
+    pub endpoint_url: Option<String>,
+
+    /// Default region (buckets on AWS are addressed in their own region, found with HeadBucket).
+    #[arg(long, value_name = "REGION", help_heading = "Service")]
+    pub region: Option<String>,
+
+    /// Use path-style addressing (http://host/bucket/key); most S3-compatible services need it.
+    #[arg(long, help_heading = "Service")]
+    pub force_path_style: bool,
+
+    /// Named profile from ~/.aws/config and ~/.aws/credentials.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Credentials")]
+    pub profile: Option<String>,
+
+    /// Send unsigned requests, for public buckets; no credentials are looked up.
+    #[arg(long, help_heading = "Credentials")]
+    pub no_sign_request: bool,
+
+    /// Owner of every file and directory [default: the mounting user].
+    #[arg(long, value_name = "UID", help_heading = "Ownership and permissions")]
+    pub uid: Option<u32>,
+
+    /// Group of every file and directory [default: the mounting user's group].
+    #[arg(long, value_name = "GID", help_heading = "Ownership and permissions")]
+    pub gid: Option<u32>,
+
+    /// Permission bits of files, in octal.
+    #[arg(long, value_name = "MODE", default_value = "0644", help_heading = "Ownership and permissions")]
+    pub file_mode: String,
+
+    /// Permission bits of directories, in octal.
+    #[arg(long, value_name = "MODE", default_value = "0755", help_heading = "Ownership and permissions")]
+    pub dir_mode: String,
+
+    /// Let users other than the mounting user access the mount (needs user_allow_other in
+    /// /etc/fuse.conf when not root).
+    #[arg(long, help_heading = "Ownership and permissions")]
+    pub allow_other: bool,
+
+    /// Mount read-only: every change fails with EROFS.
+    #[arg(long, help_heading = "Ownership and permissions")]
+    pub read_only: bool,
+
+    /// How long metadata (attributes, directory listings) is trusted before S3 is asked again.
+    #[arg(long, value_name = "SECONDS", default_value = "10", help_heading = "Caching")]
+    pub metadata_ttl: f64,
+
+    /// How long a name found missing stays missing before S3 is asked again.
+    #[arg(long, value_name = "SECONDS", default_value = "10", help_heading = "Caching")]
+    pub negative_ttl: f64,
+
+    /// Most memory used for read-ahead across all open files, in MiB.
+    #[arg(long, value_name = "MIB", default_value = "128", help_heading = "Performance")]
+    pub read_ahead_memory: u64,
+
+    /// Size of each ranged GetObject request while reading sequentially, in MiB.
+    #[arg(long, value_name = "MIB", default_value = "8", help_heading = "Performance")]
+    pub read_part_size: u64,
+
+    /// Log filter, e.g. "info", "debug", "s3drive=debug,aws=warn" [env: S3DRIVE_LOG].
+    #[arg(long, value_name = "FILTER", help_heading = "Logging")]
+    pub log: Option<String>,
+}

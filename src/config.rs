@@ -1,0 +1,231 @@
+//! Validated configuration, built from [`crate::cli::Args`] in one step. `Config: Default` so a
+//! test writes `Config { read_only: true, ..Default::default() }`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::Args;
+use crate::store::s3::S3Options;
+
+/// What the root of the mount shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Every bucket ListBuckets returns.
+    AllBuckets,
+    /// Exactly these buckets (no ListBuckets needed).
+    Buckets(Vec<String>),
+    /// One bucket, or a prefix in it (ending in '/', or empty), is the root.
+    Prefix { bucket: String, prefix: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Source,
+    pub mountpoint: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (no type bits).
+    pub file_mode: u16,
+    pub dir_mode: u16,
+    pub allow_other: bool,
+    pub read_only: bool,
+    pub metadata_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub read: ReadConfig,
+    pub s3: S3Options,
+}
+
+/// Read-ahead tuning; see `fs::read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadConfig {
+    /// Size of one ranged GET once a reader is sequential.
+    pub part_size: u64,
+    /// The first read-ahead window; it doubles while reads stay sequential.
+    pub initial_window: u64,
+    /// The largest read-ahead window of one reader.
+    pub max_window: u64,
+    /// Read-ahead bytes held across all readers.
+    pub memory_limit: u64,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig {
+            part_size: 8 << 20,
+            initial_window: 1 << 20,
+            max_window: 64 << 20,
+            memory_limit: 128 << 20,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: Source::AllBuckets,
+            mountpoint: PathBuf::new(),
+            uid: 0,
+            gid: 0,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            allow_other: false,
+            read_only: false,
+            metadata_ttl: Duration::from_secs(10),
+            negative_ttl: Duration::from_secs(10),
+            read: ReadConfig::default(),
+            s3: S3Options::default(),
+        }
+    }
+}
+
+/// A bad command line, with the sentence to show the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+fn parse_mode(what: &str, s: &str) -> Result<u16, ConfigError> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u16::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(bad(format!("--{what} {s:?} is not an octal mode such as 0644"))),
+    }
+}
+
+fn parse_ttl(what: &str, secs: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(secs).map_err(|_| bad(format!("--{what} {secs} is not a number of seconds >= 0")))
+}
+
+/// S3's bucket naming rules, loosely: 3-63 characters of lower-case letters, digits, '.', '-', '_'
+/// (the last for older buckets and some S3-compatible services).
+pub fn valid_bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
+}
+
+/// Parses `BUCKET`, `BUCKET/PREFIX` or `s3://BUCKET/PREFIX`; a non-empty prefix gets a trailing '/'.
+pub fn parse_source(s: &str) -> Result<Source, ConfigError> {
+    let rest = s.strip_prefix("s3://").unwrap_or(s);
+    let (bucket, prefix) = match rest.split_once('/') {
+        Some((b, p)) => (b, p),
+        None => (rest, ""),
+    };
+    if !valid_bucket_name(bucket) {
+        return Err(bad(format!("{bucket:?} is not a valid bucket name (source {s:?})")));
+    }
+    let mut prefix = prefix.to_string();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(Source::Prefix { bucket: bucket.to_string(), prefix })
+}
+
+impl Config {
+    pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
+        let (source, mountpoint) = match args.paths.as_slice() {
+            [mp] => (None, mp),
+            [src, mp] => (Some(src), mp),
+            _ => return Err(bad("expected [SOURCE] MOUNTPOINT")),
+        };
+        let source = match (source, args.buckets.is_empty()) {
+            (Some(_), false) => return Err(bad("give either SOURCE or --bucket, not both")),
+            (Some(s), true) => parse_source(s)?,
+            (None, false) => {
+                for b in &args.buckets {
+                    if !valid_bucket_name(b) {
+                        return Err(bad(format!("--bucket {b:?} is not a valid bucket name")));
+                    }
+                }
+                Source::Buckets(args.buckets.clone())
+            }
+            (None, true) => Source::AllBuckets,
+        };
+        if let Some(e) = &args.endpoint_url {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(bad(format!("--endpoint-url {e:?} must start with http:// or https://")));
+            }
+        }
+        if args.read_part_size == 0 || args.read_part_size > 1024 {
+            return Err(bad("--read-part-size must be between 1 and 1024 MiB"));
+        }
+        if args.read_ahead_memory < 8 {
+            return Err(bad("--read-ahead-memory must be at least 8 MiB"));
+        }
+        let part_size = args.read_part_size << 20;
+        let memory_limit = args.read_ahead_memory << 20;
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(Config {
+            source,
+            mountpoint: PathBuf::from(mountpoint),
+            uid: args.uid.unwrap_or(uid),
+            gid: args.gid.unwrap_or(gid),
+            file_mode: parse_mode("file-mode", &args.file_mode)?,
+            dir_mode: parse_mode("dir-mode", &args.dir_mode)?,
+            allow_other: args.allow_other,
+            read_only: args.read_only,
+            metadata_ttl: parse_ttl("metadata-ttl", args.metadata_ttl)?,
+            negative_ttl: parse_ttl("negative-ttl", args.negative_ttl)?,
+            read: ReadConfig {
+                part_size,
+                initial_window: (1 << 20).min(part_size),
+                max_window: (part_size * 8).min(memory_limit / 2).max(part_size),
+                memory_limit,
+            },
+            s3: S3Options {
+                endpoint_url: args.endpoint_url.clone(),
+                region: args.region.clone(),
+                profile: args.profile.clone(),
+                force_path_style: args.force_path_style,
+                no_sign_request: args.no_sign_request,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cfg(argv: &[&str]) -> Result<Config, ConfigError> {
+        let mut v = vec!["s3drive"];
+        v.extend_from_slice(argv);
+        Config::from_args(&Args::try_parse_from(v).unwrap())
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(cfg(&["/mnt"]).unwrap().source, Source::AllBuckets);
+        assert_eq!(
+            cfg(&["s3://my-bucket/photos", "/mnt"]).unwrap().source,
+            Source::Prefix { bucket: "my-bucket".into(), prefix: "photos/".into() }
+        );
+        assert_eq!(
+            cfg(&["my-bucket", "/mnt"]).unwrap().source,
+            Source::Prefix { bucket: "my-bucket".into(), prefix: "".into() }
+        );
+        assert_eq!(
+            cfg(&["--bucket", "aaa", "--bucket", "bbb", "/mnt"]).unwrap().source,
+            Source::Buckets(vec!["aaa".into(), "bbb".into()])
+        );
+    }
+
+    #[test]
+    fn bad_input_is_explained() {
+        assert!(cfg(&["Bad_Bucket!", "/mnt"]).unwrap_err().0.contains("not a valid bucket name"));
+        assert!(cfg(&["--bucket", "aaa", "bbb", "/mnt"]).unwrap_err().0.contains("not both"));
+        assert!(cfg(&["--file-mode", "999", "/mnt"]).unwrap_err().0.contains("octal"));
+        assert!(cfg(&["--endpoint-url", "localhost:9000", "/mnt"]).unwrap_err().0.contains("http://"));
+        assert!(cfg(&["--metadata-ttl=-1", "/mnt"]).unwrap_err().0.contains("seconds"));
+    }
+
+    #[test]
+    fn modes_parse_as_octal() {
+        let c = cfg(&["--file-mode", "600", "--dir-mode", "0o700", "/mnt"]).unwrap();
+        assert_eq!((c.file_mode, c.dir_mode), (0o600, 0o700));
+    }
+}

@@ -1,0 +1,75 @@
+//! The filesystem core's error type, and the one place errnos are chosen.
+
+use tracing::Level;
+
+use crate::store::StoreError;
+
+/// Everything a filesystem operation can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("read-only file system")]
+    ReadOnly,
+    #[error("operation not supported")]
+    NotSupported,
+    #[error("unknown inode or handle")]
+    BadHandle,
+    #[error("invalid argument")]
+    Invalid,
+}
+
+impl Error {
+    /// The errno a caller sees. No `_` arm: a new error kind forces a decision here.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Store(e) => match e {
+                StoreError::NotFound | StoreError::NoSuchBucket => libc::ENOENT,
+                StoreError::AccessDenied | StoreError::BadCredentials(_) => libc::EACCES,
+                // The object changed since open; the data read so far belongs to an older version.
+                StoreError::PreconditionFailed => libc::ESTALE,
+                StoreError::InvalidRange => libc::EINVAL,
+                StoreError::Network(_) | StoreError::Server { .. } => libc::EIO,
+            },
+            Error::NotFound => libc::ENOENT,
+            Error::NotDir => libc::ENOTDIR,
+            Error::IsDir => libc::EISDIR,
+            Error::ReadOnly => libc::EROFS,
+            Error::NotSupported => libc::ENOTSUP,
+            Error::BadHandle => libc::EBADF,
+            Error::Invalid => libc::EINVAL,
+        }
+    }
+
+    /// How loudly to log a failure: expected answers (a missing name) are debug, real trouble
+    /// (the network, the server) is a warning.
+    pub fn level(&self) -> Level {
+        match self {
+            Error::Store(StoreError::Network(_) | StoreError::Server { .. } | StoreError::BadCredentials(_)) => Level::WARN,
+            Error::Store(StoreError::PreconditionFailed | StoreError::AccessDenied) => Level::INFO,
+            _ => Level::DEBUG,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos() {
+        assert_eq!(Error::from(StoreError::NotFound).errno(), libc::ENOENT);
+        assert_eq!(Error::from(StoreError::AccessDenied).errno(), libc::EACCES);
+        assert_eq!(Error::from(StoreError::Network("refused".into())).errno(), libc::EIO);
+        let e = StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
+        assert_eq!(Error::from(e).errno(), libc::EIO, "a 500 is a server error, never 'not found'");
+    }
+}

@@ -1,0 +1,415 @@
+//! The filesystem core: one async method per FUSE operation, each returning `Result<_, Error>`.
+//! It knows nothing of fuser: `crate::fuse` converts arguments and replies.
+//!
+//! Caches, all bounded by `metadata_ttl`/`negative_ttl`:
+//! - node attributes in the inode table (filled by lookups and by listings);
+//! - complete directory listings (an LRU of directories), which answer lookups, both positive and
+//!   negative, without requests, so `ls -l` and `find` cost listings only;
+//! - names found missing (an LRU), so repeated probes for absent files cost nothing.
+
+pub mod dir;
+pub mod error;
+pub mod inode;
+pub mod names;
+pub mod read;
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use lru::LruCache;
+use tracing::{debug, info};
+
+use crate::config::{Config, Source};
+use crate::store::{ListRequest, ObjectMeta, ObjectStore, StoreError};
+use dir::{Entry, Listing};
+use error::{Error, Result};
+use inode::{Attr, Ino, InodeTable, Location};
+use names::Name;
+use read::{MemoryLimiter, Reader};
+
+/// Listings longer than this are not kept for lookups (they are still served to readdir).
+const MAX_CACHED_LISTING: usize = 100_000;
+
+/// What the adapter needs to build a `stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub ino: Ino,
+    pub dir: bool,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One directory entry handed to readdir; `next` is the offset of the entry after it.
+#[derive(Debug, Clone)]
+pub struct DirItem {
+    pub next: u64,
+    pub name: String,
+    pub stat: Stat,
+    /// The entry's node, for readdirplus (`None` for "." and "..").
+    pub entry: Option<Entry>,
+}
+
+struct DirHandle {
+    ino: Ino,
+    listing: tokio::sync::Mutex<Arc<tokio::sync::Mutex<Listing>>>,
+}
+
+struct FileHandle {
+    reader: tokio::sync::Mutex<Reader>,
+}
+
+pub struct Fs<S: ObjectStore> {
+    store: Arc<S>,
+    config: Config,
+    mount_time: SystemTime,
+    inodes: InodeTable,
+    listings: Mutex<LruCache<Ino, Arc<tokio::sync::Mutex<Listing>>>>,
+    negative: Mutex<LruCache<(Ino, Name), Instant>>,
+    dir_handles: Mutex<HashMap<u64, Arc<DirHandle>>>,
+    file_handles: Mutex<HashMap<u64, Arc<FileHandle>>>,
+    next_handle: AtomicU64,
+    memory: MemoryLimiter,
+}
+
+impl<S: ObjectStore> Fs<S> {
+    pub fn new(store: Arc<S>, config: Config) -> Fs<S> {
+        let mount_time = SystemTime::now();
+        let root = match &config.source {
+            Source::AllBuckets | Source::Buckets(_) => Location::Buckets,
+            Source::Prefix { bucket, prefix } => Location::Dir { bucket: bucket.as_str().into(), prefix: prefix.clone() },
+        };
+        Fs {
+            store,
+            memory: MemoryLimiter::new(config.read.memory_limit),
+            config,
+            mount_time,
+            inodes: InodeTable::new(root, Attr::dir(mount_time)),
+            listings: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
+            negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
+            dir_handles: Mutex::default(),
+            file_handles: Mutex::default(),
+            next_handle: AtomicU64::new(1),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// Number of nodes the kernel holds references to (for tests of `forget`).
+    pub fn inode_count(&self) -> usize {
+        self.inodes.len()
+    }
+
+    fn fresh_until(&self) -> Instant {
+        Instant::now() + self.config.metadata_ttl
+    }
+
+    fn stat_of(&self, ino: Ino, loc: &Location, attr: &Attr) -> Stat {
+        let dir = loc.is_dir();
+        Stat {
+            ino,
+            dir,
+            size: attr.size,
+            mtime: attr.mtime,
+            perm: attr.perm.unwrap_or(if dir { self.config.dir_mode } else { self.config.file_mode }),
+            uid: attr.uid.unwrap_or(self.config.uid),
+            gid: attr.gid.unwrap_or(self.config.gid),
+        }
+    }
+
+    /// Attributes of an object from HeadObject: size, and mtime/mode/uid/gid from user metadata
+    /// when present (s3fs writes integer seconds, rclone fractional seconds), else LastModified.
+    fn attr_from_meta(&self, meta: &ObjectMeta) -> Attr {
+        let md = |k: &str| meta.metadata.get(k).map(|v| v.trim());
+        let mtime = md("mtime")
+            .and_then(parse_mtime)
+            .or(meta.last_modified)
+            .unwrap_or(self.mount_time);
+        Attr {
+            size: meta.size,
+            mtime,
+            perm: md("mode").and_then(|m| m.parse::<u32>().ok()).map(|m| (m & 0o7777) as u16),
+            uid: md("uid").and_then(|v| v.parse().ok()),
+            gid: md("gid").and_then(|v| v.parse().ok()),
+            etag: meta.etag.clone(),
+        }
+    }
+
+    fn node(&self, ino: Ino) -> Result<inode::Node> {
+        self.inodes.get(ino).ok_or(Error::BadHandle)
+    }
+
+    fn cached_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
+        self.listings.lock().unwrap().get(&ino).cloned()
+    }
+
+    /// A listing that is complete and fresh, for answering lookups.
+    fn fresh_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
+        let l = self.cached_listing(ino)?;
+        let fresh = match l.try_lock() {
+            Ok(g) => g.done && g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now()),
+            Err(_) => false,
+        };
+        fresh.then_some(l)
+    }
+
+    fn remember(&self, parent: Ino, entry: &Entry) -> Stat {
+        let ino = self.inodes.remember(parent, entry.loc.clone(), entry.attr.clone(), self.fresh_until());
+        self.stat_of(ino, &entry.loc, &entry.attr)
+    }
+
+    /// Buckets shown at the root of a bucket-list mount.
+    async fn root_listing(&self) -> Result<Listing> {
+        match &self.config.source {
+            Source::Buckets(names) => {
+                let infos: Vec<_> = names.iter().map(|n| crate::store::BucketInfo { name: n.clone(), created: None }).collect();
+                Ok(Listing::of_buckets(&infos, self.mount_time))
+            }
+            Source::AllBuckets => Ok(Listing::of_buckets(&self.store.list_buckets().await?, self.mount_time)),
+            Source::Prefix { .. } => unreachable!("a prefix mount has no bucket-list root"),
+        }
+    }
+
+    // ----- operations -----
+
+    pub async fn lookup(&self, parent: Ino, name: &Name) -> Result<Stat> {
+        let pnode = self.node(parent)?;
+        if !pnode.loc.is_dir() {
+            return Err(Error::NotDir);
+        }
+        if let Some(listing) = self.fresh_listing(parent) {
+            let l = listing.lock().await;
+            return match l.get(name) {
+                Some(e) => Ok(self.remember(parent, e)),
+                None => Err(Error::NotFound),
+            };
+        }
+        let neg_key = (parent, name.clone());
+        if let Some(until) = self.negative.lock().unwrap().get(&neg_key) {
+            if *until > Instant::now() {
+                return Err(Error::NotFound);
+            }
+        }
+        let entry = match &pnode.loc {
+            Location::Buckets => {
+                let l = self.root_listing().await?;
+                let found = l.get(name).cloned();
+                self.listings.lock().unwrap().put(parent, Arc::new(tokio::sync::Mutex::new(l)));
+                found
+            }
+            Location::Dir { .. } => self.lookup_in_s3(&pnode.loc, name).await?,
+            Location::File { .. } => unreachable!("checked is_dir"),
+        };
+        match entry {
+            Some(e) => Ok(self.remember(parent, &e)),
+            None => {
+                let until = Instant::now() + self.config.negative_ttl;
+                self.negative.lock().unwrap().put(neg_key, until);
+                Err(Error::NotFound)
+            }
+        }
+    }
+
+    /// HeadObject on `prefix+name` and a one-key listing of `prefix+name/`, concurrently.
+    async fn lookup_in_s3(&self, dir: &Location, name: &Name) -> Result<Option<Entry>> {
+        let (Some(file_loc), Some(dir_loc)) = (dir.child(name, false), dir.child(name, true)) else {
+            return Ok(None);
+        };
+        // A node the kernel still holds with fresh attributes needs no request.
+        for loc in [&dir_loc, &file_loc] {
+            if let Some((_, n)) = self.inodes.find(loc) {
+                if n.fresh_until > Instant::now() {
+                    return Ok(Some(Entry { name: name.clone(), loc: n.loc, attr: n.attr }));
+                }
+            }
+        }
+        let (Location::File { bucket, key }, Location::Dir { prefix: dir_prefix, .. }) = (&file_loc, &dir_loc) else {
+            unreachable!("child() builds these kinds");
+        };
+        let head = self.store.head_object(bucket, key);
+        let list = self.store.list_objects(ListRequest {
+            bucket,
+            prefix: dir_prefix,
+            delimiter: Some("/"),
+            continuation: None,
+            max_keys: Some(1),
+        });
+        let (head, list) = tokio::join!(head, list);
+        let is_dir = match list {
+            Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
+            Err(e) => {
+                if head.is_ok() {
+                    debug!(error = %e, key = dir_prefix.as_str(), "directory probe failed; using the object");
+                    false
+                } else {
+                    return Err(e.into());
+                }
+            }
+        };
+        if is_dir {
+            if head.is_ok() {
+                info!(bucket = &**bucket, key = key.as_str(), "an object and a directory share a name; the directory is shown");
+            }
+            return Ok(Some(Entry { name: name.clone(), loc: dir_loc, attr: Attr::dir(self.mount_time) }));
+        }
+        match head {
+            Ok(meta) => Ok(Some(Entry { name: name.clone(), attr: self.attr_from_meta(&meta), loc: file_loc })),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn forget(&self, ino: Ino, n: u64) {
+        self.inodes.forget(ino, n);
+    }
+
+    pub async fn getattr(&self, ino: Ino) -> Result<Stat> {
+        let node = self.node(ino)?;
+        if let Location::File { bucket, key } = &node.loc {
+            if node.fresh_until <= Instant::now() {
+                let meta = self.store.head_object(bucket, key).await?;
+                let attr = self.attr_from_meta(&meta);
+                self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
+                return Ok(self.stat_of(ino, &node.loc, &attr));
+            }
+        }
+        Ok(self.stat_of(ino, &node.loc, &node.attr))
+    }
+
+    pub async fn opendir(&self, ino: Ino) -> Result<u64> {
+        let node = self.node(ino)?;
+        if !node.loc.is_dir() {
+            return Err(Error::NotDir);
+        }
+        let listing = match self.fresh_listing(ino) {
+            Some(l) => l,
+            None => Arc::new(tokio::sync::Mutex::new(Listing::default())),
+        };
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(DirHandle { ino, listing: tokio::sync::Mutex::new(listing) });
+        self.dir_handles.lock().unwrap().insert(fh, handle);
+        Ok(fh)
+    }
+
+    /// Entries from `offset` on: "." and ".." are offsets 0 and 1, listing entry i is i + 2.
+    /// Returns up to `max` items, listing more pages as needed; an empty result ends the stream.
+    pub async fn readdir(&self, fh: u64, offset: u64, max: usize) -> Result<Vec<DirItem>> {
+        let handle = self.dir_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)?;
+        let node = self.node(handle.ino)?;
+        let mut slot = handle.listing.lock().await;
+        if offset == 0 {
+            // rewinddir: list afresh unless the listing is still fresh.
+            let stale = slot.try_lock().map_or(true, |l| {
+                l.started.is_some_and(|t| t + self.config.metadata_ttl <= Instant::now())
+            });
+            if stale {
+                *slot = Arc::new(tokio::sync::Mutex::new(Listing::default()));
+            }
+        }
+        let listing_arc = slot.clone();
+        let mut listing = listing_arc.lock().await;
+        let mut items = Vec::new();
+        let me = self.stat_of(handle.ino, &node.loc, &node.attr);
+        for (i, name) in [".", ".."].iter().enumerate() {
+            if offset <= i as u64 {
+                items.push(DirItem { next: i as u64 + 1, name: name.to_string(), stat: me, entry: None });
+            }
+        }
+        let want = offset.saturating_sub(2) as usize + max;
+        while listing.entries.len() < want && !listing.done {
+            match &node.loc {
+                Location::Buckets => *listing = self.root_listing().await?,
+                Location::Dir { bucket, prefix } => {
+                    listing.fetch_page(&*self.store, bucket, prefix, self.mount_time).await?;
+                }
+                Location::File { .. } => return Err(Error::NotDir),
+            }
+        }
+        let start = offset.saturating_sub(2) as usize;
+        for (i, e) in listing.entries.iter().enumerate().skip(start).take(max.saturating_sub(items.len())) {
+            let ino = self.inodes.ino_hint(&e.loc);
+            items.push(DirItem { next: i as u64 + 3, name: e.name.to_string(), stat: self.stat_of(ino, &e.loc, &e.attr), entry: Some(e.clone()) });
+        }
+        if listing.done && listing.entries.len() <= MAX_CACHED_LISTING {
+            self.listings.lock().unwrap().put(handle.ino, listing_arc.clone());
+        }
+        Ok(items)
+    }
+
+    /// readdirplus handed `entry` to the kernel: that counts as a lookup.
+    pub fn remember_entry(&self, parent: Ino, entry: &Entry) -> Stat {
+        self.remember(parent, entry)
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dir_handles.lock().unwrap().remove(&fh);
+    }
+
+    /// Opens a file for reading. Returns the handle and whether the kernel's cached pages are
+    /// still good (same ETag as at the last open).
+    pub async fn open(&self, ino: Ino, write: bool) -> Result<(u64, bool)> {
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else {
+            return Err(Error::IsDir);
+        };
+        if write {
+            return Err(Error::ReadOnly);
+        }
+        let attr = if node.fresh_until > Instant::now() && node.attr.etag.is_some() {
+            node.attr.clone()
+        } else {
+            let meta = self.store.head_object(bucket, key).await?;
+            let attr = self.attr_from_meta(&meta);
+            self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
+            attr
+        };
+        let keep_cache = self.inodes.swap_cached_etag(ino, attr.etag.clone());
+        let reader = Reader::new(bucket.clone(), key, attr.etag.as_deref(), attr.size, &self.config.read);
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle { reader: tokio::sync::Mutex::new(reader) }));
+        Ok((fh, keep_cache))
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
+        let handle = self.file_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)?;
+        let mut reader = handle.reader.lock().await;
+        reader.read(&self.store, &self.memory, &self.config.read, offset, size).await
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.file_handles.lock().unwrap().remove(&fh);
+    }
+
+    pub fn read_only_error(&self) -> Error {
+        Error::ReadOnly
+    }
+}
+
+/// `mtime` user metadata: integer seconds (s3fs) or fractional seconds (rclone).
+fn parse_mtime(s: &str) -> Option<SystemTime> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: u64 = secs.parse().ok()?;
+    let mut nanos = 0u32;
+    if !frac.is_empty() {
+        let digits: String = frac.chars().take(9).collect();
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        nanos = format!("{digits:0<9}").parse().ok()?;
+    }
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests;

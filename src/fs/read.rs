@@ -1,0 +1,321 @@
+//! Reads: ranged GetObject requests with sequential detection and a read-ahead window.
+//!
+//! Each open file handle has a [`Reader`]. A read that continues where the last one ended, or
+//! falls inside data already requested, is sequential: the window of bytes requested ahead of
+//! the reader doubles (up to `max_window`), split into parts of `part_size` fetched concurrently.
+//! Any other read is a seek: everything in flight is dropped and the window starts small again.
+//! One part behind the reader is kept, because the kernel's concurrent read-ahead requests can
+//! arrive slightly out of order.
+//!
+//! Memory: read-ahead parts hold permits of one semaphore shared by every reader
+//! (`memory_limit`). When none are left a reader fetches only what it was asked for, so a reader
+//! always makes progress and the daemon's memory stays bounded whatever the number of readers
+//! or the size of the files.
+//!
+//! Every request carries If-Match with the ETag seen at open, so a reader never mixes two
+//! versions of an object: if the object changes, reads fail with ESTALE.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::error::{Error, Result};
+use crate::config::ReadConfig;
+use crate::store::{ObjectStore, StoreResult};
+
+/// Permits are counted in pages so that a u32 covers any budget.
+const PAGE: u64 = 4096;
+
+/// Shared memory budget for read-ahead.
+#[derive(Debug, Clone)]
+pub struct MemoryLimiter {
+    sem: Arc<Semaphore>,
+}
+
+impl MemoryLimiter {
+    pub fn new(bytes: u64) -> MemoryLimiter {
+        MemoryLimiter { sem: Arc::new(Semaphore::new((bytes / PAGE) as usize)) }
+    }
+
+    fn try_take(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+        self.sem.clone().try_acquire_many_owned(bytes.div_ceil(PAGE) as u32).ok()
+    }
+
+    /// Bytes currently free in the budget.
+    pub fn available(&self) -> u64 {
+        self.sem.available_permits() as u64 * PAGE
+    }
+}
+
+enum State {
+    Pending(JoinHandle<StoreResult<Bytes>>),
+    Ready(Bytes),
+}
+
+struct Part {
+    start: u64,
+    end: u64,
+    state: State,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        if let State::Pending(h) = &self.state {
+            h.abort();
+        }
+    }
+}
+
+impl Part {
+    async fn data(&mut self) -> Result<&Bytes> {
+        if let State::Pending(h) = &mut self.state {
+            let bytes = match h.await {
+                Ok(r) => r?,
+                Err(join) => {
+                    return Err(Error::Store(crate::store::StoreError::Network(format!("read task failed: {join}"))));
+                }
+            };
+            self.state = State::Ready(bytes);
+        }
+        match &self.state {
+            State::Ready(b) => Ok(b),
+            State::Pending(_) => unreachable!("just resolved"),
+        }
+    }
+}
+
+/// Per-handle read state; see the module documentation.
+pub struct Reader {
+    bucket: Arc<str>,
+    key: Arc<str>,
+    etag: Option<Arc<str>>,
+    size: u64,
+    parts: VecDeque<Part>,
+    /// End of the last part requested: the next part starts here.
+    requested_to: u64,
+    window: u64,
+    /// Where a sequential reader reads next.
+    next: u64,
+}
+
+impl Reader {
+    pub fn new(bucket: Arc<str>, key: &str, etag: Option<&str>, size: u64, cfg: &ReadConfig) -> Reader {
+        Reader {
+            bucket,
+            key: key.into(),
+            etag: etag.map(Into::into),
+            size,
+            parts: VecDeque::new(),
+            requested_to: 0,
+            window: cfg.initial_window,
+            next: 0,
+        }
+    }
+
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    fn spawn<S: ObjectStore>(&mut self, store: &Arc<S>, end: u64, permit: Option<OwnedSemaphorePermit>) {
+        let start = self.requested_to;
+        let (store, bucket, key, etag) = (store.clone(), self.bucket.clone(), self.key.clone(), self.etag.clone());
+        let task = tokio::spawn(async move { store.get_range(&bucket, &key, start, end, etag.as_deref()).await });
+        self.parts.push_back(Part { start, end, state: State::Pending(task), _permit: permit });
+        self.requested_to = end;
+    }
+
+    pub async fn read<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        limiter: &MemoryLimiter,
+        cfg: &ReadConfig,
+        offset: u64,
+        len: u32,
+    ) -> Result<Bytes> {
+        if offset >= self.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + u64::from(len)).min(self.size);
+
+        let held = self.parts.front().is_some_and(|p| p.start <= offset) && offset < self.requested_to;
+        if offset == self.next || held {
+            self.window = (self.window * 2).min(cfg.max_window);
+        } else {
+            self.parts.clear();
+            self.requested_to = offset;
+            self.window = cfg.initial_window;
+        }
+        if self.parts.is_empty() {
+            self.requested_to = offset;
+        }
+        // Keep at most one part wholly behind the reader.
+        while self.parts.len() >= 2 && self.parts[1].end <= offset {
+            self.parts.pop_front();
+        }
+
+        let part_size = cfg.part_size.min(self.window).max(PAGE);
+        // What was asked for: a full part if the budget allows, else exactly the request.
+        while self.requested_to < end {
+            let full = (self.requested_to + part_size).min(self.size);
+            match limiter.try_take(full - self.requested_to) {
+                Some(permit) => self.spawn(store, full, Some(permit)),
+                None => self.spawn(store, end, None),
+            }
+        }
+        // Read-ahead, while the budget allows.
+        let ahead = (offset + self.window).min(self.size);
+        while self.requested_to < ahead {
+            let part_end = (self.requested_to + part_size).min(self.size);
+            match limiter.try_take(part_end - self.requested_to) {
+                Some(permit) => self.spawn(store, part_end, Some(permit)),
+                None => break,
+            }
+        }
+
+        let result = self.gather(offset, end).await;
+        match &result {
+            Ok(b) => self.next = offset + b.len() as u64,
+            Err(_) => {
+                self.parts.clear();
+                self.requested_to = offset;
+                self.window = cfg.initial_window;
+            }
+        }
+        result
+    }
+
+    /// The bytes `offset..end` from the parts that cover them (fewer at the object's end).
+    async fn gather(&mut self, offset: u64, end: u64) -> Result<Bytes> {
+        let mut out: Option<BytesMut> = None;
+        let mut pos = offset;
+        for part in self.parts.iter_mut() {
+            if part.end <= pos {
+                continue;
+            }
+            if part.start > pos || pos >= end {
+                break;
+            }
+            let (pstart, pend) = (part.start, part.end);
+            let data = part.data().await?;
+            let from = (pos - pstart) as usize;
+            let to = ((end.min(pend) - pstart) as usize).min(data.len());
+            if from >= to {
+                break; // the object is shorter than it was at open
+            }
+            let slice = data.slice(from..to);
+            pos += slice.len() as u64;
+            if out.is_none() && pos >= end {
+                return Ok(slice); // one part covers the whole read: no copy
+            }
+            out.get_or_insert_with(|| BytesMut::with_capacity((end - offset) as usize)).extend_from_slice(&slice);
+            if to < (pend - pstart) as usize {
+                break;
+            }
+        }
+        Ok(out.map(BytesMut::freeze).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+    use crate::store::memory::MemoryStore;
+
+    fn setup(size: usize) -> (Arc<MemoryStore>, Vec<u8>) {
+        let store = Arc::new(MemoryStore::new());
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        store.put("b", "k", data.clone());
+        (store, data)
+    }
+
+    fn cfg() -> ReadConfig {
+        ReadConfig { part_size: 64 << 10, initial_window: 16 << 10, max_window: 256 << 10, memory_limit: 1 << 20 }
+    }
+
+    async fn reader(store: &MemoryStore, size: usize) -> Reader {
+        let etag = store.head_object("b", "k").await.unwrap().etag;
+        store.reset_counts();
+        Reader::new("b".into(), "k", etag.as_deref(), size as u64, &cfg())
+    }
+
+    #[tokio::test]
+    async fn sequential_read_is_exact_and_window_grows() {
+        let (store, data) = setup(1 << 20);
+        let mut r = reader(&store, data.len()).await;
+        let lim = MemoryLimiter::new(cfg().memory_limit);
+        let mut got = Vec::new();
+        let mut off = 0u64;
+        loop {
+            let b = r.read(&store, &lim, &cfg(), off, 4096 * 3).await.unwrap();
+            if b.is_empty() {
+                break;
+            }
+            off += b.len() as u64;
+            got.extend_from_slice(&b);
+        }
+        assert_eq!(got, data);
+        // 1 MiB in parts that grow from 16 KiB to 64 KiB: far fewer requests than reads.
+        let gets = store.count("GetObject");
+        assert!(gets <= 1 + (1 << 20) / (64 << 10) + 4, "{gets} GetObject requests");
+        assert_eq!(r.window, cfg().max_window);
+    }
+
+    #[tokio::test]
+    async fn seek_resets_and_reads_right_bytes() {
+        let (store, data) = setup(1 << 20);
+        let mut r = reader(&store, data.len()).await;
+        let lim = MemoryLimiter::new(cfg().memory_limit);
+        for &(off, len) in &[(0u64, 100u32), (500_000, 1000), (10, 20), (1_048_000, 4096), (2_000_000, 10)] {
+            let b = r.read(&store, &lim, &cfg(), off, len).await.unwrap();
+            let s = (off as usize).min(data.len());
+            let e = (off as usize + len as usize).min(data.len());
+            assert_eq!(&b[..], &data[s..e], "read at {off}");
+        }
+        assert_eq!(r.window, cfg().initial_window, "the last read was a seek");
+    }
+
+    #[tokio::test]
+    async fn memory_budget_bounds_read_ahead() {
+        let (store, data) = setup(1 << 20);
+        let lim = MemoryLimiter::new(64 << 10);
+        let mut r = reader(&store, data.len()).await;
+        let mut off = 0;
+        while off < data.len() as u64 {
+            let b = r.read(&store, &lim, &cfg(), off, 32 << 10).await.unwrap();
+            assert_eq!(&b[..], &data[off as usize..off as usize + b.len()]);
+            off += b.len() as u64;
+            assert!(lim.available() <= 64 << 10);
+        }
+        drop(r);
+        assert_eq!(lim.available(), 64 << 10, "every permit comes back");
+    }
+
+    #[tokio::test]
+    async fn changed_object_gives_stale_not_mixed_data() {
+        let (store, data) = setup(256 << 10);
+        let mut r = reader(&store, data.len()).await;
+        let lim = MemoryLimiter::new(cfg().memory_limit);
+        r.read(&store, &lim, &cfg(), 0, 4096).await.unwrap();
+        store.put("b", "k", vec![0u8; 256 << 10]);
+        let err = r.read(&store, &lim, &cfg(), 200_000, 4096).await.unwrap_err();
+        assert_eq!(err, Error::Store(StoreError::PreconditionFailed));
+        assert_eq!(err.errno(), libc::ESTALE);
+    }
+
+    #[tokio::test]
+    async fn server_error_surfaces_and_next_read_retries() {
+        let (store, data) = setup(64 << 10);
+        let mut r = reader(&store, data.len()).await;
+        let lim = MemoryLimiter::new(cfg().memory_limit);
+        store.inject_fault("GetObject", StoreError::Server { status: Some(500), code: "InternalError".into(), message: "boom".into() });
+        let err = r.read(&store, &lim, &cfg(), 0, 4096).await.unwrap_err();
+        assert_eq!(err.errno(), libc::EIO);
+        let b = r.read(&store, &lim, &cfg(), 0, 4096).await.unwrap();
+        assert_eq!(&b[..], &data[..4096]);
+    }
+}

@@ -1,0 +1,21 @@
+//! s3drive: a FUSE filesystem that mounts Amazon S3 and S3-compatible storage.
+//!
+//! # Layout
+//!
+//! - [`cli`]: command-line arguments; [`config`]: the validated [`config::Config`] built from them.
+//! - [`fuse`]: the thin fuser adapter; every operation is spawned onto tokio and replied from there.
+//! - [`fs`]: the filesystem core, one async method per operation:
+//!   [`fs::inode`] (inode table), [`fs::dir`] (listings), [`fs::read`] (read-ahead),
+//!   [`fs::names`] (which keys can be names), [`fs::error`] (the one place errnos are chosen).
+//! - [`store`]: the [`store::ObjectStore`] trait; [`store::s3`] is the only module that uses
+//!   aws-sdk-s3, [`store::memory`] is an in-memory store for unit tests.
+//! - [`mount`]: start-up checks, mounting, and clean unmount on signals.
+//!
+//! docs/ARCHITECTURE.md follows a read through these modules.
+
+pub mod cli;
+pub mod config;
+pub mod fs;
+pub mod fuse;
+pub mod mount;
+pub mod store;

@@ -1,0 +1,40 @@
+//! The `s3drive` binary: parse the command line, start logging, mount. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use s3drive::cli::Args;
+use s3drive::config::Config;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("S3DRIVE_LOG").ok())
+        .unwrap_or_else(|| "warn,s3drive=info".into());
+    let filter = match EnvFilter::try_new(&filter) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("s3drive: bad log filter {filter:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("s3drive: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match s3drive::mount::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s3drive: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

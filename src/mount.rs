@@ -1,0 +1,151 @@
+//! Start-up and shutdown: checks that fail fast with one clear line (missing mount point,
+//! unreachable endpoint, rejected credentials, missing bucket), the FUSE session, and a clean
+//! unmount on SIGINT/SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use fuser::{MountOption, SessionACL};
+use tracing::{info, warn};
+
+use crate::config::{Config, Source};
+use crate::fs::Fs;
+use crate::fuse::FuseFs;
+use crate::store::s3::S3Store;
+use crate::store::{ObjectStore, StoreError};
+
+/// What the user is told when the service cannot be used, in one line.
+fn explain(err: &StoreError, endpoint: &str, what: &str) -> String {
+    match err {
+        StoreError::Network(m) => format!("cannot reach the S3 endpoint {endpoint}: {m}"),
+        StoreError::BadCredentials(m) => format!("the credentials were rejected by {endpoint}: {m}"),
+        StoreError::NoSuchBucket | StoreError::NotFound => format!("{what} does not exist"),
+        StoreError::AccessDenied => format!("access denied to {what}"),
+        other => format!("{what}: {other}"),
+    }
+}
+
+/// Checks that the configured buckets can be reached before anything is mounted.
+/// A bucket that exists but may not be read is only a warning: it is shown and gives EACCES.
+pub async fn check_source<S: ObjectStore>(store: &S, source: &Source, endpoint: &str) -> Result<(), String> {
+    match source {
+        Source::AllBuckets => match store.list_buckets().await {
+            Ok(b) => {
+                info!(buckets = b.len(), "listed buckets");
+                Ok(())
+            }
+            Err(StoreError::AccessDenied) => Err(format!(
+                "not allowed to list buckets at {endpoint}; name them with --bucket NAME or mount one as BUCKET[/PREFIX]"
+            )),
+            Err(e) => Err(explain(&e, endpoint, "the bucket list")),
+        },
+        Source::Buckets(names) => {
+            for b in names {
+                check_bucket(store, b, endpoint).await?;
+            }
+            Ok(())
+        }
+        Source::Prefix { bucket, .. } => check_bucket(store, bucket, endpoint).await,
+    }
+}
+
+async fn check_bucket<S: ObjectStore>(store: &S, bucket: &str, endpoint: &str) -> Result<(), String> {
+    match store.head_bucket(bucket).await {
+        Ok(region) => {
+            info!(bucket, region, "bucket found");
+            Ok(())
+        }
+        Err(StoreError::AccessDenied) => {
+            warn!(bucket, "HeadBucket was denied; the bucket is mounted and gives EACCES where it may not be read");
+            Ok(())
+        }
+        Err(e) => Err(explain(&e, endpoint, &format!("bucket {bucket:?}"))),
+    }
+}
+
+fn source_name(config: &Config) -> String {
+    match &config.source {
+        Source::AllBuckets => "s3drive".into(),
+        Source::Buckets(b) => format!("s3://{}", b.join(",")),
+        Source::Prefix { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+    }
+}
+
+/// Mounts and serves until unmounted (by `umount`, `fusermount3 -u`, SIGINT or SIGTERM).
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let mp = &config.mountpoint;
+    match std::fs::metadata(mp) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!("mount point {} is not a directory", mp.display()),
+        Err(e) => bail!("mount point {}: {e}", mp.display()),
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("s3drive").build()?;
+    let endpoint = config.s3.endpoint_url.clone().unwrap_or_else(|| "AWS S3".into());
+    let store = Arc::new(rt.block_on(S3Store::new(&config.s3)));
+    rt.block_on(check_source(&*store, &config.source, &endpoint)).map_err(anyhow::Error::msg)?;
+
+    let mut options = vec![
+        MountOption::FSName(source_name(&config)),
+        MountOption::Subtype("s3drive".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+    ];
+    if config.read_only {
+        options.push(MountOption::RO);
+    }
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = options;
+    fuse_config.acl = if config.allow_other { SessionACL::All } else { SessionACL::Owner };
+
+    let mountpoint = config.mountpoint.clone();
+    let fs = Arc::new(Fs::new(store, config));
+    let adapter = FuseFs::new(fs, rt.handle().clone());
+    let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
+        .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    rt.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            warn!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => info!("SIGINT: unmounting"),
+            _ = term.recv() => info!("SIGTERM: unmounting"),
+        }
+        if let Err(e) = unmounter.unmount() {
+            warn!(error = %e, "unmount failed");
+        }
+    });
+    info!(mountpoint = %mountpoint.display(), "mounted");
+    session.run().context("FUSE session failed")?;
+    info!("unmounted");
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn startup_checks_name_the_cause() {
+        let store = MemoryStore::new();
+        store.create_bucket("here");
+        let missing = Source::Prefix { bucket: "gone".into(), prefix: String::new() };
+        assert_eq!(check_source(&store, &missing, "E").await.unwrap_err(), "bucket \"gone\" does not exist");
+        store.inject_fault("ListBuckets", StoreError::Network("connection refused".into()));
+        let err = check_source(&store, &Source::AllBuckets, "http://127.0.0.1:1").await.unwrap_err();
+        assert!(err.starts_with("cannot reach the S3 endpoint http://127.0.0.1:1"), "{err}");
+        store.inject_fault("ListBuckets", StoreError::BadCredentials("InvalidAccessKeyId".into()));
+        let err = check_source(&store, &Source::AllBuckets, "E").await.unwrap_err();
+        assert!(err.contains("credentials were rejected"), "{err}");
+        store.inject_fault("ListBuckets", StoreError::AccessDenied);
+        assert!(check_source(&store, &Source::AllBuckets, "E").await.unwrap_err().contains("--bucket"));
+        store.deny_bucket("locked");
+        assert!(check_source(&store, &Source::Buckets(vec!["here".into(), "locked".into()]), "E").await.is_ok());
+    }
+}

@@ -1,0 +1,133 @@
+//! The object-store boundary: a trait with one async method per S3 request s3drive sends, and
+//! the plain data types those methods exchange. Nothing outside `store::s3` sees an SDK type.
+//!
+//! Two implementations: [`s3::S3Store`] (the real thing, through aws-sdk-s3) and
+//! [`memory::MemoryStore`] (an in-memory bucket set for unit tests that counts requests and
+//! injects faults).
+
+pub mod memory;
+pub mod s3;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+/// Why a store request failed, in the terms the filesystem core needs to pick an errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The key (or, for HeadObject, anything at that key) does not exist.
+    NotFound,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The credentials may not do this (403 AccessDenied and its relatives).
+    AccessDenied,
+    /// The credentials themselves were rejected (unknown key id, bad signature, expired token).
+    BadCredentials(String),
+    /// An If-Match precondition failed: the object changed since it was opened.
+    PreconditionFailed,
+    /// A requested byte range starts past the end of the object.
+    InvalidRange,
+    /// The request never got an answer after the SDK's retries (DNS, refused, timeout).
+    Network(String),
+    /// The server answered with an error we have no better name for (5xx, odd 4xx).
+    Server { status: Option<u16>, code: String, message: String },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => write!(f, "no such key"),
+            StoreError::NoSuchBucket => write!(f, "no such bucket"),
+            StoreError::AccessDenied => write!(f, "access denied"),
+            StoreError::BadCredentials(m) => write!(f, "credentials rejected: {m}"),
+            StoreError::PreconditionFailed => write!(f, "object changed (precondition failed)"),
+            StoreError::InvalidRange => write!(f, "range not satisfiable"),
+            StoreError::Network(m) => write!(f, "network error: {m}"),
+            StoreError::Server { status, code, message } => match status {
+                Some(s) => write!(f, "server error {s} {code}: {message}"),
+                None => write!(f, "server error {code}: {message}"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One bucket from ListBuckets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created: Option<SystemTime>,
+}
+
+/// One object as a listing describes it (no user metadata: S3 listings do not carry it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Option<SystemTime>,
+    pub etag: Option<String>,
+}
+
+/// One page of ListObjectsV2.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    /// Common prefixes, each ending in the delimiter.
+    pub prefixes: Vec<String>,
+    /// Continuation token for the next page, `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// What HeadObject tells about one object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub last_modified: Option<SystemTime>,
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    pub storage_class: Option<String>,
+    /// User metadata (`x-amz-meta-*`), names lower-cased without the prefix.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Parameters of one ListObjectsV2 request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest<'a> {
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    /// `Some("/")` for a directory listing, `None` for a flat listing.
+    pub delimiter: Option<&'a str>,
+    pub continuation: Option<&'a str>,
+    pub max_keys: Option<i32>,
+}
+
+/// The S3 requests s3drive sends. Each method is one request (after the SDK's own retries), so
+/// request counts in tests are counts of calls here.
+pub trait ObjectStore: Send + Sync + 'static {
+    fn list_buckets(&self) -> impl Future<Output = StoreResult<Vec<BucketInfo>>> + Send;
+
+    /// HeadBucket: `Ok(region)` if the bucket exists and may be used. Also teaches the store the
+    /// bucket's region, so later requests go to the right place.
+    fn head_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<String>> + Send;
+
+    fn list_objects(&self, req: ListRequest<'_>) -> impl Future<Output = StoreResult<ListPage>> + Send;
+
+    fn head_object(&self, bucket: &str, key: &str) -> impl Future<Output = StoreResult<ObjectMeta>> + Send;
+
+    /// Ranged GetObject of `start..end` (end exclusive), pinned to `if_match` when given.
+    /// Returns fewer bytes than asked only at the end of the object.
+    fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Bytes>> + Send;
+}
