@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         .log
         .clone()
         .or_else(|| std::env::var("S3DRIVE_LOG").ok())
-        .unwrap_or_else(|| "warn,s3drive=info".into());
+        .unwrap_or_else(|| "warn,fuser=error,s3drive=info".into());
     let filter = match EnvFilter::try_new(&filter) {
         Ok(f) => f,
         Err(e) => {
@@ -22,7 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {

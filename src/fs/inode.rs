@@ -42,9 +42,15 @@ impl Location {
         };
         let key = format!("{prefix}{name}");
         Some(if dir {
-            Location::Dir { bucket: bucket.clone(), prefix: key + "/" }
+            Location::Dir {
+                bucket: bucket.clone(),
+                prefix: key + "/",
+            }
         } else {
-            Location::File { bucket: bucket.clone(), key }
+            Location::File {
+                bucket: bucket.clone(),
+                key,
+            }
         })
     }
 
@@ -89,7 +95,14 @@ pub struct Attr {
 
 impl Attr {
     pub fn dir(mtime: SystemTime) -> Attr {
-        Attr { size: 0, mtime, perm: None, uid: None, gid: None, etag: None }
+        Attr {
+            size: 0,
+            mtime,
+            perm: None,
+            uid: None,
+            gid: None,
+            etag: None,
+        }
     }
 }
 
@@ -112,8 +125,17 @@ pub struct InodeTable {
 
 impl InodeTable {
     pub fn new(root: Location, attr: Attr) -> InodeTable {
-        let node = Node { parent: ROOT, loc: root, attr, fresh_until: far_future(), cached_etag: None, lookups: 1 };
-        InodeTable { nodes: Mutex::new(HashMap::from([(ROOT, node)])) }
+        let node = Node {
+            parent: ROOT,
+            loc: root,
+            attr,
+            fresh_until: far_future(),
+            cached_etag: None,
+            lookups: 1,
+        };
+        InodeTable {
+            nodes: Mutex::new(HashMap::from([(ROOT, node)])),
+        }
     }
 
     pub fn get(&self, ino: Ino) -> Option<Node> {
@@ -135,7 +157,8 @@ impl InodeTable {
 
     /// The number a node at `loc` has, or would get if looked up now.
     pub fn ino_hint(&self, loc: &Location) -> Ino {
-        self.find(loc).map_or_else(|| Self::home(loc), |(ino, _)| ino)
+        self.find(loc)
+            .map_or_else(|| Self::home(loc), |(ino, _)| ino)
     }
 
     /// Records one kernel lookup of the node at `loc` (creating it), with fresh attributes.
@@ -153,7 +176,17 @@ impl InodeTable {
                 }
                 Some(_) => ino = Self::next(ino),
                 None => {
-                    nodes.insert(ino, Node { parent, loc, attr, fresh_until, cached_etag: None, lookups: 1 });
+                    nodes.insert(
+                        ino,
+                        Node {
+                            parent,
+                            loc,
+                            attr,
+                            fresh_until,
+                            cached_etag: None,
+                            lookups: 1,
+                        },
+                    );
                     return ino;
                 }
             }
@@ -223,21 +256,42 @@ mod tests {
     use super::*;
 
     fn file(key: &str) -> Location {
-        Location::File { bucket: "b".into(), key: key.into() }
+        Location::File {
+            bucket: "b".into(),
+            key: key.into(),
+        }
     }
 
     #[test]
     fn numbers_are_stable_and_forget_frees() {
         let t = InodeTable::new(Location::Buckets, Attr::dir(SystemTime::UNIX_EPOCH));
-        let a = t.remember(ROOT, file("a"), Attr::dir(SystemTime::UNIX_EPOCH), Instant::now());
-        assert_eq!(t.remember(ROOT, file("a"), Attr::dir(SystemTime::UNIX_EPOCH), Instant::now()), a);
+        let a = t.remember(
+            ROOT,
+            file("a"),
+            Attr::dir(SystemTime::UNIX_EPOCH),
+            Instant::now(),
+        );
+        assert_eq!(
+            t.remember(
+                ROOT,
+                file("a"),
+                Attr::dir(SystemTime::UNIX_EPOCH),
+                Instant::now()
+            ),
+            a
+        );
         assert_eq!(t.len(), 2);
         t.forget(a, 1);
         assert!(t.get(a).is_some(), "one reference left");
         t.forget(a, 1);
         assert!(t.get(a).is_none());
         assert_eq!(t.len(), 1);
-        let again = t.remember(ROOT, file("a"), Attr::dir(SystemTime::UNIX_EPOCH), Instant::now());
+        let again = t.remember(
+            ROOT,
+            file("a"),
+            Attr::dir(SystemTime::UNIX_EPOCH),
+            Instant::now(),
+        );
         assert_eq!(again, a, "same path, same number after forget");
         t.forget(ROOT, 5);
         assert!(t.get(ROOT).is_some(), "the root is never forgotten");
@@ -245,7 +299,10 @@ mod tests {
 
     #[test]
     fn file_and_dir_of_one_name_differ() {
-        let d = Location::Dir { bucket: "b".into(), prefix: "a/".into() };
+        let d = Location::Dir {
+            bucket: "b".into(),
+            prefix: "a/".into(),
+        };
         assert_ne!(InodeTable::home(&d), InodeTable::home(&file("a")));
     }
 }

@@ -8,7 +8,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::{BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, StoreError, StoreResult};
+use super::{
+    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, StoreError,
+    StoreResult,
+};
 
 #[derive(Debug, Clone)]
 struct Object {
@@ -39,11 +42,19 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        MemoryStore { state: Mutex::default(), page_size: 1000 }
+        MemoryStore {
+            state: Mutex::default(),
+            page_size: 1000,
+        }
     }
 
     pub fn create_bucket(&self, bucket: &str) {
-        self.state.lock().unwrap().buckets.entry(bucket.to_string()).or_default();
+        self.state
+            .lock()
+            .unwrap()
+            .buckets
+            .entry(bucket.to_string())
+            .or_default();
     }
 
     /// The bucket is listed by ListBuckets but every other request on it is denied.
@@ -57,17 +68,37 @@ impl MemoryStore {
         self.put_with_meta(bucket, key, data, HashMap::new());
     }
 
-    pub fn put_with_meta(&self, bucket: &str, key: &str, data: impl Into<Bytes>, metadata: HashMap<String, String>) {
+    pub fn put_with_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: impl Into<Bytes>,
+        metadata: HashMap<String, String>,
+    ) {
         let mut s = self.state.lock().unwrap();
         s.next_etag += 1;
         let etag = format!("\"etag-{}\"", s.next_etag);
-        let obj = Object { data: data.into(), etag, last_modified: SystemTime::now(), metadata };
-        s.buckets.entry(bucket.to_string()).or_default().insert(key.to_string(), obj);
+        let obj = Object {
+            data: data.into(),
+            etag,
+            last_modified: SystemTime::now(),
+            metadata,
+        };
+        s.buckets
+            .entry(bucket.to_string())
+            .or_default()
+            .insert(key.to_string(), obj);
     }
 
     /// How many requests of `op` (e.g. "ListObjectsV2", "HeadObject", "GetObject") were made.
     pub fn count(&self, op: &str) -> u64 {
-        self.state.lock().unwrap().counts.get(op).copied().unwrap_or(0)
+        self.state
+            .lock()
+            .unwrap()
+            .counts
+            .get(op)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn reset_counts(&self) {
@@ -76,11 +107,21 @@ impl MemoryStore {
 
     /// The next request of `op` fails with `err` (queue several to fail several).
     pub fn inject_fault(&self, op: &'static str, err: StoreError) {
-        self.state.lock().unwrap().faults.entry(op).or_default().push_back(err);
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(op)
+            .or_default()
+            .push_back(err);
     }
 
     /// Counts the request, pops a queued fault, and checks the bucket exists and is readable.
-    fn begin(&self, op: &'static str, bucket: Option<&str>) -> StoreResult<std::sync::MutexGuard<'_, State>> {
+    fn begin(
+        &self,
+        op: &'static str,
+        bucket: Option<&str>,
+    ) -> StoreResult<std::sync::MutexGuard<'_, State>> {
         let mut s = self.state.lock().unwrap();
         *s.counts.entry(op).or_default() += 1;
         if let Some(err) = s.faults.get_mut(op).and_then(|q| q.pop_front()) {
@@ -101,7 +142,13 @@ impl MemoryStore {
 impl ObjectStore for MemoryStore {
     async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
         let s = self.begin("ListBuckets", None)?;
-        Ok(s.buckets.keys().map(|name| BucketInfo { name: name.clone(), created: None }).collect())
+        Ok(s.buckets
+            .keys()
+            .map(|name| BucketInfo {
+                name: name.clone(),
+                created: None,
+            })
+            .collect())
     }
 
     async fn head_bucket(&self, bucket: &str) -> StoreResult<String> {
@@ -110,9 +157,17 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn list_objects(&self, req: ListRequest<'_>) -> StoreResult<ListPage> {
-        let page_size = if self.page_size == 0 { 1000 } else { self.page_size };
+        let page_size = if self.page_size == 0 {
+            1000
+        } else {
+            self.page_size
+        };
         let s = self.begin("ListObjectsV2", Some(req.bucket))?;
-        let max = req.max_keys.map(|m| m.max(0) as usize).unwrap_or(page_size).min(page_size);
+        let max = req
+            .max_keys
+            .map(|m| m.max(0) as usize)
+            .unwrap_or(page_size)
+            .min(page_size);
         let objects = &s.buckets[req.bucket];
         let mut page = ListPage::default();
         let mut last: Option<String> = None;
@@ -178,7 +233,14 @@ impl ObjectStore for MemoryStore {
         })
     }
 
-    async fn get_range(&self, bucket: &str, key: &str, start: u64, end: u64, if_match: Option<&str>) -> StoreResult<Bytes> {
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> StoreResult<Bytes> {
         let s = self.begin("GetObject", Some(bucket))?;
         let obj = s.buckets[bucket].get(key).ok_or(StoreError::NotFound)?;
         if if_match.is_some_and(|e| e != obj.etag) {

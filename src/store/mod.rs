@@ -33,7 +33,11 @@ pub enum StoreError {
     /// The request never got an answer after the SDK's retries (DNS, refused, timeout).
     Network(String),
     /// The server answered with an error we have no better name for (5xx, odd 4xx).
-    Server { status: Option<u16>, code: String, message: String },
+    Server {
+        status: Option<u16>,
+        code: String,
+        message: String,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -46,7 +50,11 @@ impl fmt::Display for StoreError {
             StoreError::PreconditionFailed => write!(f, "object changed (precondition failed)"),
             StoreError::InvalidRange => write!(f, "range not satisfiable"),
             StoreError::Network(m) => write!(f, "network error: {m}"),
-            StoreError::Server { status, code, message } => match status {
+            StoreError::Server {
+                status,
+                code,
+                message,
+            } => match status {
                 Some(s) => write!(f, "server error {s} {code}: {message}"),
                 None => write!(f, "server error {code}: {message}"),
             },
@@ -116,9 +124,16 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// bucket's region, so later requests go to the right place.
     fn head_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<String>> + Send;
 
-    fn list_objects(&self, req: ListRequest<'_>) -> impl Future<Output = StoreResult<ListPage>> + Send;
+    fn list_objects(
+        &self,
+        req: ListRequest<'_>,
+    ) -> impl Future<Output = StoreResult<ListPage>> + Send;
 
-    fn head_object(&self, bucket: &str, key: &str) -> impl Future<Output = StoreResult<ObjectMeta>> + Send;
+    fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = StoreResult<ObjectMeta>> + Send;
 
     /// Ranged GetObject of `start..end` (end exclusive), pinned to `if_match` when given.
     /// Returns fewer bytes than asked only at the end of the object.

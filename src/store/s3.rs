@@ -20,7 +20,10 @@ use aws_sdk_s3::primitives::DateTime;
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use super::{BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, StoreError, StoreResult};
+use super::{
+    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, StoreError,
+    StoreResult,
+};
 
 /// How to reach the service; built from the command line by `config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,7 +94,11 @@ impl S3Store {
         clients
             .entry(region.to_string())
             .or_insert_with(|| {
-                let conf = self.base.to_builder().region(Region::new(region.to_string())).build();
+                let conf = self
+                    .base
+                    .to_builder()
+                    .region(Region::new(region.to_string()))
+                    .build();
                 Client::from_conf(conf)
             })
             .clone()
@@ -115,7 +122,10 @@ impl S3Store {
     }
 
     fn remember_region(&self, bucket: &str, region: &str) {
-        self.bucket_regions.lock().unwrap().insert(bucket.to_string(), region.to_string());
+        self.bucket_regions
+            .lock()
+            .unwrap()
+            .insert(bucket.to_string(), region.to_string());
     }
 }
 
@@ -125,7 +135,10 @@ fn to_system_time(t: Option<&DateTime>) -> Option<SystemTime> {
 
 /// Folds an SDK error into a [`StoreError`]. `not_found` is the store error a 404 means for this
 /// operation (HeadObject's 404 has no body, so there is no code to tell key from bucket).
-fn map_err<E>(err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>, not_found: StoreError) -> StoreError
+fn map_err<E>(
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    not_found: StoreError,
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -146,8 +159,16 @@ where
         "NoSuchKey" | "NotFound" => return not_found,
         "NoSuchBucket" => return StoreError::NoSuchBucket,
         "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => return StoreError::AccessDenied,
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" => {
-            return StoreError::BadCredentials(if message.is_empty() { code } else { format!("{code}: {message}") });
+        "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "InvalidToken"
+        | "TokenRefreshRequired" => {
+            return StoreError::BadCredentials(if message.is_empty() {
+                code
+            } else {
+                format!("{code}: {message}")
+            });
         }
         "PreconditionFailed" => return StoreError::PreconditionFailed,
         "InvalidRange" => return StoreError::InvalidRange,
@@ -160,8 +181,16 @@ where
         Some(416) => StoreError::InvalidRange,
         _ => StoreError::Server {
             status,
-            code: if code.is_empty() { "Unknown".into() } else { code },
-            message: if message.is_empty() { format!("{}", DisplayErrorContext(&err)) } else { message },
+            code: if code.is_empty() {
+                "Unknown".into()
+            } else {
+                code
+            },
+            message: if message.is_empty() {
+                format!("{}", DisplayErrorContext(&err))
+            } else {
+                message
+            },
         },
     }
 }
@@ -180,7 +209,10 @@ impl ObjectStore for S3Store {
                 .map_err(|e| map_err(e, StoreError::NotFound))?;
             for b in resp.buckets() {
                 if let Some(name) = b.name() {
-                    out.push(BucketInfo { name: name.to_string(), created: to_system_time(b.creation_date()) });
+                    out.push(BucketInfo {
+                        name: name.to_string(),
+                        created: to_system_time(b.creation_date()),
+                    });
                     if let Some(r) = b.bucket_region() {
                         self.remember_region(name, r);
                     }
@@ -199,7 +231,10 @@ impl ObjectStore for S3Store {
         let client = self.client_in(known.as_deref().unwrap_or(&self.default_region));
         match client.head_bucket().bucket(bucket).send().await {
             Ok(out) => {
-                let region = out.bucket_region().unwrap_or(&self.default_region).to_string();
+                let region = out
+                    .bucket_region()
+                    .unwrap_or(&self.default_region)
+                    .to_string();
                 if self.discover_regions {
                     self.remember_region(bucket, &region);
                 }
@@ -214,7 +249,10 @@ impl ObjectStore for S3Store {
                 if let (Some(region), true) = (&header, self.discover_regions) {
                     self.remember_region(bucket, region);
                     if status == Some(301) {
-                        debug!(bucket, region, "bucket lives in another region; asking there");
+                        debug!(
+                            bucket,
+                            region, "bucket lives in another region; asking there"
+                        );
                         let client = self.client_in(region);
                         return match client.head_bucket().bucket(bucket).send().await {
                             Ok(_) => Ok(region.clone()),
@@ -251,17 +289,28 @@ impl ObjectStore for S3Store {
                 })
             })
             .collect();
-        let prefixes = resp.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect();
+        let prefixes = resp
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix().map(str::to_string))
+            .collect();
         let next = if resp.is_truncated() == Some(true) {
             let t = resp.next_continuation_token().map(str::to_string);
             if t.is_none() {
-                warn!(bucket = req.bucket, "truncated listing without a continuation token; stopping");
+                warn!(
+                    bucket = req.bucket,
+                    "truncated listing without a continuation token; stopping"
+                );
             }
             t
         } else {
             None
         };
-        Ok(ListPage { objects, prefixes, next })
+        Ok(ListPage {
+            objects,
+            prefixes,
+            next,
+        })
     }
 
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
@@ -281,12 +330,23 @@ impl ObjectStore for S3Store {
             storage_class: resp.storage_class().map(|s| s.as_str().to_string()),
             metadata: resp
                 .metadata()
-                .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
     }
 
-    async fn get_range(&self, bucket: &str, key: &str, start: u64, end: u64, if_match: Option<&str>) -> StoreResult<Bytes> {
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> StoreResult<Bytes> {
         debug_assert!(end > start);
         let client = self.client(bucket).await;
         let resp = client
@@ -298,11 +358,12 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| map_err(e, StoreError::NotFound))?;
-        let body = resp
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?;
+        let body = resp.body.collect().await.map_err(|e| {
+            StoreError::Network(format!(
+                "reading response body: {}",
+                DisplayErrorContext(&e)
+            ))
+        })?;
         Ok(body.into_bytes())
     }
 }

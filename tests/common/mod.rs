@@ -1,0 +1,532 @@
+//! Integration-test harness: a real S3-compatible server (moto) on 127.0.0.1, a counting and
+//! fault-injecting HTTP proxy in front of it, the AWS SDK to fill buckets, and real mounts of
+//! the s3drive binary that are always unmounted, also when a test fails.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The moto server shared by the tests of one test binary. It is started from a thread that
+/// lives as long as the process, with PR_SET_PDEATHSIG, so it dies with the test process.
+pub fn moto_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::os::unix::process::CommandExt;
+            let log = std::fs::File::create(std::env::temp_dir().join(format!("moto-{port}.log")))
+                .unwrap();
+            let mut cmd =
+                Command::new(std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into()));
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(log);
+            // SAFETY: prctl is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn();
+            tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()))
+                .unwrap();
+            let _keep = child;
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv()
+            .unwrap()
+            .expect("start moto_server (pip install 'moto[server]')");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        port
+    })
+}
+
+/// An SDK client talking to moto directly (not through the proxy, so it is not counted).
+pub fn client() -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}", moto_port()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .force_path_style(true)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// A bucket name no other test uses.
+pub fn bucket(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("t-{tag}-{}-{n}", std::process::id())
+}
+
+pub fn create_bucket(c: &Client, b: &str) {
+    rt().block_on(c.create_bucket().bucket(b).send()).unwrap();
+}
+
+pub fn put(c: &Client, b: &str, key: &str, data: impl Into<Vec<u8>>) {
+    let body = ByteStream::from(data.into());
+    rt().block_on(c.put_object().bucket(b).key(key).body(body).send())
+        .unwrap();
+}
+
+pub fn put_meta(c: &Client, b: &str, key: &str, data: impl Into<Vec<u8>>, meta: &[(&str, &str)]) {
+    let mut req = c
+        .put_object()
+        .bucket(b)
+        .key(key)
+        .body(ByteStream::from(data.into()));
+    for (k, v) in meta {
+        req = req.metadata(*k, *v);
+    }
+    rt().block_on(req.send()).unwrap();
+}
+
+/// Puts many objects, 16 at a time.
+pub fn put_many(c: &Client, b: &str, keys: Vec<String>, data: &'static [u8]) {
+    rt().block_on(async {
+        let sem = Arc::new(tokio::sync::Semaphore::new(16));
+        let mut tasks = Vec::new();
+        for k in keys {
+            let (c, b, sem) = (c.clone(), b.to_string(), sem.clone());
+            tasks.push(tokio::spawn(async move {
+                let _p = sem.acquire().await.unwrap();
+                c.put_object()
+                    .bucket(b)
+                    .key(k)
+                    .body(ByteStream::from_static(data))
+                    .send()
+                    .await
+                    .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+pub fn get(c: &Client, b: &str, key: &str) -> Vec<u8> {
+    rt().block_on(async {
+        c.get_object()
+            .bucket(b)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .to_vec()
+    })
+}
+
+// ----- counting, fault-injecting proxy -----
+
+/// A fault: requests of operation `op` (and, if set, for `bucket`) are answered with `status`
+/// and S3 error `code` instead of reaching the server.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub op: &'static str,
+    pub bucket: Option<String>,
+    pub status: u16,
+    pub code: &'static str,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    counts: HashMap<String, u64>,
+    faults: Vec<Fault>,
+}
+
+/// An HTTP/1.1 proxy in front of moto that names and counts each S3 request, and can answer
+/// chosen requests with an error. Clients use path-style addressing.
+#[derive(Clone)]
+pub struct Proxy {
+    pub port: u16,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+impl Proxy {
+    pub fn start() -> Proxy {
+        let upstream = moto_port();
+        let listener = rt().block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(ProxyState::default()));
+        let st = state.clone();
+        rt().spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let _ = serve(sock, upstream, st).await;
+                });
+            }
+        });
+        Proxy { port, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn count(&self, op: &str) -> u64 {
+        self.state
+            .lock()
+            .unwrap()
+            .counts
+            .get(op)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn counts(&self) -> HashMap<String, u64> {
+        self.state.lock().unwrap().counts.clone()
+    }
+
+    pub fn reset(&self) {
+        self.state.lock().unwrap().counts.clear();
+    }
+
+    pub fn fail(&self, f: Fault) {
+        self.state.lock().unwrap().faults.push(f);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.lock().unwrap().faults.clear();
+    }
+}
+
+/// Names the S3 operation of a path-style request.
+pub fn classify(
+    method: &str,
+    target: &str,
+    headers: &HashMap<String, String>,
+) -> (String, Option<String>) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let params: Vec<&str> = query
+        .split('&')
+        .map(|p| p.split('=').next().unwrap_or(""))
+        .collect();
+    let has = |p: &str| params.contains(&p);
+    let mut segs = path.trim_start_matches('/').splitn(2, '/');
+    let bucket = segs.next().filter(|b| !b.is_empty()).map(str::to_string);
+    let key = segs.next().filter(|k| !k.is_empty());
+    let copy = headers.contains_key("x-amz-copy-source");
+    let op = match (method, bucket.is_some(), key.is_some()) {
+        ("GET", false, _) => "ListBuckets",
+        ("HEAD", true, false) => "HeadBucket",
+        ("GET", true, false) if has("list-type") => "ListObjectsV2",
+        ("GET", true, false) if has("location") => "GetBucketLocation",
+        ("GET", true, false) => "ListObjects",
+        ("PUT", true, false) => "CreateBucket",
+        ("DELETE", true, false) => "DeleteBucket",
+        ("POST", true, false) if has("delete") => "DeleteObjects",
+        ("HEAD", true, true) => "HeadObject",
+        ("GET", true, true) => "GetObject",
+        ("PUT", true, true) if has("partNumber") && copy => "UploadPartCopy",
+        ("PUT", true, true) if has("partNumber") => "UploadPart",
+        ("PUT", true, true) if copy => "CopyObject",
+        ("PUT", true, true) => "PutObject",
+        ("POST", true, true) if has("uploads") => "CreateMultipartUpload",
+        ("POST", true, true) if has("uploadId") => "CompleteMultipartUpload",
+        ("DELETE", true, true) if has("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true, true) => "DeleteObject",
+        _ => "Other",
+    };
+    (op.to_string(), bucket)
+}
+
+async fn serve(
+    client: TcpStream,
+    upstream: u16,
+    st: Arc<Mutex<ProxyState>>,
+) -> std::io::Result<()> {
+    let server = TcpStream::connect(("127.0.0.1", upstream)).await?;
+    let (cr, cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let mut cr = BufReader::new(cr);
+    let cw = Arc::new(tokio::sync::Mutex::new(cw));
+    // Responses flow back untouched; the SDK sends one request at a time per connection, so
+    // when a fault is answered here every earlier response has already gone back.
+    let cw2 = cw.clone();
+    let back = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if cw2.lock().await.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if cr.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let end = line == "\r\n";
+            head.push(line);
+            if end {
+                break;
+            }
+        }
+        let mut parts = head[0].split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let headers: HashMap<String, String> = head[1..]
+            .iter()
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            })
+            .collect();
+        let (op, bucket) = classify(&method, &target, &headers);
+        let fault = {
+            let mut s = st.lock().unwrap();
+            *s.counts.entry(op.clone()).or_default() += 1;
+            s.faults
+                .iter()
+                .find(|f| f.op == op && (f.bucket.is_none() || f.bucket == bucket))
+                .cloned()
+        };
+        let len: u64 = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let chunked = headers
+            .get("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"));
+        if let Some(f) = fault {
+            // Swallow the body, answer the error, close the connection.
+            back.abort();
+            if !chunked {
+                tokio::io::copy(&mut (&mut cr).take(len), &mut tokio::io::sink()).await?;
+            }
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>injected by test proxy</Message></Error>",
+                f.code
+            );
+            let shown = if method == "HEAD" { "" } else { body.as_str() };
+            let resp = format!(
+                "HTTP/1.1 {} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                f.status,
+                shown.len(),
+                shown
+            );
+            let mut w = cw.lock().await;
+            w.write_all(resp.as_bytes()).await?;
+            w.shutdown().await?;
+            return Ok(());
+        }
+        sw.write_all(head.concat().as_bytes()).await?;
+        if chunked {
+            // Forward chunks until the last (zero-length) chunk and its trailers.
+            loop {
+                let mut size_line = String::new();
+                cr.read_line(&mut size_line).await?;
+                sw.write_all(size_line.as_bytes()).await?;
+                let size =
+                    u64::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                        .unwrap_or(0);
+                if size == 0 {
+                    loop {
+                        let mut t = String::new();
+                        cr.read_line(&mut t).await?;
+                        sw.write_all(t.as_bytes()).await?;
+                        if t == "\r\n" || t.is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                tokio::io::copy(&mut (&mut cr).take(size + 2), &mut sw).await?;
+            }
+        } else if len > 0 {
+            tokio::io::copy(&mut (&mut cr).take(len), &mut sw).await?;
+        }
+    }
+}
+
+// ----- mounts -----
+
+/// A running s3drive mount; unmounted (and the daemon reaped) on drop.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Mount {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The daemon's peak resident set (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Unmounts and waits for the daemon to exit; returns its exit status.
+    pub fn unmount(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if is_mounted(self.dir.path()) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(self.dir.path())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(self.dir.path())
+                    .status();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let p = p.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(p.as_str()))
+}
+
+pub fn s3drive() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3drive"));
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_CA_BUNDLE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("S3DRIVE_LOG", "warn,fuser=error,s3drive=debug");
+    cmd
+}
+
+/// Mounts through `proxy` with the given extra arguments (before the mount point), and waits
+/// until the mount is live.
+pub fn mount(proxy: &Proxy, args: &[&str]) -> Mount {
+    let dir = tempfile::Builder::new()
+        .prefix("s3drive-mnt")
+        .tempdir()
+        .unwrap();
+    let log = dir.path().with_extension("log");
+    let logf = std::fs::File::create(&log).unwrap();
+    let mut cmd = s3drive();
+    cmd.arg("--endpoint-url")
+        .arg(proxy.endpoint())
+        .arg("--force-path-style")
+        .args(args)
+        .arg(dir.path());
+    let child = cmd.stdout(Stdio::null()).stderr(logf).spawn().unwrap();
+    let mut m = Mount {
+        dir,
+        child: Some(child),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(m.path()) {
+        if let Ok(Some(st)) = m.child.as_mut().unwrap().try_wait() {
+            panic!(
+                "s3drive exited with {st} before mounting:\n{}",
+                m.log_text()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not mounted in time:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    m
+}
+
+/// Runs a command, asserts success, returns stdout.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
