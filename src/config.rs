@@ -153,12 +153,12 @@ impl Config {
             }
             (None, true) => Source::AllBuckets,
         };
-        if let Some(e) = &args.endpoint_url {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(bad(format!(
-                    "--endpoint-url {e:?} must start with http:// or https://"
-                )));
-            }
+        if let Some(e) = &args.endpoint_url
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(bad(format!(
+                "--endpoint-url {e:?} must start with http:// or https://"
+            )));
         }
         if args.read_part_size == 0 || args.read_part_size > 1024 {
             return Err(bad("--read-part-size must be between 1 and 1024 MiB"));

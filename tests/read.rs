@@ -40,7 +40,7 @@ fn browse_and_copy_a_tree_out_with_real_tools() {
     put(&c, &b, "x", "shadowed object\n");
     put(&c, &b, "x/y", "y\n");
     put(&c, &b, "odd//double", "hidden\n");
-    put(&c, &b, &format!("{}", "n".repeat(256)), "too long\n");
+    put(&c, &b, &"n".repeat(256), "too long\n");
     put(&c, &b, "dots/./hidden", "hidden\n");
     put_meta(
         &c,
@@ -205,7 +205,7 @@ fn bucket_list_root_and_named_buckets() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, [b1.clone()]);
+    assert_eq!(names, std::slice::from_ref(&b1));
     assert_eq!(
         fs::read_to_string(named.path().join(&b1).join("a.txt")).unwrap(),
         "from one\n"
@@ -452,9 +452,10 @@ fn startup_errors_are_one_clear_line_and_mount_nothing() {
     let (code, err) = run_fail(&["--file-mode", "9", mp]);
     assert!(code == 2 && err.contains("octal"), "{err}");
     assert!(!is_mounted(dir.path()), "nothing is left mounted");
-    for e in [&err] {
-        assert!(!e.contains("test"), "no credential in output: {e}");
-    }
+    assert!(
+        !err.contains("AWS_SECRET") && !err.contains("test:"),
+        "no credential in output: {err}"
+    );
 }
 
 #[test]

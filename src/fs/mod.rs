@@ -184,20 +184,18 @@ impl<S: ObjectStore> Fs<S> {
     /// (same ETag) told us earlier, so `ls -l` and `stat` agree without a request per entry.
     fn with_known_meta(&self, loc: &Location, attr: &Attr) -> Attr {
         let mut attr = attr.clone();
-        if let (Location::File { bucket, key }, Some(etag)) = (loc, &attr.etag) {
-            if let Some(k) = self
+        if let (Location::File { bucket, key }, Some(etag)) = (loc, &attr.etag)
+            && let Some(k) = self
                 .known_meta
                 .lock()
                 .unwrap()
                 .get(&(bucket.clone(), key.clone()))
-            {
-                if &k.etag == etag {
-                    attr.mtime = k.mtime;
-                    attr.perm = k.perm;
-                    attr.uid = k.uid;
-                    attr.gid = k.gid;
-                }
-            }
+            && &k.etag == etag
+        {
+            attr.mtime = k.mtime;
+            attr.perm = k.perm;
+            attr.uid = k.uid;
+            attr.gid = k.gid;
         }
         attr
     }
@@ -268,10 +266,10 @@ impl<S: ObjectStore> Fs<S> {
             };
         }
         let neg_key = (parent, name.clone());
-        if let Some(until) = self.negative.lock().unwrap().get(&neg_key) {
-            if *until > Instant::now() {
-                return Err(Error::NotFound);
-            }
+        if let Some(until) = self.negative.lock().unwrap().get(&neg_key)
+            && *until > Instant::now()
+        {
+            return Err(Error::NotFound);
         }
         let entry = match &pnode.loc {
             Location::Buckets => {
@@ -304,14 +302,14 @@ impl<S: ObjectStore> Fs<S> {
         };
         // A node the kernel still holds with fresh attributes needs no request.
         for loc in [&dir_loc, &file_loc] {
-            if let Some((_, n)) = self.inodes.find(loc) {
-                if n.fresh_until > Instant::now() {
-                    return Ok(Some(Entry {
-                        name: name.clone(),
-                        loc: n.loc,
-                        attr: n.attr,
-                    }));
-                }
+            if let Some((_, n)) = self.inodes.find(loc)
+                && n.fresh_until > Instant::now()
+            {
+                return Ok(Some(Entry {
+                    name: name.clone(),
+                    loc: n.loc,
+                    attr: n.attr,
+                }));
             }
         }
         let (
@@ -374,13 +372,13 @@ impl<S: ObjectStore> Fs<S> {
 
     pub async fn getattr(&self, ino: Ino) -> Result<Stat> {
         let node = self.node(ino)?;
-        if let Location::File { bucket, key } = &node.loc {
-            if node.fresh_until <= Instant::now() {
-                let meta = self.store.head_object(bucket, key).await?;
-                let attr = self.attr_from_meta(&node.loc, &meta);
-                self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
-                return Ok(self.stat_of(ino, &node.loc, &attr));
-            }
+        if let Location::File { bucket, key } = &node.loc
+            && node.fresh_until <= Instant::now()
+        {
+            let meta = self.store.head_object(bucket, key).await?;
+            let attr = self.attr_from_meta(&node.loc, &meta);
+            self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
+            return Ok(self.stat_of(ino, &node.loc, &attr));
         }
         Ok(self.stat_of(ino, &node.loc, &node.attr))
     }

@@ -177,10 +177,10 @@ impl ObjectStore for MemoryStore {
             if !key.starts_with(req.prefix) {
                 break;
             }
-            if let Some(token) = req.continuation {
-                if key.as_str() <= token || (token.ends_with('/') && key.starts_with(token)) {
-                    continue;
-                }
+            if let Some(token) = req.continuation
+                && (key.as_str() <= token || (token.ends_with('/') && key.starts_with(token)))
+            {
+                continue;
             }
             let rest = &key[req.prefix.len()..];
             let item = match req.delimiter.and_then(|d| rest.find(d).map(|i| (i, d))) {
