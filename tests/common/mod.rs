@@ -68,7 +68,7 @@ pub fn moto_port() -> u16 {
         });
         rx.recv()
             .unwrap()
-            .expect("start moto_server (pip install 'moto[server]')");
+            .expect("start python3 -m moto.server (run scripts/setup.sh)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start");
