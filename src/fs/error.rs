@@ -35,6 +35,9 @@ impl Error {
                 // The object changed since open; the data read so far belongs to an older version.
                 StoreError::PreconditionFailed => libc::ESTALE,
                 StoreError::InvalidRange => libc::EINVAL,
+                StoreError::BucketNotEmpty => libc::ENOTEMPTY,
+                StoreError::BucketExists => libc::EEXIST,
+                StoreError::MetadataTooLarge => libc::E2BIG,
                 StoreError::Network(_) | StoreError::Server { .. } => libc::EIO,
             },
             Error::NotFound => libc::ENOENT,

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, StoreError,
-    StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult,
+    StoreError, StoreResult,
 };
 
 #[derive(Debug, Clone)]
@@ -19,10 +19,20 @@ struct Object {
     etag: String,
     last_modified: SystemTime,
     metadata: HashMap<String, String>,
+    content_type: Option<String>,
+}
+
+#[derive(Debug)]
+struct Upload {
+    bucket: String,
+    key: String,
+    meta: PutMeta,
+    parts: BTreeMap<i32, Bytes>,
 }
 
 #[derive(Debug, Default)]
 struct State {
+    uploads: HashMap<String, Upload>,
     buckets: BTreeMap<String, BTreeMap<String, Object>>,
     /// Buckets that exist but whose contents the caller may not read.
     denied: Vec<String>,
@@ -76,18 +86,19 @@ impl MemoryStore {
         metadata: HashMap<String, String>,
     ) {
         let mut s = self.state.lock().unwrap();
-        s.next_etag += 1;
-        let etag = format!("\"etag-{}\"", s.next_etag);
-        let obj = Object {
-            data: data.into(),
-            etag,
-            last_modified: SystemTime::now(),
-            metadata,
-        };
-        s.buckets
-            .entry(bucket.to_string())
-            .or_default()
-            .insert(key.to_string(), obj);
+        s.buckets.entry(bucket.to_string()).or_default();
+        s.store(bucket, key, data.into(), PutMeta { metadata, content_type: None });
+    }
+
+    /// The stored bytes and user metadata of an object.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<(Bytes, HashMap<String, String>)> {
+        let s = self.state.lock().unwrap();
+        s.buckets.get(bucket)?.get(key).map(|o| (o.data.clone(), o.metadata.clone()))
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    pub fn open_uploads(&self) -> usize {
+        self.state.lock().unwrap().uploads.len()
     }
 
     /// How many requests of `op` (e.g. "ListObjectsV2", "HeadObject", "GetObject") were made.
@@ -136,6 +147,22 @@ impl MemoryStore {
             }
         }
         Ok(s)
+    }
+}
+
+impl State {
+    fn store(&mut self, bucket: &str, key: &str, data: Bytes, meta: PutMeta) -> PutResult {
+        self.next_etag += 1;
+        let etag = format!("\"etag-{}\"", self.next_etag);
+        let obj = Object {
+            data,
+            etag: etag.clone(),
+            last_modified: SystemTime::now(),
+            metadata: meta.metadata,
+            content_type: meta.content_type,
+        };
+        self.buckets.get_mut(bucket).expect("checked").insert(key.to_string(), obj);
+        PutResult { etag: Some(etag) }
     }
 }
 
@@ -227,7 +254,7 @@ impl ObjectStore for MemoryStore {
             size: obj.data.len() as u64,
             last_modified: Some(obj.last_modified),
             etag: Some(obj.etag.clone()),
-            content_type: None,
+            content_type: obj.content_type.clone(),
             storage_class: Some("STANDARD".into()),
             metadata: obj.metadata.clone(),
         })
@@ -251,5 +278,103 @@ impl ObjectStore for MemoryStore {
             return Err(StoreError::InvalidRange);
         }
         Ok(obj.data.slice(start as usize..end.min(len) as usize))
+    }
+
+    async fn put_object(&self, bucket: &str, key: &str, body: Bytes, meta: &PutMeta) -> StoreResult<PutResult> {
+        let mut s = self.begin("PutObject", Some(bucket))?;
+        Ok(s.store(bucket, key, body, meta.clone()))
+    }
+
+    async fn create_multipart(&self, bucket: &str, key: &str, meta: &PutMeta) -> StoreResult<String> {
+        let mut s = self.begin("CreateMultipartUpload", Some(bucket))?;
+        s.next_etag += 1;
+        let id = format!("upload-{}", s.next_etag);
+        let up = Upload { bucket: bucket.into(), key: key.into(), meta: meta.clone(), parts: BTreeMap::new() };
+        s.uploads.insert(id.clone(), up);
+        Ok(id)
+    }
+
+    async fn upload_part(&self, bucket: &str, _key: &str, upload_id: &str, part: i32, body: Bytes) -> StoreResult<String> {
+        let mut s = self.begin("UploadPart", Some(bucket))?;
+        let up = s.uploads.get_mut(upload_id).ok_or(StoreError::NotFound)?;
+        up.parts.insert(part, body);
+        Ok(format!("\"part-{part}\""))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        start: u64,
+        end: u64,
+        bucket: &str,
+        _key: &str,
+        upload_id: &str,
+        part: i32,
+    ) -> StoreResult<String> {
+        let mut s = self.begin("UploadPartCopy", Some(bucket))?;
+        let src = s.buckets.get(src_bucket).ok_or(StoreError::NoSuchBucket)?.get(src_key).ok_or(StoreError::NotFound)?;
+        let data = src.data.slice(start as usize..(end as usize).min(src.data.len()));
+        let up = s.uploads.get_mut(upload_id).ok_or(StoreError::NotFound)?;
+        up.parts.insert(part, data);
+        Ok(format!("\"part-{part}\""))
+    }
+
+    async fn complete_multipart(&self, bucket: &str, _key: &str, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<PutResult> {
+        let mut s = self.begin("CompleteMultipartUpload", Some(bucket))?;
+        let up = s.uploads.remove(upload_id).ok_or(StoreError::NotFound)?;
+        let mut data = Vec::new();
+        for (n, _) in parts {
+            data.extend_from_slice(up.parts.get(n).ok_or(StoreError::InvalidRange)?);
+        }
+        Ok(s.store(&up.bucket, &up.key, data.into(), up.meta))
+    }
+
+    async fn abort_multipart(&self, bucket: &str, _key: &str, upload_id: &str) -> StoreResult<()> {
+        let mut s = self.begin("AbortMultipartUpload", Some(bucket))?;
+        s.uploads.remove(upload_id);
+        Ok(())
+    }
+
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        bucket: &str,
+        key: &str,
+        meta: Option<&PutMeta>,
+    ) -> StoreResult<PutResult> {
+        let mut s = self.begin("CopyObject", Some(bucket))?;
+        let src = s.buckets.get(src_bucket).ok_or(StoreError::NoSuchBucket)?.get(src_key).ok_or(StoreError::NotFound)?;
+        let meta = meta.cloned().unwrap_or_else(|| PutMeta { metadata: src.metadata.clone(), content_type: src.content_type.clone() });
+        let data = src.data.clone();
+        Ok(s.store(bucket, key, data, meta))
+    }
+
+    async fn delete_objects(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<(String, StoreError)>> {
+        let mut s = self.begin("DeleteObjects", Some(bucket))?;
+        let objects = s.buckets.get_mut(bucket).expect("checked");
+        for k in keys {
+            objects.remove(k);
+        }
+        Ok(Vec::new())
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {
+        let mut s = self.begin("CreateBucket", None)?;
+        if s.buckets.contains_key(bucket) {
+            return Err(StoreError::BucketExists);
+        }
+        s.buckets.insert(bucket.to_string(), BTreeMap::new());
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
+        let mut s = self.begin("DeleteBucket", Some(bucket))?;
+        if !s.buckets[bucket].is_empty() {
+            return Err(StoreError::BucketNotEmpty);
+        }
+        s.buckets.remove(bucket);
+        Ok(())
     }
 }

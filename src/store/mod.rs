@@ -32,6 +32,12 @@ pub enum StoreError {
     InvalidRange,
     /// The request never got an answer after the SDK's retries (DNS, refused, timeout).
     Network(String),
+    /// The bucket (on delete) still holds objects.
+    BucketNotEmpty,
+    /// The bucket (on create) exists already.
+    BucketExists,
+    /// Metadata too large for S3 (2 KiB of user metadata per object).
+    MetadataTooLarge,
     /// The server answered with an error we have no better name for (5xx, odd 4xx).
     Server {
         status: Option<u16>,
@@ -49,6 +55,9 @@ impl fmt::Display for StoreError {
             StoreError::BadCredentials(m) => write!(f, "credentials rejected: {m}"),
             StoreError::PreconditionFailed => write!(f, "object changed (precondition failed)"),
             StoreError::InvalidRange => write!(f, "range not satisfiable"),
+            StoreError::BucketNotEmpty => write!(f, "bucket not empty"),
+            StoreError::BucketExists => write!(f, "bucket already exists"),
+            StoreError::MetadataTooLarge => write!(f, "metadata too large"),
             StoreError::Network(m) => write!(f, "network error: {m}"),
             StoreError::Server {
                 status,
@@ -104,6 +113,20 @@ pub struct ObjectMeta {
     pub metadata: HashMap<String, String>,
 }
 
+/// What an upload or a metadata-replacing copy sets besides the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutMeta {
+    /// User metadata (`x-amz-meta-*`), names without the prefix.
+    pub metadata: HashMap<String, String>,
+    pub content_type: Option<String>,
+}
+
+/// The result of a write that created an object version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutResult {
+    pub etag: Option<String>,
+}
+
 /// Parameters of one ListObjectsV2 request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRequest<'a> {
@@ -145,4 +168,59 @@ pub trait ObjectStore: Send + Sync + 'static {
         end: u64,
         if_match: Option<&str>,
     ) -> impl Future<Output = StoreResult<Bytes>> + Send;
+
+    fn put_object(&self, bucket: &str, key: &str, body: Bytes, meta: &PutMeta) -> impl Future<Output = StoreResult<PutResult>> + Send;
+
+    fn create_multipart(&self, bucket: &str, key: &str, meta: &PutMeta) -> impl Future<Output = StoreResult<String>> + Send;
+
+    /// Returns the part's ETag.
+    fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+        body: Bytes,
+    ) -> impl Future<Output = StoreResult<String>> + Send;
+
+    /// UploadPartCopy of `src_key` bytes `start..end` (end exclusive); returns the part's ETag.
+    #[allow(clippy::too_many_arguments)]
+    fn upload_part_copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        start: u64,
+        end: u64,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+    ) -> impl Future<Output = StoreResult<String>> + Send;
+
+    fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> impl Future<Output = StoreResult<PutResult>> + Send;
+
+    fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// CopyObject; `meta` given means metadata REPLACE, else the source's metadata is copied.
+    fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        bucket: &str,
+        key: &str,
+        meta: Option<&PutMeta>,
+    ) -> impl Future<Output = StoreResult<PutResult>> + Send;
+
+    /// DeleteObjects of up to 1,000 keys; returns the keys that could not be deleted.
+    fn delete_objects(&self, bucket: &str, keys: &[String]) -> impl Future<Output = StoreResult<Vec<(String, StoreError)>>> + Send;
+
+    fn create_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn delete_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }

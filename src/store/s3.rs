@@ -16,13 +16,14 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, StoreError,
-    StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult,
+    StoreError, StoreResult,
 };
 
 /// How to reach the service; built from the command line by `config`.
@@ -129,6 +130,21 @@ impl S3Store {
     }
 }
 
+/// `x-amz-copy-source`: bucket and key, URL-encoded except for '/'.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut out = String::with_capacity(bucket.len() + key.len() + 1);
+    out.push_str(bucket);
+    out.push('/');
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn to_system_time(t: Option<&DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
 }
@@ -172,6 +188,9 @@ where
         }
         "PreconditionFailed" => return StoreError::PreconditionFailed,
         "InvalidRange" => return StoreError::InvalidRange,
+        "BucketNotEmpty" => return StoreError::BucketNotEmpty,
+        "BucketAlreadyExists" | "BucketAlreadyOwnedByYou" => return StoreError::BucketExists,
+        "MetadataTooLarge" => return StoreError::MetadataTooLarge,
         _ => {}
     }
     match status {
@@ -365,5 +384,191 @@ impl ObjectStore for S3Store {
             ))
         })?;
         Ok(body.into_bytes())
+    }
+
+    async fn put_object(&self, bucket: &str, key: &str, body: Bytes, meta: &PutMeta) -> StoreResult<PutResult> {
+        let client = self.client(bucket).await;
+        let resp = client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_metadata(Some(meta.metadata.clone()))
+            .set_content_type(meta.content_type.clone())
+            .send()
+            .await
+            .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        Ok(PutResult { etag: resp.e_tag().map(str::to_string) })
+    }
+
+    async fn create_multipart(&self, bucket: &str, key: &str, meta: &PutMeta) -> StoreResult<String> {
+        let client = self.client(bucket).await;
+        let resp = client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_metadata(Some(meta.metadata.clone()))
+            .set_content_type(meta.content_type.clone())
+            .send()
+            .await
+            .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        resp.upload_id().map(str::to_string).ok_or_else(|| StoreError::Server {
+            status: None,
+            code: "NoUploadId".into(),
+            message: "CreateMultipartUpload returned no upload id".into(),
+        })
+    }
+
+    async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, part: i32, body: Bytes) -> StoreResult<String> {
+        let client = self.client(bucket).await;
+        let resp = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        Ok(resp.e_tag().unwrap_or_default().to_string())
+    }
+
+    async fn upload_part_copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        start: u64,
+        end: u64,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+    ) -> StoreResult<String> {
+        let client = self.client(bucket).await;
+        let resp = client
+            .upload_part_copy()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part)
+            .copy_source(copy_source(src_bucket, src_key))
+            .copy_source_range(format!("bytes={}-{}", start, end - 1))
+            .send()
+            .await
+            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        Ok(resp.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_string())
+    }
+
+    async fn complete_multipart(&self, bucket: &str, key: &str, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<PutResult> {
+        let client = self.client(bucket).await;
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts.iter().map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build()).collect(),
+            ))
+            .build();
+        let resp = client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(done)
+            .send()
+            .await
+            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        Ok(PutResult { etag: resp.e_tag().map(str::to_string) })
+    }
+
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
+        let client = self.client(bucket).await;
+        client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        Ok(())
+    }
+
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        bucket: &str,
+        key: &str,
+        meta: Option<&PutMeta>,
+    ) -> StoreResult<PutResult> {
+        let client = self.client(bucket).await;
+        let mut req = client.copy_object().bucket(bucket).key(key).copy_source(copy_source(src_bucket, src_key));
+        if let Some(m) = meta {
+            req = req
+                .metadata_directive(MetadataDirective::Replace)
+                .set_metadata(Some(m.metadata.clone()))
+                .set_content_type(m.content_type.clone());
+        }
+        let resp = req.send().await.map_err(|e| map_err(e, StoreError::NotFound))?;
+        Ok(PutResult { etag: resp.copy_object_result().and_then(|r| r.e_tag()).map(str::to_string) })
+    }
+
+    async fn delete_objects(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<(String, StoreError)>> {
+        let client = self.client(bucket).await;
+        let objects: Result<Vec<_>, _> = keys.iter().map(|k| ObjectIdentifier::builder().key(k).build()).collect();
+        let delete = Delete::builder()
+            .set_objects(Some(objects.map_err(|e| StoreError::Server {
+                status: None,
+                code: "BuildError".into(),
+                message: e.to_string(),
+            })?))
+            .quiet(true)
+            .build()
+            .map_err(|e| StoreError::Server { status: None, code: "BuildError".into(), message: e.to_string() })?;
+        let resp = client
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        Ok(resp
+            .errors()
+            .iter()
+            .map(|e| {
+                let err = match e.code() {
+                    Some("AccessDenied") => StoreError::AccessDenied,
+                    code => StoreError::Server {
+                        status: None,
+                        code: code.unwrap_or("Unknown").to_string(),
+                        message: e.message().unwrap_or_default().to_string(),
+                    },
+                };
+                (e.key().unwrap_or_default().to_string(), err)
+            })
+            .collect())
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        let client = self.client_in(&self.default_region);
+        let mut req = client.create_bucket().bucket(bucket);
+        if self.default_region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(self.default_region.as_str()))
+                    .build(),
+            );
+        }
+        req.send().await.map_err(|e| map_err(e, StoreError::NotFound))?;
+        if self.discover_regions {
+            self.remember_region(bucket, &self.default_region.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
+        let client = self.client(bucket).await;
+        client.delete_bucket().bucket(bucket).send().await.map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        Ok(())
     }
 }
