@@ -9,6 +9,13 @@ use s3drive::cli::Args;
 use s3drive::config::Config;
 
 fn main() -> ExitCode {
+    // Read-ahead and upload buffers are large and short-lived: give them their own mappings so
+    // freed memory goes back to the system instead of staying in malloc's per-thread arenas.
+    // SAFETY: called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
     let args = Args::parse();
     let filter = args
         .log

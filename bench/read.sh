@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Sequential read throughput through an s3drive mount against direct downloads of the same
+# object from the same server in the same run (curl, and `aws s3 cp`, which downloads in parallel
+# ranges), plus the daemon's peak RSS. Uses s3s-fs (fast, fine for throughput) on 127.0.0.1.
+#   bench/read.sh [SIZE_MIB] [RUNS]      defaults: 1024 MiB, 3 runs
+# Prints a Markdown table; docs/BENCHMARKS.md holds the latest one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-1024}
+runs=${2:-3}
+port=${BENCH_PORT:-8914}
+work=$(mktemp -d /tmp/s3drive-bench.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt" "$work/data/bench"
+
+free_mib=$(df -Pm "$work" | awk 'NR==2 {print $4}')
+if [ "$free_mib" -lt $((size_mib * 3 + 1024)) ]; then
+  echo "need $((size_mib * 3 + 1024)) MiB free in $work, have $free_mib" >&2; exit 1
+fi
+command -v s3s-fs >/dev/null || cargo install s3s-fs --version 0.14.1 --features binary --locked
+python3 -c 'import awscli' 2>/dev/null || python3 -m pip install -q awscli
+cargo build --release -q
+
+unset AWS_CA_BUNDLE AWS_PROFILE
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+ep=http://127.0.0.1:$port
+s3s-fs --host 127.0.0.1 --port "$port" --access-key bench --secret-key benchsecret "$work/data" >"$work/s3s.log" 2>&1 &
+server=$!
+daemon=
+cleanup() {
+  if grep -q " $mnt " /proc/mounts; then fusermount3 -u "$mnt" || true; fi
+  [ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
+  kill "$server" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+head -c $((size_mib << 20)) /dev/urandom >"$work/object"
+want=$(sha256sum <"$work/object" | cut -d' ' -f1)
+aws --endpoint-url "$ep" s3 cp --quiet "$work/object" s3://bench/object
+rm "$work/object"
+
+# timeit CMD...: runs CMD (output discarded), sets T to the seconds it took; a failure stops the run.
+timeit() { local s; s=$(date +%s.%N); "$@" >/dev/null || { echo "failed: $*" >&2; exit 1; }; T=$(echo "$(date +%s.%N) - $s" | bc -l); }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mibs() { echo "scale=1; $size_mib / $1" | bc -l; }
+
+mount_s3drive() {
+  ./target/release/s3drive --endpoint-url "$ep" --force-path-style bench "$mnt" 2>"$work/daemon.log" &
+  daemon=$!
+  for _ in $(seq 200); do grep -q " $mnt " /proc/mounts && return; sleep 0.05; done
+  echo "mount failed" >&2; cat "$work/daemon.log" >&2; exit 1
+}
+unmount_s3drive() { fusermount3 -u "$mnt"; wait "$daemon" || true; daemon=; }
+
+# Correctness first: the bytes through the mount are the object's bytes.
+mount_s3drive
+got=$(sha256sum <"$mnt/object" | cut -d' ' -f1)
+unmount_s3drive
+[ "$got" = "$want" ] || { echo "MISMATCH through the mount" >&2; exit 1; }
+
+t_mount=(); t_curl=(); t_aws=(); rss=()
+for _ in $(seq "$runs"); do
+  mount_s3drive   # a fresh mount: cold
+  timeit cat "$mnt/object"; t_mount+=("$T")
+  rss+=("$(awk '/VmHWM/ {print $2}' /proc/$daemon/status)")
+  unmount_s3drive
+  timeit curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o /dev/null "$ep/bench/object"; t_curl+=("$T")
+  timeit aws --endpoint-url "$ep" s3 cp --quiet s3://bench/object -; t_aws+=("$T")
+done
+m=$(printf '%s\n' "${t_mount[@]}" | median); c=$(printf '%s\n' "${t_curl[@]}" | median); a=$(printf '%s\n' "${t_aws[@]}" | median)
+best=$(printf '%s\n%s\n' "$c" "$a" | sort -g | head -1)
+peak=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+range() { printf '%s\n' "$@" | sort -g | awk 'NR==1 {mn=$1} {mx=$1} END {printf "%.2f-%.2f", mn, mx}'; }
+cat <<OUT
+Sequential read of a ${size_mib} MiB object, s3s-fs on 127.0.0.1, median of $runs runs (min-max):
+
+| reader | seconds | MiB/s | ratio to faster direct |
+|---|---|---|---|
+| s3drive mount, \`cat\` (cold) | $(printf %.2f "$m") ($(range "${t_mount[@]}")) | $(mibs "$m") | $(echo "scale=2; $best / $m" | bc -l) |
+| curl (one GET) | $(printf %.2f "$c") ($(range "${t_curl[@]}")) | $(mibs "$c") | $(echo "scale=2; $best / $c" | bc -l) |
+| aws s3 cp (parallel ranges) | $(printf %.2f "$a") ($(range "${t_aws[@]}")) | $(mibs "$a") | $(echo "scale=2; $best / $a" | bc -l) |
+
+Bytes through the mount identical to the object (sha256): yes. s3drive daemon peak RSS: $((peak / 1024)) MiB.
+OUT
