@@ -21,12 +21,7 @@ pub struct Args {
     pub buckets: Vec<String>,
 
     /// S3 endpoint URL for S3-compatible services, e.g. http://127.0.0.1:9000.
-    #[arg(
-        long,
-        env = "AWS_ENDPOINT_URL",
-        value_name = "URL",
-        help_heading = "Service"
-    )]
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL", help_heading = "Service")]
     pub endpoint_url: Option<String>,
 
     /// Default region (buckets on AWS are addressed in their own region, found with HeadBucket).
@@ -38,12 +33,7 @@ pub struct Args {
     pub force_path_style: bool,
 
     /// Named profile from ~/.aws/config and ~/.aws/credentials.
-    #[arg(
-        long,
-        env = "AWS_PROFILE",
-        value_name = "NAME",
-        help_heading = "Credentials"
-    )]
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Credentials")]
     pub profile: Option<String>,
 
     /// Send unsigned requests, for public buckets; no credentials are looked up.
@@ -59,21 +49,11 @@ pub struct Args {
     pub gid: Option<u32>,
 
     /// Permission bits of files, in octal.
-    #[arg(
-        long,
-        value_name = "MODE",
-        default_value = "0644",
-        help_heading = "Ownership and permissions"
-    )]
+    #[arg(long, value_name = "MODE", default_value = "0644", help_heading = "Ownership and permissions")]
     pub file_mode: String,
 
     /// Permission bits of directories, in octal.
-    #[arg(
-        long,
-        value_name = "MODE",
-        default_value = "0755",
-        help_heading = "Ownership and permissions"
-    )]
+    #[arg(long, value_name = "MODE", default_value = "0755", help_heading = "Ownership and permissions")]
     pub dir_mode: String,
 
     /// Let users other than the mounting user access the mount (needs user_allow_other in
@@ -86,39 +66,19 @@ pub struct Args {
     pub read_only: bool,
 
     /// How long metadata (attributes, directory listings) is trusted before S3 is asked again.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value = "10",
-        help_heading = "Caching"
-    )]
+    #[arg(long, value_name = "SECONDS", default_value = "10", help_heading = "Caching")]
     pub metadata_ttl: f64,
 
     /// How long a name found missing stays missing before S3 is asked again.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value = "10",
-        help_heading = "Caching"
-    )]
+    #[arg(long, value_name = "SECONDS", default_value = "10", help_heading = "Caching")]
     pub negative_ttl: f64,
 
     /// Most memory used for read-ahead across all open files, in MiB.
-    #[arg(
-        long,
-        value_name = "MIB",
-        default_value = "128",
-        help_heading = "Performance"
-    )]
+    #[arg(long, value_name = "MIB", default_value = "128", help_heading = "Performance")]
     pub read_ahead_memory: u64,
 
     /// Size of each ranged GetObject request while reading sequentially, in MiB.
-    #[arg(
-        long,
-        value_name = "MIB",
-        default_value = "8",
-        help_heading = "Performance"
-    )]
+    #[arg(long, value_name = "MIB", default_value = "8", help_heading = "Performance")]
     pub read_part_size: u64,
 
     /// Log filter, e.g. "info", "debug", "s3drive=debug,aws=warn" [env: S3DRIVE_LOG].

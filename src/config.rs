@@ -50,12 +50,7 @@ pub struct ReadConfig {
 
 impl Default for ReadConfig {
     fn default() -> Self {
-        ReadConfig {
-            part_size: 8 << 20,
-            initial_window: 1 << 20,
-            max_window: 64 << 20,
-            memory_limit: 128 << 20,
-        }
+        ReadConfig { part_size: 8 << 20, initial_window: 1 << 20, max_window: 64 << 20, memory_limit: 128 << 20 }
     }
 }
 
@@ -91,24 +86,19 @@ fn parse_mode(what: &str, s: &str) -> Result<u16, ConfigError> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     match u16::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o7777 => Ok(m),
-        _ => Err(bad(format!(
-            "--{what} {s:?} is not an octal mode such as 0644"
-        ))),
+        _ => Err(bad(format!("--{what} {s:?} is not an octal mode such as 0644"))),
     }
 }
 
 fn parse_ttl(what: &str, secs: f64) -> Result<Duration, ConfigError> {
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| bad(format!("--{what} {secs} is not a number of seconds >= 0")))
+    Duration::try_from_secs_f64(secs).map_err(|_| bad(format!("--{what} {secs} is not a number of seconds >= 0")))
 }
 
 /// S3's bucket naming rules, loosely: 3-63 characters of lower-case letters, digits, '.', '-', '_'
 /// (the last for older buckets and some S3-compatible services).
 pub fn valid_bucket_name(b: &str) -> bool {
     (3..=63).contains(&b.len())
-        && b.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_')
-        })
+        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
 }
 
 /// Parses `BUCKET`, `BUCKET/PREFIX` or `s3://BUCKET/PREFIX`; a non-empty prefix gets a trailing '/'.
@@ -119,18 +109,13 @@ pub fn parse_source(s: &str) -> Result<Source, ConfigError> {
         None => (rest, ""),
     };
     if !valid_bucket_name(bucket) {
-        return Err(bad(format!(
-            "{bucket:?} is not a valid bucket name (source {s:?})"
-        )));
+        return Err(bad(format!("{bucket:?} is not a valid bucket name (source {s:?})")));
     }
     let mut prefix = prefix.to_string();
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
-    Ok(Source::Prefix {
-        bucket: bucket.to_string(),
-        prefix,
-    })
+    Ok(Source::Prefix { bucket: bucket.to_string(), prefix })
 }
 
 impl Config {
@@ -156,9 +141,7 @@ impl Config {
         if let Some(e) = &args.endpoint_url
             && !(e.starts_with("http://") || e.starts_with("https://"))
         {
-            return Err(bad(format!(
-                "--endpoint-url {e:?} must start with http:// or https://"
-            )));
+            return Err(bad(format!("--endpoint-url {e:?} must start with http:// or https://")));
         }
         if args.read_part_size == 0 || args.read_part_size > 1024 {
             return Err(bad("--read-part-size must be between 1 and 1024 MiB"));
@@ -214,58 +197,25 @@ mod tests {
         assert_eq!(cfg(&["/mnt"]).unwrap().source, Source::AllBuckets);
         assert_eq!(
             cfg(&["s3://my-bucket/photos", "/mnt"]).unwrap().source,
-            Source::Prefix {
-                bucket: "my-bucket".into(),
-                prefix: "photos/".into()
-            }
+            Source::Prefix { bucket: "my-bucket".into(), prefix: "photos/".into() }
         );
         assert_eq!(
             cfg(&["my-bucket", "/mnt"]).unwrap().source,
-            Source::Prefix {
-                bucket: "my-bucket".into(),
-                prefix: "".into()
-            }
+            Source::Prefix { bucket: "my-bucket".into(), prefix: "".into() }
         );
         assert_eq!(
-            cfg(&["--bucket", "aaa", "--bucket", "bbb", "/mnt"])
-                .unwrap()
-                .source,
+            cfg(&["--bucket", "aaa", "--bucket", "bbb", "/mnt"]).unwrap().source,
             Source::Buckets(vec!["aaa".into(), "bbb".into()])
         );
     }
 
     #[test]
     fn bad_input_is_explained() {
-        assert!(
-            cfg(&["Bad_Bucket!", "/mnt"])
-                .unwrap_err()
-                .0
-                .contains("not a valid bucket name")
-        );
-        assert!(
-            cfg(&["--bucket", "aaa", "bbb", "/mnt"])
-                .unwrap_err()
-                .0
-                .contains("not both")
-        );
-        assert!(
-            cfg(&["--file-mode", "999", "/mnt"])
-                .unwrap_err()
-                .0
-                .contains("octal")
-        );
-        assert!(
-            cfg(&["--endpoint-url", "localhost:9000", "/mnt"])
-                .unwrap_err()
-                .0
-                .contains("http://")
-        );
-        assert!(
-            cfg(&["--metadata-ttl=-1", "/mnt"])
-                .unwrap_err()
-                .0
-                .contains("seconds")
-        );
+        assert!(cfg(&["Bad_Bucket!", "/mnt"]).unwrap_err().0.contains("not a valid bucket name"));
+        assert!(cfg(&["--bucket", "aaa", "bbb", "/mnt"]).unwrap_err().0.contains("not both"));
+        assert!(cfg(&["--file-mode", "999", "/mnt"]).unwrap_err().0.contains("octal"));
+        assert!(cfg(&["--endpoint-url", "localhost:9000", "/mnt"]).unwrap_err().0.contains("http://"));
+        assert!(cfg(&["--metadata-ttl=-1", "/mnt"]).unwrap_err().0.contains("seconds"));
     }
 
     #[test]

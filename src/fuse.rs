@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use tracing::{Instrument, Level, debug_span, event};
 
@@ -62,11 +62,7 @@ fn attr(s: &Stat) -> FileAttr {
         mtime: s.mtime,
         ctime: s.mtime,
         crtime: s.mtime,
-        kind: if s.dir {
-            FileType::Directory
-        } else {
-            FileType::RegularFile
-        },
+        kind: if s.dir { FileType::Directory } else { FileType::RegularFile },
         perm: s.perm,
         nlink: if s.dir { 2 } else { 1 },
         uid: s.uid,
@@ -84,8 +80,7 @@ fn rofs() -> Errno {
 impl<S: ObjectStore> Filesystem for FuseFs<S> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Attributes come with listings: let the kernel take them from readdirplus.
-        let _ = config
-            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_PARALLEL_DIROPS);
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_PARALLEL_DIROPS);
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_background(64);
         Ok(())
@@ -97,15 +92,12 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
             Err(e) => return reply.error(errno("lookup", &e)),
         };
         let ttl = self.ttl;
-        self.spawn(
-            debug_span!("lookup", parent = parent.0, %name),
-            |fs| async move {
-                match fs.lookup(parent.0, &name).await {
-                    Ok(s) => reply.entry(&ttl, &attr(&s), Generation(0)),
-                    Err(e) => reply.error(errno("lookup", &e)),
-                }
-            },
-        );
+        self.spawn(debug_span!("lookup", parent = parent.0, %name), |fs| async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok(s) => reply.entry(&ttl, &attr(&s), Generation(0)),
+                Err(e) => reply.error(errno("lookup", &e)),
+            }
+        });
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -131,87 +123,49 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         });
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        self.spawn(
-            debug_span!("readdir", ino = ino.0, offset),
-            |fs| async move {
-                match fs.readdir(fh.0, offset, 1024).await {
-                    Ok(items) => {
-                        for it in items {
-                            let kind = if it.stat.dir {
-                                FileType::Directory
-                            } else {
-                                FileType::RegularFile
-                            };
-                            if reply.add(INodeNo(it.stat.ino), it.next, kind, &it.name) {
-                                break;
-                            }
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        self.spawn(debug_span!("readdir", ino = ino.0, offset), |fs| async move {
+            match fs.readdir(fh.0, offset, 1024).await {
+                Ok(items) => {
+                    for it in items {
+                        let kind = if it.stat.dir { FileType::Directory } else { FileType::RegularFile };
+                        if reply.add(INodeNo(it.stat.ino), it.next, kind, &it.name) {
+                            break;
                         }
-                        reply.ok();
                     }
-                    Err(e) => reply.error(errno("readdir", &e)),
+                    reply.ok();
                 }
-            },
-        );
+                Err(e) => reply.error(errno("readdir", &e)),
+            }
+        });
     }
 
-    fn readdirplus(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let ttl = self.ttl;
-        self.spawn(
-            debug_span!("readdirplus", ino = ino.0, offset),
-            |fs| async move {
-                match fs.readdir(fh.0, offset, 256).await {
-                    Ok(items) => {
-                        for it in items {
-                            // An entry handed over counts as a lookup; take it back if it did not fit.
-                            let stat = match &it.entry {
-                                Some(e) => fs.remember_entry(ino.0, e),
-                                None => it.stat,
-                            };
-                            if reply.add(
-                                INodeNo(stat.ino),
-                                it.next,
-                                &it.name,
-                                &ttl,
-                                &attr(&stat),
-                                Generation(0),
-                            ) {
-                                if it.entry.is_some() {
-                                    fs.forget(stat.ino, 1);
-                                }
-                                break;
+        self.spawn(debug_span!("readdirplus", ino = ino.0, offset), |fs| async move {
+            match fs.readdir(fh.0, offset, 256).await {
+                Ok(items) => {
+                    for it in items {
+                        // An entry handed over counts as a lookup; take it back if it did not fit.
+                        let stat = match &it.entry {
+                            Some(e) => fs.remember_entry(ino.0, e),
+                            None => it.stat,
+                        };
+                        if reply.add(INodeNo(stat.ino), it.next, &it.name, &ttl, &attr(&stat), Generation(0)) {
+                            if it.entry.is_some() {
+                                fs.forget(stat.ino, 1);
                             }
+                            break;
                         }
-                        reply.ok();
                     }
-                    Err(e) => reply.error(errno("readdirplus", &e)),
+                    reply.ok();
                 }
-            },
-        );
+                Err(e) => reply.error(errno("readdirplus", &e)),
+            }
+        });
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         self.fs.releasedir(fh.0);
         reply.ok();
     }
@@ -221,11 +175,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         self.spawn(debug_span!("open", ino = ino.0), |fs| async move {
             match fs.open(ino.0, write).await {
                 Ok((fh, keep)) => {
-                    let flags = if keep {
-                        FopenFlags::FOPEN_KEEP_CACHE
-                    } else {
-                        FopenFlags::empty()
-                    };
+                    let flags = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
                     reply.opened(FileHandle(fh), flags)
                 }
                 Err(e) => reply.error(errno("open", &e)),
@@ -244,15 +194,12 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.spawn(
-            debug_span!("read", ino = ino.0, offset, size),
-            |fs| async move {
-                match fs.read(fh.0, offset, size).await {
-                    Ok(data) => reply.data(&data),
-                    Err(e) => reply.error(errno("read", &e)),
-                }
-            },
-        );
+        self.spawn(debug_span!("read", ino = ino.0, offset, size), |fs| async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno("read", &e)),
+            }
+        });
     }
 
     fn release(
@@ -269,14 +216,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.ok();
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         reply.ok();
     }
 
@@ -289,23 +229,12 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, BLOCK, 255, BLOCK);
     }
 
-    fn getxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
-    ) {
+    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
         reply.error(Errno::from_i32(libc::ENODATA));
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 {
-            reply.size(0)
-        } else {
-            reply.data(&[])
-        }
+        if size == 0 { reply.size(0) } else { reply.data(&[]) }
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -336,16 +265,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.error(rofs());
     }
 
-    fn mknod(
-        &self,
-        _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _r: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _r: u32, reply: ReplyEntry) {
         reply.error(rofs());
     }
 
@@ -382,16 +302,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.error(rofs());
     }
 
-    fn create(
-        &self,
-        _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _f: i32,
-        reply: ReplyCreate,
-    ) {
+    fn create(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: ReplyCreate) {
         reply.error(rofs());
     }
 
@@ -410,16 +321,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.error(rofs());
     }
 
-    fn setxattr(
-        &self,
-        _req: &Request,
-        _i: INodeNo,
-        _n: &OsStr,
-        _v: &[u8],
-        _f: i32,
-        _p: u32,
-        reply: ReplyEmpty,
-    ) {
+    fn setxattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
         reply.error(rofs());
     }
 

@@ -29,11 +29,7 @@ fn explain(err: &StoreError, endpoint: &str, what: &str) -> String {
 
 /// Checks that the configured buckets can be reached before anything is mounted.
 /// A bucket that exists but may not be read is only a warning: it is shown and gives EACCES.
-pub async fn check_source<S: ObjectStore>(
-    store: &S,
-    source: &Source,
-    endpoint: &str,
-) -> Result<(), String> {
+pub async fn check_source<S: ObjectStore>(store: &S, source: &Source, endpoint: &str) -> Result<(), String> {
     match source {
         Source::AllBuckets => match store.list_buckets().await {
             Ok(b) => {
@@ -55,21 +51,14 @@ pub async fn check_source<S: ObjectStore>(
     }
 }
 
-async fn check_bucket<S: ObjectStore>(
-    store: &S,
-    bucket: &str,
-    endpoint: &str,
-) -> Result<(), String> {
+async fn check_bucket<S: ObjectStore>(store: &S, bucket: &str, endpoint: &str) -> Result<(), String> {
     match store.head_bucket(bucket).await {
         Ok(region) => {
             info!(bucket, region, "bucket found");
             Ok(())
         }
         Err(StoreError::AccessDenied) => {
-            warn!(
-                bucket,
-                "HeadBucket was denied; the bucket is mounted and gives EACCES where it may not be read"
-            );
+            warn!(bucket, "HeadBucket was denied; the bucket is mounted and gives EACCES where it may not be read");
             Ok(())
         }
         Err(e) => Err(explain(&e, endpoint, &format!("bucket {bucket:?}"))),
@@ -92,18 +81,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Ok(_) => bail!("mount point {} is not a directory", mp.display()),
         Err(e) => bail!("mount point {}: {e}", mp.display()),
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("s3drive")
-        .build()?;
-    let endpoint = config
-        .s3
-        .endpoint_url
-        .clone()
-        .unwrap_or_else(|| "AWS S3".into());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("s3drive").build()?;
+    let endpoint = config.s3.endpoint_url.clone().unwrap_or_else(|| "AWS S3".into());
     let store = Arc::new(rt.block_on(S3Store::new(&config.s3)));
-    rt.block_on(check_source(&*store, &config.source, &endpoint))
-        .map_err(anyhow::Error::msg)?;
+    rt.block_on(check_source(&*store, &config.source, &endpoint)).map_err(anyhow::Error::msg)?;
 
     let mut options = vec![
         MountOption::FSName(source_name(&config)),
@@ -118,11 +99,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = options;
-    fuse_config.acl = if config.allow_other {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
-    };
+    fuse_config.acl = if config.allow_other { SessionACL::All } else { SessionACL::Owner };
 
     let mountpoint = config.mountpoint.clone();
     let fs = Arc::new(Fs::new(store, config));
@@ -132,10 +109,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut unmounter = session.unmount_callable();
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
             warn!("cannot install signal handlers");
             return;
         };
@@ -163,49 +137,17 @@ mod tests {
     async fn startup_checks_name_the_cause() {
         let store = MemoryStore::new();
         store.create_bucket("here");
-        let missing = Source::Prefix {
-            bucket: "gone".into(),
-            prefix: String::new(),
-        };
-        assert_eq!(
-            check_source(&store, &missing, "E").await.unwrap_err(),
-            "bucket \"gone\" does not exist"
-        );
-        store.inject_fault(
-            "ListBuckets",
-            StoreError::Network("connection refused".into()),
-        );
-        let err = check_source(&store, &Source::AllBuckets, "http://127.0.0.1:1")
-            .await
-            .unwrap_err();
-        assert!(
-            err.starts_with("cannot reach the S3 endpoint http://127.0.0.1:1"),
-            "{err}"
-        );
-        store.inject_fault(
-            "ListBuckets",
-            StoreError::BadCredentials("InvalidAccessKeyId".into()),
-        );
-        let err = check_source(&store, &Source::AllBuckets, "E")
-            .await
-            .unwrap_err();
+        let missing = Source::Prefix { bucket: "gone".into(), prefix: String::new() };
+        assert_eq!(check_source(&store, &missing, "E").await.unwrap_err(), "bucket \"gone\" does not exist");
+        store.inject_fault("ListBuckets", StoreError::Network("connection refused".into()));
+        let err = check_source(&store, &Source::AllBuckets, "http://127.0.0.1:1").await.unwrap_err();
+        assert!(err.starts_with("cannot reach the S3 endpoint http://127.0.0.1:1"), "{err}");
+        store.inject_fault("ListBuckets", StoreError::BadCredentials("InvalidAccessKeyId".into()));
+        let err = check_source(&store, &Source::AllBuckets, "E").await.unwrap_err();
         assert!(err.contains("credentials were rejected"), "{err}");
         store.inject_fault("ListBuckets", StoreError::AccessDenied);
-        assert!(
-            check_source(&store, &Source::AllBuckets, "E")
-                .await
-                .unwrap_err()
-                .contains("--bucket")
-        );
+        assert!(check_source(&store, &Source::AllBuckets, "E").await.unwrap_err().contains("--bucket"));
         store.deny_bucket("locked");
-        assert!(
-            check_source(
-                &store,
-                &Source::Buckets(vec!["here".into(), "locked".into()]),
-                "E"
-            )
-            .await
-            .is_ok()
-        );
+        assert!(check_source(&store, &Source::Buckets(vec!["here".into(), "locked".into()]), "E").await.is_ok());
     }
 }

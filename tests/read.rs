@@ -12,9 +12,7 @@ use std::time::{Duration, SystemTime};
 use common::*;
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -42,13 +40,7 @@ fn browse_and_copy_a_tree_out_with_real_tools() {
     put(&c, &b, "odd//double", "hidden\n");
     put(&c, &b, &"n".repeat(256), "too long\n");
     put(&c, &b, "dots/./hidden", "hidden\n");
-    put_meta(
-        &c,
-        &b,
-        "stamped",
-        "s\n",
-        &[("mtime", "1600000000"), ("mode", "33216")],
-    );
+    put_meta(&c, &b, "stamped", "s\n", &[("mtime", "1600000000"), ("mode", "33216")]);
 
     let proxy = Proxy::start();
     let m = mount(&proxy, &[&b]);
@@ -56,77 +48,29 @@ fn browse_and_copy_a_tree_out_with_real_tools() {
 
     // Looked up first: HeadObject brings the mtime and mode metadata.
     let st = fs::metadata(root.join("stamped")).unwrap();
-    assert_eq!(
-        st.modified().unwrap(),
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000)
-    );
+    assert_eq!(st.modified().unwrap(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
     assert_eq!(st.mode() & 0o7777, 0o700);
 
-    let mut names: Vec<String> = fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "docs",
-            "dots",
-            "empty-file",
-            "implicit",
-            "marker-only",
-            "odd",
-            "stamped",
-            "top.txt",
-            "x"
-        ]
-    );
-    assert!(
-        fs::metadata(root.join("x")).unwrap().is_dir(),
-        "the directory x/ wins over the object x"
-    );
-    assert_eq!(
-        fs::read_dir(root.join("odd")).unwrap().count(),
-        0,
-        "odd//double has an empty segment: hidden"
-    );
-    assert_eq!(
-        fs::read_dir(root.join("dots")).unwrap().count(),
-        0,
-        "dots/./hidden is hidden"
-    );
-    assert!(
-        fs::read_dir(root.join("marker-only"))
-            .unwrap()
-            .next()
-            .is_none()
-    );
+    assert_eq!(names, ["docs", "dots", "empty-file", "implicit", "marker-only", "odd", "stamped", "top.txt", "x"]);
+    assert!(fs::metadata(root.join("x")).unwrap().is_dir(), "the directory x/ wins over the object x");
+    assert_eq!(fs::read_dir(root.join("odd")).unwrap().count(), 0, "odd//double has an empty segment: hidden");
+    assert_eq!(fs::read_dir(root.join("dots")).unwrap().count(), 0, "dots/./hidden is hidden");
+    assert!(fs::read_dir(root.join("marker-only")).unwrap().next().is_none());
 
     // The listing did not undo what HeadObject taught about this version of the object.
     let st = fs::metadata(root.join("stamped")).unwrap();
-    assert_eq!(
-        st.modified().unwrap(),
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000)
-    );
+    assert_eq!(st.modified().unwrap(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
     assert_eq!(st.mode() & 0o7777, 0o700);
     assert!(
         sh(&format!("ls -l --time-style=+%s {}", root.display()))
             .contains("-rwx------ 1 root root 2 1600000000 stamped")
     );
-    assert_eq!(
-        fs::metadata(root.join("top.txt")).unwrap().mode() & 0o7777,
-        0o644
-    );
-    assert_eq!(
-        fs::metadata(root.join("docs")).unwrap().mode() & 0o7777,
-        0o755
-    );
-    assert_eq!(
-        fs::metadata(root.join("docs/deep/er/file.bin"))
-            .unwrap()
-            .len(),
-        70_000
-    );
+    assert_eq!(fs::metadata(root.join("top.txt")).unwrap().mode() & 0o7777, 0o644);
+    assert_eq!(fs::metadata(root.join("docs")).unwrap().mode() & 0o7777, 0o755);
+    assert_eq!(fs::metadata(root.join("docs/deep/er/file.bin")).unwrap().len(), 70_000);
 
     let found = sh(&format!("cd {} && find . | sort", root.display()));
     let expect = ".\n./docs\n./docs/deep\n./docs/deep/er\n./docs/deep/er/file.bin\n./docs/readme.md\n./dots\n./empty-file\n\
@@ -137,22 +81,12 @@ fn browse_and_copy_a_tree_out_with_real_tools() {
     let du = sh(&format!("du -sk {}", root.display()));
     let kib: u64 = du.split_whitespace().next().unwrap().parse().unwrap();
     assert!((69..=120).contains(&kib), "du says {kib} KiB");
-    assert_eq!(
-        sh(&format!("cat {}", root.join("docs/readme.md").display())),
-        "# readme\n"
-    );
-    assert_eq!(
-        sh(&format!("stat -c %s {}", root.join("empty-file").display())),
-        "0\n"
-    );
+    assert_eq!(sh(&format!("cat {}", root.join("docs/readme.md").display())), "# readme\n");
+    assert_eq!(sh(&format!("stat -c %s {}", root.join("empty-file").display())), "0\n");
 
     // cp -r out, then diff -r against the same tree built locally.
     let out = tempfile::tempdir().unwrap();
-    sh(&format!(
-        "cp -r {}/. {}/copy",
-        root.display(),
-        out.path().display()
-    ));
+    sh(&format!("cp -r {}/. {}/copy", root.display(), out.path().display()));
     let want = out.path().join("want");
     for (p, body) in [
         ("top.txt", b"top\n".to_vec()),
@@ -170,11 +104,7 @@ fn browse_and_copy_a_tree_out_with_real_tools() {
     for d in ["marker-only", "odd", "dots"] {
         fs::create_dir_all(want.join(d)).unwrap();
     }
-    sh(&format!(
-        "diff -r {} {}/copy",
-        want.display(),
-        out.path().display()
-    ));
+    sh(&format!("diff -r {} {}/copy", want.display(), out.path().display()));
 }
 
 #[test]
@@ -188,39 +118,22 @@ fn bucket_list_root_and_named_buckets() {
     let proxy = Proxy::start();
 
     let all = mount(&proxy, &[]);
-    let names: Vec<String> = fs::read_dir(all.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let names: Vec<String> =
+        fs::read_dir(all.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(names.contains(&b1) && names.contains(&b2), "{names:?}");
-    assert_eq!(
-        fs::read_to_string(all.path().join(&b2).join("sub/b.txt")).unwrap(),
-        "from two\n"
-    );
+    assert_eq!(fs::read_to_string(all.path().join(&b2).join("sub/b.txt")).unwrap(), "from two\n");
     drop(all);
 
     proxy.reset();
     let named = mount(&proxy, &["--bucket", &b1]);
-    let names: Vec<String> = fs::read_dir(named.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let names: Vec<String> =
+        fs::read_dir(named.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, std::slice::from_ref(&b1));
-    assert_eq!(
-        fs::read_to_string(named.path().join(&b1).join("a.txt")).unwrap(),
-        "from one\n"
-    );
-    assert_eq!(
-        proxy.count("ListBuckets"),
-        0,
-        "named buckets need no ListBuckets"
-    );
+    assert_eq!(fs::read_to_string(named.path().join(&b1).join("a.txt")).unwrap(), "from one\n");
+    assert_eq!(proxy.count("ListBuckets"), 0, "named buckets need no ListBuckets");
 
     let prefix = mount(&proxy, &[&format!("s3://{b2}/sub/")]);
-    assert_eq!(
-        fs::read_to_string(prefix.path().join("b.txt")).unwrap(),
-        "from two\n"
-    );
+    assert_eq!(fs::read_to_string(prefix.path().join("b.txt")).unwrap(), "from two\n");
 }
 
 #[test]
@@ -228,44 +141,19 @@ fn ls_l_of_10000_objects_sends_10_listings_and_no_head() {
     let c = client();
     let b = bucket("big-dir");
     create_bucket(&c, &b);
-    put_many(
-        &c,
-        &b,
-        (0..10_000).map(|i| format!("many/f{i:05}.txt")).collect(),
-        b"0123456789",
-    );
+    put_many(&c, &b, (0..10_000).map(|i| format!("many/f{i:05}.txt")).collect(), b"0123456789");
     let proxy = Proxy::start();
     let m = mount(&proxy, &[&b]);
     proxy.reset();
     let out = sh(&format!("ls -l {}", m.path().join("many").display()));
     assert_eq!(out.lines().filter(|l| l.ends_with(".txt")).count(), 10_000);
-    assert!(
-        out.lines()
-            .filter(|l| l.ends_with(".txt"))
-            .all(|l| l.contains(" 10 "))
-    );
-    assert_eq!(
-        proxy.count("ListObjectsV2"),
-        10 + 1,
-        "10 pages, plus the one-key probe that looked up `many`"
-    );
-    assert_eq!(
-        proxy.count("HeadObject"),
-        1,
-        "only the lookup of `many` itself"
-    );
+    assert!(out.lines().filter(|l| l.ends_with(".txt")).all(|l| l.contains(" 10 ")));
+    assert_eq!(proxy.count("ListObjectsV2"), 10 + 1, "10 pages, plus the one-key probe that looked up `many`");
+    assert_eq!(proxy.count("HeadObject"), 1, "only the lookup of `many` itself");
     // A second `ls -l` inside the metadata TTL costs nothing.
     proxy.reset();
-    sh(&format!(
-        "ls -l {} > /dev/null",
-        m.path().join("many").display()
-    ));
-    assert_eq!(
-        proxy.count("ListObjectsV2") + proxy.count("HeadObject"),
-        0,
-        "{:?}",
-        proxy.counts()
-    );
+    sh(&format!("ls -l {} > /dev/null", m.path().join("many").display()));
+    assert_eq!(proxy.count("ListObjectsV2") + proxy.count("HeadObject"), 0, "{:?}", proxy.counts());
 }
 
 #[test]
@@ -283,22 +171,12 @@ fn reads_are_exact_sequential_and_random_with_bounded_memory() {
     let got = fs::read(&path).unwrap();
     assert!(got == body, "sequential read differs");
     let gets = proxy.count("GetObject");
-    assert!(
-        gets <= 12,
-        "40 MiB read in {gets} GetObject requests (parts grow to 8 MiB)"
-    );
-    assert_eq!(
-        proxy.count("HeadObject"),
-        1,
-        "the lookup's HeadObject; open uses its ETag"
-    );
+    assert!(gets <= 12, "40 MiB read in {gets} GetObject requests (parts grow to 8 MiB)");
+    assert_eq!(proxy.count("HeadObject"), 1, "the lookup's HeadObject; open uses its ETag");
 
     let mut f = fs::File::open(&path).unwrap();
     let mut buf = vec![0u8; 100_000];
-    for (i, off) in [30_000_000u64, 5, 39_000_000, 12_345_678, 41_943_000]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, off) in [30_000_000u64, 5, 39_000_000, 12_345_678, 41_943_000].into_iter().enumerate() {
         f.seek(SeekFrom::Start(off)).unwrap();
         let n = f.read(&mut buf).unwrap();
         let end = (off as usize + 100_000).min(body.len());
@@ -337,58 +215,27 @@ fn server_errors_are_eio_and_a_denied_bucket_is_eacces() {
     let proxy = Proxy::start();
     let m = mount(&proxy, &["--bucket", &ok, "--bucket", &denied]);
     for op in ["ListObjectsV2", "HeadObject", "GetObject"] {
-        proxy.fail(Fault {
-            op,
-            bucket: Some(denied.clone()),
-            status: 403,
-            code: "AccessDenied",
-        });
+        proxy.fail(Fault { op, bucket: Some(denied.clone()), status: 403, code: "AccessDenied" });
     }
-    let err = fs::read_dir(m.path().join(&denied))
-        .and_then(|mut d| d.next().unwrap())
-        .unwrap_err();
+    let err = fs::read_dir(m.path().join(&denied)).and_then(|mut d| d.next().unwrap()).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
-    assert_eq!(
-        fs::read_to_string(m.path().join(&ok).join("a.txt")).unwrap(),
-        "fine\n"
-    );
+    assert_eq!(fs::read_to_string(m.path().join(&ok).join("a.txt")).unwrap(), "fine\n");
 
     let broken = m.path().join(&ok).join("broken.txt");
     assert!(fs::metadata(&broken).is_ok());
-    proxy.fail(Fault {
-        op: "GetObject",
-        bucket: Some(ok.clone()),
-        status: 500,
-        code: "InternalError",
-    });
+    proxy.fail(Fault { op: "GetObject", bucket: Some(ok.clone()), status: 500, code: "InternalError" });
     let err = fs::read(&broken).unwrap_err();
-    assert_eq!(
-        err.raw_os_error(),
-        Some(libc::EIO),
-        "a 500 is EIO, never ENOENT: {err}"
-    );
-    proxy.fail(Fault {
-        op: "HeadObject",
-        bucket: Some(ok.clone()),
-        status: 500,
-        code: "InternalError",
-    });
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "a 500 is EIO, never ENOENT: {err}");
+    proxy.fail(Fault { op: "HeadObject", bucket: Some(ok.clone()), status: 500, code: "InternalError" });
     let err = fs::metadata(m.path().join(&ok).join("not-seen-before")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     proxy.clear_faults();
-    assert_eq!(
-        fs::read_to_string(&broken).unwrap(),
-        "never read\n",
-        "the mount keeps working"
-    );
+    assert_eq!(fs::read_to_string(&broken).unwrap(), "never read\n", "the mount keeps working");
 }
 
 fn run_fail(args: &[&str]) -> (i32, String) {
     let out = s3drive().args(args).stdin(Stdio::null()).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -401,61 +248,29 @@ fn startup_errors_are_one_clear_line_and_mount_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mp = dir.path().to_str().unwrap();
 
-    let (code, err) = run_fail(&[
-        "--endpoint-url",
-        &ep,
-        "--force-path-style",
-        &b,
-        "/nonexistent/mnt",
-    ]);
-    assert!(
-        code != 0 && err.contains("mount point /nonexistent/mnt"),
-        "{code} {err}"
-    );
+    let (code, err) = run_fail(&["--endpoint-url", &ep, "--force-path-style", &b, "/nonexistent/mnt"]);
+    assert!(code != 0 && err.contains("mount point /nonexistent/mnt"), "{code} {err}");
 
     let dead = format!("http://127.0.0.1:{}", {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     });
     let (code, err) = run_fail(&["--endpoint-url", &dead, "--force-path-style", mp]);
-    assert!(
-        code != 0 && err.contains("cannot reach the S3 endpoint"),
-        "{code} {err}"
-    );
+    assert!(code != 0 && err.contains("cannot reach the S3 endpoint"), "{code} {err}");
 
-    let (code, err) = run_fail(&[
-        "--endpoint-url",
-        &ep,
-        "--force-path-style",
-        "no-such-bucket-here",
-        mp,
-    ]);
-    assert!(
-        code != 0 && err.contains("bucket \"no-such-bucket-here\" does not exist"),
-        "{code} {err}"
-    );
+    let (code, err) = run_fail(&["--endpoint-url", &ep, "--force-path-style", "no-such-bucket-here", mp]);
+    assert!(code != 0 && err.contains("bucket \"no-such-bucket-here\" does not exist"), "{code} {err}");
 
-    proxy.fail(Fault {
-        op: "ListBuckets",
-        bucket: None,
-        status: 403,
-        code: "InvalidAccessKeyId",
-    });
+    proxy.fail(Fault { op: "ListBuckets", bucket: None, status: 403, code: "InvalidAccessKeyId" });
     let (code, err) = run_fail(&["--endpoint-url", &ep, "--force-path-style", mp]);
-    assert!(
-        code != 0 && err.contains("credentials were rejected"),
-        "{code} {err}"
-    );
+    assert!(code != 0 && err.contains("credentials were rejected"), "{code} {err}");
 
     let (code, err) = run_fail(&["--no-such-flag", mp]);
     assert_eq!(code, 2, "{err}");
     let (code, err) = run_fail(&["--file-mode", "9", mp]);
     assert!(code == 2 && err.contains("octal"), "{err}");
     assert!(!is_mounted(dir.path()), "nothing is left mounted");
-    assert!(
-        !err.contains("AWS_SECRET") && !err.contains("test:"),
-        "no credential in output: {err}"
-    );
+    assert!(!err.contains("AWS_SECRET") && !err.contains("test:"), "no credential in output: {err}");
 }
 
 #[test]
@@ -471,11 +286,7 @@ fn sigterm_and_sigint_unmount_cleanly() {
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(m.pid() as i32, sig) };
         let st = m.child.as_mut().unwrap().wait().unwrap();
-        assert!(
-            st.success(),
-            "daemon exit after signal {sig}: {st}\n{}",
-            m.log_text()
-        );
+        assert!(st.success(), "daemon exit after signal {sig}: {st}\n{}", m.log_text());
         assert!(!is_mounted(m.path()));
         m.child = None;
     }

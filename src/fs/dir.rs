@@ -61,22 +61,11 @@ impl Listing {
 
     /// A complete listing of the given buckets (the root of an all-buckets mount).
     pub fn of_buckets(buckets: &[BucketInfo], mount_time: SystemTime) -> Listing {
-        let mut l = Listing {
-            done: true,
-            started: Some(Instant::now()),
-            ..Listing::default()
-        };
+        let mut l = Listing { done: true, started: Some(Instant::now()), ..Listing::default() };
         for b in buckets {
             if let Some(name) = Name::new(&b.name) {
-                let loc = Location::Dir {
-                    bucket: b.name.as_str().into(),
-                    prefix: String::new(),
-                };
-                l.push(Entry {
-                    name,
-                    loc,
-                    attr: Attr::dir(b.created.unwrap_or(mount_time)),
-                });
+                let loc = Location::Dir { bucket: b.name.as_str().into(), prefix: String::new() };
+                l.push(Entry { name, loc, attr: Attr::dir(b.created.unwrap_or(mount_time)) });
             }
         }
         l
@@ -117,6 +106,7 @@ impl Listing {
                 let o = objects.next().expect("peeked");
                 if let Child::File(name) = object_child(prefix, &o.key) {
                     let attr = Attr {
+                        symlink: false,
                         size: o.size,
                         mtime: o.last_modified.unwrap_or(dir_mtime),
                         perm: None,
@@ -124,27 +114,13 @@ impl Listing {
                         gid: None,
                         etag: o.etag,
                     };
-                    self.push(Entry {
-                        name,
-                        loc: Location::File {
-                            bucket: bucket.clone(),
-                            key: o.key,
-                        },
-                        attr,
-                    });
+                    self.push(Entry { name, loc: Location::File { bucket: bucket.clone(), key: o.key }, attr });
                 }
             } else {
                 let p = prefixes.next().expect("peeked");
                 if let Child::Dir(name) = prefix_child(prefix, &p) {
-                    let loc = Location::Dir {
-                        bucket: bucket.clone(),
-                        prefix: p,
-                    };
-                    self.push(Entry {
-                        name,
-                        loc,
-                        attr: Attr::dir(dir_mtime),
-                    });
+                    let loc = Location::Dir { bucket: bucket.clone(), prefix: p };
+                    self.push(Entry { name, loc, attr: Attr::dir(dir_mtime) });
                 }
             }
         }
@@ -163,38 +139,26 @@ mod tests {
         let mut l = Listing::default();
         let b: Arc<str> = "b".into();
         while !l.done {
-            l.fetch_page(store, &b, prefix, SystemTime::UNIX_EPOCH)
-                .await
-                .unwrap();
+            l.fetch_page(store, &b, prefix, SystemTime::UNIX_EPOCH).await.unwrap();
         }
         l
     }
 
     fn names(l: &Listing) -> Vec<(String, bool)> {
-        l.entries
-            .iter()
-            .map(|e| (e.name.to_string(), e.loc.is_dir()))
-            .collect()
+        l.entries.iter().map(|e| (e.name.to_string(), e.loc.is_dir())).collect()
     }
 
     #[tokio::test]
     async fn pages_and_odd_keys() {
         let mut store = MemoryStore::new();
         store.page_size = 2;
-        for k in [
-            "d/", "d/x", "d/x-1", "d/x/y", "d//z", "d/./q", "d/y", "d/z/",
-        ] {
+        for k in ["d/", "d/x", "d/x-1", "d/x/y", "d//z", "d/./q", "d/y", "d/z/"] {
             store.put("b", k, "1");
         }
         let l = list_all(&store, "d/").await;
         assert_eq!(
             names(&l),
-            vec![
-                ("x".into(), true),
-                ("x-1".into(), false),
-                ("y".into(), false),
-                ("z".into(), true)
-            ],
+            vec![("x".into(), true), ("x-1".into(), false), ("y".into(), false), ("z".into(), true)],
             "marker d/ hidden, d//z and d/./q hidden, x is a directory that shadows the object x"
         );
         assert!(store.count("ListObjectsV2") >= 4);

@@ -54,9 +54,9 @@ impl Error {
     /// (the network, the server) is a warning.
     pub fn level(&self) -> Level {
         match self {
-            Error::Store(
-                StoreError::Network(_) | StoreError::Server { .. } | StoreError::BadCredentials(_),
-            ) => Level::WARN,
+            Error::Store(StoreError::Network(_) | StoreError::Server { .. } | StoreError::BadCredentials(_)) => {
+                Level::WARN
+            }
             Error::Store(StoreError::PreconditionFailed | StoreError::AccessDenied) => Level::INFO,
             _ => Level::DEBUG,
         }
@@ -73,19 +73,8 @@ mod tests {
     fn errnos() {
         assert_eq!(Error::from(StoreError::NotFound).errno(), libc::ENOENT);
         assert_eq!(Error::from(StoreError::AccessDenied).errno(), libc::EACCES);
-        assert_eq!(
-            Error::from(StoreError::Network("refused".into())).errno(),
-            libc::EIO
-        );
-        let e = StoreError::Server {
-            status: Some(500),
-            code: "InternalError".into(),
-            message: String::new(),
-        };
-        assert_eq!(
-            Error::from(e).errno(),
-            libc::EIO,
-            "a 500 is a server error, never 'not found'"
-        );
+        assert_eq!(Error::from(StoreError::Network("refused".into())).errno(), libc::EIO);
+        let e = StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
+        assert_eq!(Error::from(e).errno(), libc::EIO, "a 500 is a server error, never 'not found'");
     }
 }

@@ -42,15 +42,9 @@ impl Location {
         };
         let key = format!("{prefix}{name}");
         Some(if dir {
-            Location::Dir {
-                bucket: bucket.clone(),
-                prefix: key + "/",
-            }
+            Location::Dir { bucket: bucket.clone(), prefix: key + "/" }
         } else {
-            Location::File {
-                bucket: bucket.clone(),
-                key,
-            }
+            Location::File { bucket: bucket.clone(), key }
         })
     }
 
@@ -82,9 +76,11 @@ impl Location {
     }
 }
 
-/// Attributes as S3 told them; the mount's defaults fill what is `None` (see `Fs::file_attr`).
+/// Attributes as S3 told them; the mount's defaults fill what is `None` (see `Fs::stat_of`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attr {
+    /// A symbolic link (an object whose `mode` metadata carries S_IFLNK, as s3fs writes them).
+    pub symlink: bool,
     pub size: u64,
     pub mtime: SystemTime,
     pub perm: Option<u16>,
@@ -95,14 +91,7 @@ pub struct Attr {
 
 impl Attr {
     pub fn dir(mtime: SystemTime) -> Attr {
-        Attr {
-            size: 0,
-            mtime,
-            perm: None,
-            uid: None,
-            gid: None,
-            etag: None,
-        }
+        Attr { symlink: false, size: 0, mtime, perm: None, uid: None, gid: None, etag: None }
     }
 }
 
@@ -118,94 +107,100 @@ pub struct Node {
     lookups: u64,
 }
 
+#[derive(Debug, Default)]
+struct Tables {
+    nodes: HashMap<Ino, Node>,
+    by_loc: HashMap<Location, Ino>,
+}
+
 #[derive(Debug)]
 pub struct InodeTable {
-    nodes: Mutex<HashMap<Ino, Node>>,
+    inner: Mutex<Tables>,
 }
 
 impl InodeTable {
     pub fn new(root: Location, attr: Attr) -> InodeTable {
-        let node = Node {
-            parent: ROOT,
-            loc: root,
-            attr,
-            fresh_until: far_future(),
-            cached_etag: None,
-            lookups: 1,
-        };
-        InodeTable {
-            nodes: Mutex::new(HashMap::from([(ROOT, node)])),
-        }
+        let node =
+            Node { parent: ROOT, loc: root.clone(), attr, fresh_until: far_future(), cached_etag: None, lookups: 1 };
+        let t = Tables { nodes: HashMap::from([(ROOT, node)]), by_loc: HashMap::from([(root, ROOT)]) };
+        InodeTable { inner: Mutex::new(t) }
     }
 
     pub fn get(&self, ino: Ino) -> Option<Node> {
-        self.nodes.lock().unwrap().get(&ino).cloned()
+        self.inner.lock().unwrap().nodes.get(&ino).cloned()
     }
 
     /// The node at `loc` if the kernel holds it.
     pub fn find(&self, loc: &Location) -> Option<(Ino, Node)> {
-        let nodes = self.nodes.lock().unwrap();
-        let mut ino = Self::home(loc);
-        while let Some(n) = nodes.get(&ino) {
-            if &n.loc == loc {
-                return Some((ino, n.clone()));
-            }
-            ino = Self::next(ino);
-        }
-        None
+        let t = self.inner.lock().unwrap();
+        let ino = *t.by_loc.get(loc)?;
+        t.nodes.get(&ino).map(|n| (ino, n.clone()))
     }
 
     /// The number a node at `loc` has, or would get if looked up now.
     pub fn ino_hint(&self, loc: &Location) -> Ino {
-        self.find(loc)
-            .map_or_else(|| Self::home(loc), |(ino, _)| ino)
+        self.inner.lock().unwrap().by_loc.get(loc).copied().unwrap_or_else(|| Self::home(loc))
     }
 
     /// Records one kernel lookup of the node at `loc` (creating it), with fresh attributes.
     pub fn remember(&self, parent: Ino, loc: Location, attr: Attr, fresh_until: Instant) -> Ino {
-        let mut nodes = self.nodes.lock().unwrap();
-        let mut ino = Self::home(&loc);
-        loop {
-            match nodes.get_mut(&ino) {
-                Some(n) if n.loc == loc => {
-                    n.lookups += 1;
-                    n.parent = parent;
-                    n.attr = attr;
-                    n.fresh_until = fresh_until;
-                    return ino;
-                }
-                Some(_) => ino = Self::next(ino),
-                None => {
-                    nodes.insert(
-                        ino,
-                        Node {
-                            parent,
-                            loc,
-                            attr,
-                            fresh_until,
-                            cached_etag: None,
-                            lookups: 1,
-                        },
-                    );
-                    return ino;
-                }
-            }
+        let mut t = self.inner.lock().unwrap();
+        if let Some(&ino) = t.by_loc.get(&loc) {
+            let n = t.nodes.get_mut(&ino).expect("by_loc points at live nodes");
+            n.lookups += 1;
+            n.parent = parent;
+            n.attr = attr;
+            n.fresh_until = fresh_until;
+            return ino;
         }
+        let mut ino = Self::home(&loc);
+        while t.nodes.contains_key(&ino) {
+            ino = Self::next(ino);
+        }
+        t.by_loc.insert(loc.clone(), ino);
+        t.nodes.insert(ino, Node { parent, loc, attr, fresh_until, cached_etag: None, lookups: 1 });
+        ino
+    }
+
+    /// A rename moved the node `ino` (and, for a directory, every node under it) to `to`.
+    /// Numbers stay: the kernel keeps its dentries for the moved nodes.
+    pub fn relocate(&self, ino: Ino, to: Location) {
+        let mut t = self.inner.lock().unwrap();
+        let Some(from) = t.nodes.get(&ino).map(|n| n.loc.clone()) else { return };
+        let moved: Vec<(Ino, Location)> =
+            t.nodes.iter().filter_map(|(&i, n)| rebase(&n.loc, &from, &to).map(|l| (i, l))).collect();
+        for (i, new_loc) in moved {
+            let old = std::mem::replace(&mut t.nodes.get_mut(&i).expect("listed").loc, new_loc.clone());
+            if t.by_loc.get(&old) == Some(&i) {
+                t.by_loc.remove(&old);
+            }
+            // A node that was at the destination is replaced: it keeps its number until
+            // forgotten but is no longer found by location.
+            t.by_loc.insert(new_loc, i);
+        }
+    }
+
+    /// Nothing is at `loc` any more (deleted): later lookups make a new node.
+    pub fn detach(&self, loc: &Location) {
+        self.inner.lock().unwrap().by_loc.remove(loc);
     }
 
     /// The kernel dropped `n` references; the node goes when none are left (never the root).
     pub fn forget(&self, ino: Ino, n: u64) {
-        let mut nodes = self.nodes.lock().unwrap();
-        if let Some(node) = nodes.get_mut(&ino) {
+        let mut t = self.inner.lock().unwrap();
+        if let Some(node) = t.nodes.get_mut(&ino) {
             node.lookups = node.lookups.saturating_sub(n);
             if node.lookups == 0 && ino != ROOT {
-                nodes.remove(&ino);
+                let loc = t.nodes.remove(&ino).expect("present").loc;
+                if t.by_loc.get(&loc) == Some(&ino) {
+                    t.by_loc.remove(&loc);
+                }
             }
         }
     }
 
     pub fn set_attr(&self, ino: Ino, attr: Attr, fresh_until: Instant) {
-        if let Some(n) = self.nodes.lock().unwrap().get_mut(&ino) {
+        if let Some(n) = self.inner.lock().unwrap().nodes.get_mut(&ino) {
             n.attr = attr;
             n.fresh_until = fresh_until;
         }
@@ -213,8 +208,8 @@ impl InodeTable {
 
     /// Records the ETag now in the page cache; returns whether it equals the one before.
     pub fn swap_cached_etag(&self, ino: Ino, etag: Option<String>) -> bool {
-        let mut nodes = self.nodes.lock().unwrap();
-        match nodes.get_mut(&ino) {
+        let mut t = self.inner.lock().unwrap();
+        match t.nodes.get_mut(&ino) {
             Some(n) => {
                 let same = etag.is_some() && n.cached_etag == etag;
                 n.cached_etag = etag;
@@ -225,7 +220,7 @@ impl InodeTable {
     }
 
     pub fn len(&self) -> usize {
-        self.nodes.lock().unwrap().len()
+        self.inner.lock().unwrap().nodes.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -247,6 +242,25 @@ impl InodeTable {
     }
 }
 
+/// `loc` moved from under `from` to under `to`, if it is `from` or lies inside it.
+fn rebase(loc: &Location, from: &Location, to: &Location) -> Option<Location> {
+    if loc == from {
+        return Some(to.clone());
+    }
+    let (Location::Dir { bucket: fb, prefix: fp }, Location::Dir { bucket: tb, prefix: tp }) = (from, to) else {
+        return None;
+    };
+    match loc {
+        Location::Dir { bucket, prefix } if bucket == fb && prefix.starts_with(fp.as_str()) => {
+            Some(Location::Dir { bucket: tb.clone(), prefix: format!("{tp}{}", &prefix[fp.len()..]) })
+        }
+        Location::File { bucket, key } if bucket == fb && key.starts_with(fp.as_str()) => {
+            Some(Location::File { bucket: tb.clone(), key: format!("{tp}{}", &key[fp.len()..]) })
+        }
+        _ => None,
+    }
+}
+
 pub fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(100 * 365 * 86400)
 }
@@ -256,53 +270,44 @@ mod tests {
     use super::*;
 
     fn file(key: &str) -> Location {
-        Location::File {
-            bucket: "b".into(),
-            key: key.into(),
-        }
+        Location::File { bucket: "b".into(), key: key.into() }
     }
 
     #[test]
     fn numbers_are_stable_and_forget_frees() {
         let t = InodeTable::new(Location::Buckets, Attr::dir(SystemTime::UNIX_EPOCH));
-        let a = t.remember(
-            ROOT,
-            file("a"),
-            Attr::dir(SystemTime::UNIX_EPOCH),
-            Instant::now(),
-        );
-        assert_eq!(
-            t.remember(
-                ROOT,
-                file("a"),
-                Attr::dir(SystemTime::UNIX_EPOCH),
-                Instant::now()
-            ),
-            a
-        );
+        let a = t.remember(ROOT, file("a"), Attr::dir(SystemTime::UNIX_EPOCH), Instant::now());
+        assert_eq!(t.remember(ROOT, file("a"), Attr::dir(SystemTime::UNIX_EPOCH), Instant::now()), a);
         assert_eq!(t.len(), 2);
         t.forget(a, 1);
         assert!(t.get(a).is_some(), "one reference left");
         t.forget(a, 1);
         assert!(t.get(a).is_none());
         assert_eq!(t.len(), 1);
-        let again = t.remember(
-            ROOT,
-            file("a"),
-            Attr::dir(SystemTime::UNIX_EPOCH),
-            Instant::now(),
-        );
+        let again = t.remember(ROOT, file("a"), Attr::dir(SystemTime::UNIX_EPOCH), Instant::now());
         assert_eq!(again, a, "same path, same number after forget");
         t.forget(ROOT, 5);
         assert!(t.get(ROOT).is_some(), "the root is never forgotten");
     }
 
     #[test]
+    fn relocate_moves_a_directory_and_its_children() {
+        let t = InodeTable::new(Location::Buckets, Attr::dir(SystemTime::UNIX_EPOCH));
+        let d = Location::Dir { bucket: "b".into(), prefix: "a/".into() };
+        let now = Instant::now();
+        let di = t.remember(ROOT, d, Attr::dir(SystemTime::UNIX_EPOCH), now);
+        let fi = t.remember(di, file("a/f"), Attr::dir(SystemTime::UNIX_EPOCH), now);
+        let other = t.remember(ROOT, file("ab"), Attr::dir(SystemTime::UNIX_EPOCH), now);
+        t.relocate(di, Location::Dir { bucket: "c".into(), prefix: "z/".into() });
+        assert_eq!(t.get(fi).unwrap().loc, Location::File { bucket: "c".into(), key: "z/f".into() });
+        assert_eq!(t.find(&Location::File { bucket: "c".into(), key: "z/f".into() }).unwrap().0, fi);
+        assert!(t.find(&file("a/f")).is_none());
+        assert_eq!(t.get(other).unwrap().loc, file("ab"), "a sibling sharing the prefix text is not moved");
+    }
+
+    #[test]
     fn file_and_dir_of_one_name_differ() {
-        let d = Location::Dir {
-            bucket: "b".into(),
-            prefix: "a/".into(),
-        };
+        let d = Location::Dir { bucket: "b".into(), prefix: "a/".into() };
         assert_ne!(InodeTable::home(&d), InodeTable::home(&file("a")));
     }
 }

@@ -92,10 +92,9 @@ impl<S: ObjectStore> Fs<S> {
         let mount_time = SystemTime::now();
         let root = match &config.source {
             Source::AllBuckets | Source::Buckets(_) => Location::Buckets,
-            Source::Prefix { bucket, prefix } => Location::Dir {
-                bucket: bucket.as_str().into(),
-                prefix: prefix.clone(),
-            },
+            Source::Prefix { bucket, prefix } => {
+                Location::Dir { bucket: bucket.as_str().into(), prefix: prefix.clone() }
+            }
         };
         Fs {
             store,
@@ -136,11 +135,7 @@ impl<S: ObjectStore> Fs<S> {
             dir,
             size: attr.size,
             mtime: attr.mtime,
-            perm: attr.perm.unwrap_or(if dir {
-                self.config.dir_mode
-            } else {
-                self.config.file_mode
-            }),
+            perm: attr.perm.unwrap_or(if dir { self.config.dir_mode } else { self.config.file_mode }),
             uid: attr.uid.unwrap_or(self.config.uid),
             gid: attr.gid.unwrap_or(self.config.gid),
         }
@@ -150,32 +145,20 @@ impl<S: ObjectStore> Fs<S> {
     /// when present (s3fs writes integer seconds, rclone fractional seconds), else LastModified.
     fn attr_from_meta(&self, loc: &Location, meta: &ObjectMeta) -> Attr {
         let md = |k: &str| meta.metadata.get(k).map(|v| v.trim());
-        let mtime = md("mtime")
-            .and_then(parse_mtime)
-            .or(meta.last_modified)
-            .unwrap_or(self.mount_time);
+        let mtime = md("mtime").and_then(parse_mtime).or(meta.last_modified).unwrap_or(self.mount_time);
         let attr = Attr {
+            symlink: md("mode").and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m & 0o170000 == 0o120000),
             size: meta.size,
             mtime,
-            perm: md("mode")
-                .and_then(|m| m.parse::<u32>().ok())
-                .map(|m| (m & 0o7777) as u16),
+            perm: md("mode").and_then(|m| m.parse::<u32>().ok()).map(|m| (m & 0o7777) as u16),
             uid: md("uid").and_then(|v| v.parse().ok()),
             gid: md("gid").and_then(|v| v.parse().ok()),
             etag: meta.etag.clone(),
         };
         if let (Location::File { bucket, key }, Some(etag)) = (loc, &meta.etag) {
-            let known = KnownMeta {
-                etag: etag.clone(),
-                mtime: attr.mtime,
-                perm: attr.perm,
-                uid: attr.uid,
-                gid: attr.gid,
-            };
-            self.known_meta
-                .lock()
-                .unwrap()
-                .put((bucket.clone(), key.clone()), known);
+            let known =
+                KnownMeta { etag: etag.clone(), mtime: attr.mtime, perm: attr.perm, uid: attr.uid, gid: attr.gid };
+            self.known_meta.lock().unwrap().put((bucket.clone(), key.clone()), known);
         }
         attr
     }
@@ -185,11 +168,7 @@ impl<S: ObjectStore> Fs<S> {
     fn with_known_meta(&self, loc: &Location, attr: &Attr) -> Attr {
         let mut attr = attr.clone();
         if let (Location::File { bucket, key }, Some(etag)) = (loc, &attr.etag)
-            && let Some(k) = self
-                .known_meta
-                .lock()
-                .unwrap()
-                .get(&(bucket.clone(), key.clone()))
+            && let Some(k) = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
             && &k.etag == etag
         {
             attr.mtime = k.mtime;
@@ -212,11 +191,7 @@ impl<S: ObjectStore> Fs<S> {
     fn fresh_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
         let l = self.cached_listing(ino)?;
         let fresh = match l.try_lock() {
-            Ok(g) => {
-                g.done
-                    && g.started
-                        .is_some_and(|t| t + self.config.metadata_ttl > Instant::now())
-            }
+            Ok(g) => g.done && g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now()),
             Err(_) => false,
         };
         fresh.then_some(l)
@@ -224,9 +199,7 @@ impl<S: ObjectStore> Fs<S> {
 
     fn remember(&self, parent: Ino, entry: &Entry) -> Stat {
         let attr = self.with_known_meta(&entry.loc, &entry.attr);
-        let ino = self
-            .inodes
-            .remember(parent, entry.loc.clone(), attr.clone(), self.fresh_until());
+        let ino = self.inodes.remember(parent, entry.loc.clone(), attr.clone(), self.fresh_until());
         self.stat_of(ino, &entry.loc, &attr)
     }
 
@@ -234,19 +207,11 @@ impl<S: ObjectStore> Fs<S> {
     async fn root_listing(&self) -> Result<Listing> {
         match &self.config.source {
             Source::Buckets(names) => {
-                let infos: Vec<_> = names
-                    .iter()
-                    .map(|n| crate::store::BucketInfo {
-                        name: n.clone(),
-                        created: None,
-                    })
-                    .collect();
+                let infos: Vec<_> =
+                    names.iter().map(|n| crate::store::BucketInfo { name: n.clone(), created: None }).collect();
                 Ok(Listing::of_buckets(&infos, self.mount_time))
             }
-            Source::AllBuckets => Ok(Listing::of_buckets(
-                &self.store.list_buckets().await?,
-                self.mount_time,
-            )),
+            Source::AllBuckets => Ok(Listing::of_buckets(&self.store.list_buckets().await?, self.mount_time)),
             Source::Prefix { .. } => unreachable!("a prefix mount has no bucket-list root"),
         }
     }
@@ -275,10 +240,7 @@ impl<S: ObjectStore> Fs<S> {
             Location::Buckets => {
                 let l = self.root_listing().await?;
                 let found = l.get(name).cloned();
-                self.listings
-                    .lock()
-                    .unwrap()
-                    .put(parent, Arc::new(tokio::sync::Mutex::new(l)));
+                self.listings.lock().unwrap().put(parent, Arc::new(tokio::sync::Mutex::new(l)));
                 found
             }
             Location::Dir { .. } => self.lookup_in_s3(&pnode.loc, name).await?,
@@ -296,8 +258,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// HeadObject on `prefix+name` and a one-key listing of `prefix+name/`, concurrently.
     async fn lookup_in_s3(&self, dir: &Location, name: &Name) -> Result<Option<Entry>> {
-        let (Some(file_loc), Some(dir_loc)) = (dir.child(name, false), dir.child(name, true))
-        else {
+        let (Some(file_loc), Some(dir_loc)) = (dir.child(name, false), dir.child(name, true)) else {
             return Ok(None);
         };
         // A node the kernel still holds with fresh attributes needs no request.
@@ -305,20 +266,10 @@ impl<S: ObjectStore> Fs<S> {
             if let Some((_, n)) = self.inodes.find(loc)
                 && n.fresh_until > Instant::now()
             {
-                return Ok(Some(Entry {
-                    name: name.clone(),
-                    loc: n.loc,
-                    attr: n.attr,
-                }));
+                return Ok(Some(Entry { name: name.clone(), loc: n.loc, attr: n.attr }));
             }
         }
-        let (
-            Location::File { bucket, key },
-            Location::Dir {
-                prefix: dir_prefix, ..
-            },
-        ) = (&file_loc, &dir_loc)
-        else {
+        let (Location::File { bucket, key }, Location::Dir { prefix: dir_prefix, .. }) = (&file_loc, &dir_loc) else {
             unreachable!("child() builds these kinds");
         };
         let head = self.store.head_object(bucket, key);
@@ -349,18 +300,12 @@ impl<S: ObjectStore> Fs<S> {
                     "an object and a directory share a name; the directory is shown"
                 );
             }
-            return Ok(Some(Entry {
-                name: name.clone(),
-                loc: dir_loc,
-                attr: Attr::dir(self.mount_time),
-            }));
+            return Ok(Some(Entry { name: name.clone(), loc: dir_loc, attr: Attr::dir(self.mount_time) }));
         }
         match head {
-            Ok(meta) => Ok(Some(Entry {
-                name: name.clone(),
-                attr: self.attr_from_meta(&file_loc, &meta),
-                loc: file_loc,
-            })),
+            Ok(meta) => {
+                Ok(Some(Entry { name: name.clone(), attr: self.attr_from_meta(&file_loc, &meta), loc: file_loc }))
+            }
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -393,10 +338,7 @@ impl<S: ObjectStore> Fs<S> {
             None => Arc::new(tokio::sync::Mutex::new(Listing::default())),
         };
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        let handle = Arc::new(DirHandle {
-            ino,
-            listing: tokio::sync::Mutex::new(listing),
-        });
+        let handle = Arc::new(DirHandle { ino, listing: tokio::sync::Mutex::new(listing) });
         self.dir_handles.lock().unwrap().insert(fh, handle);
         Ok(fh)
     }
@@ -404,21 +346,14 @@ impl<S: ObjectStore> Fs<S> {
     /// Entries from `offset` on: "." and ".." are offsets 0 and 1, listing entry i is i + 2.
     /// Returns up to `max` items, listing more pages as needed; an empty result ends the stream.
     pub async fn readdir(&self, fh: u64, offset: u64, max: usize) -> Result<Vec<DirItem>> {
-        let handle = self
-            .dir_handles
-            .lock()
-            .unwrap()
-            .get(&fh)
-            .cloned()
-            .ok_or(Error::BadHandle)?;
+        let handle = self.dir_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)?;
         let node = self.node(handle.ino)?;
         let mut slot = handle.listing.lock().await;
         if offset == 0 {
             // rewinddir: list afresh unless the listing is still fresh.
-            let stale = slot.try_lock().map_or(true, |l| {
-                l.started
-                    .is_some_and(|t| t + self.config.metadata_ttl <= Instant::now())
-            });
+            let stale = slot
+                .try_lock()
+                .map_or(true, |l| l.started.is_some_and(|t| t + self.config.metadata_ttl <= Instant::now()));
             if stale {
                 *slot = Arc::new(tokio::sync::Mutex::new(Listing::default()));
             }
@@ -429,12 +364,7 @@ impl<S: ObjectStore> Fs<S> {
         let me = self.stat_of(handle.ino, &node.loc, &node.attr);
         for (i, name) in [".", ".."].iter().enumerate() {
             if offset <= i as u64 {
-                items.push(DirItem {
-                    next: i as u64 + 1,
-                    name: name.to_string(),
-                    stat: me,
-                    entry: None,
-                });
+                items.push(DirItem { next: i as u64 + 1, name: name.to_string(), stat: me, entry: None });
             }
         }
         let want = offset.saturating_sub(2) as usize + max;
@@ -442,21 +372,13 @@ impl<S: ObjectStore> Fs<S> {
             match &node.loc {
                 Location::Buckets => *listing = self.root_listing().await?,
                 Location::Dir { bucket, prefix } => {
-                    listing
-                        .fetch_page(&*self.store, bucket, prefix, self.mount_time)
-                        .await?;
+                    listing.fetch_page(&*self.store, bucket, prefix, self.mount_time).await?;
                 }
                 Location::File { .. } => return Err(Error::NotDir),
             }
         }
         let start = offset.saturating_sub(2) as usize;
-        for (i, e) in listing
-            .entries
-            .iter()
-            .enumerate()
-            .skip(start)
-            .take(max.saturating_sub(items.len()))
-        {
+        for (i, e) in listing.entries.iter().enumerate().skip(start).take(max.saturating_sub(items.len())) {
             let ino = self.inodes.ino_hint(&e.loc);
             items.push(DirItem {
                 next: i as u64 + 3,
@@ -466,10 +388,7 @@ impl<S: ObjectStore> Fs<S> {
             });
         }
         if listing.done && listing.entries.len() <= MAX_CACHED_LISTING {
-            self.listings
-                .lock()
-                .unwrap()
-                .put(handle.ino, listing_arc.clone());
+            self.listings.lock().unwrap().put(handle.ino, listing_arc.clone());
         }
         Ok(items)
     }
@@ -502,35 +421,16 @@ impl<S: ObjectStore> Fs<S> {
             attr
         };
         let keep_cache = self.inodes.swap_cached_etag(ino, attr.etag.clone());
-        let reader = Reader::new(
-            bucket.clone(),
-            key,
-            attr.etag.as_deref(),
-            attr.size,
-            &self.config.read,
-        );
+        let reader = Reader::new(bucket.clone(), key, attr.etag.as_deref(), attr.size, &self.config.read);
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.file_handles.lock().unwrap().insert(
-            fh,
-            Arc::new(FileHandle {
-                reader: tokio::sync::Mutex::new(reader),
-            }),
-        );
+        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle { reader: tokio::sync::Mutex::new(reader) }));
         Ok((fh, keep_cache))
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
-        let handle = self
-            .file_handles
-            .lock()
-            .unwrap()
-            .get(&fh)
-            .cloned()
-            .ok_or(Error::BadHandle)?;
+        let handle = self.file_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)?;
         let mut reader = handle.reader.lock().await;
-        reader
-            .read(&self.store, &self.memory, &self.config.read, offset, size)
-            .await
+        reader.read(&self.store, &self.memory, &self.config.read, offset, size).await
     }
 
     pub fn release(&self, fh: u64) {

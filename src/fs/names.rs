@@ -23,20 +23,13 @@ pub struct Name(String);
 
 impl Name {
     pub fn new(s: &str) -> Option<Name> {
-        let ok = !s.is_empty()
-            && s.len() <= NAME_MAX
-            && s != "."
-            && s != ".."
-            && !s.contains(['/', '\0']);
+        let ok = !s.is_empty() && s.len() <= NAME_MAX && s != "." && s != ".." && !s.contains(['/', '\0']);
         ok.then(|| Name(s.to_string()))
     }
 
     /// A name from the kernel. A name that no key could produce does not exist: ENOENT.
     pub fn from_os(s: &OsStr) -> Result<Name> {
-        std::str::from_utf8(s.as_bytes())
-            .ok()
-            .and_then(Name::new)
-            .ok_or(Error::NotFound)
+        std::str::from_utf8(s.as_bytes()).ok().and_then(Name::new).ok_or(Error::NotFound)
     }
 
     pub fn as_str(&self) -> &str {
@@ -69,10 +62,7 @@ pub fn object_child(prefix: &str, key: &str) -> Child {
 
 /// Classifies a common prefix listed under `prefix` (it ends in '/').
 pub fn prefix_child(prefix: &str, common: &str) -> Child {
-    match common
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_suffix('/'))
-    {
+    match common.strip_prefix(prefix).and_then(|r| r.strip_suffix('/')) {
         Some(seg) => Name::new(seg).map_or(Child::Hidden, Child::Dir),
         None => Child::Hidden,
     }
@@ -84,41 +74,21 @@ mod tests {
 
     #[test]
     fn hidden_segments() {
-        assert_eq!(
-            object_child("a/", "a/"),
-            Child::Hidden,
-            "a directory's own marker"
-        );
-        assert_eq!(
-            prefix_child("a/", "a//"),
-            Child::Hidden,
-            "empty segment of a//b"
-        );
+        assert_eq!(object_child("a/", "a/"), Child::Hidden, "a directory's own marker");
+        assert_eq!(prefix_child("a/", "a//"), Child::Hidden, "empty segment of a//b");
         assert_eq!(object_child("", "."), Child::Hidden);
         assert_eq!(prefix_child("", "../"), Child::Hidden);
         let long = "x".repeat(256);
         assert_eq!(object_child("", &long), Child::Hidden);
-        assert_eq!(
-            object_child("", &"x".repeat(255)),
-            Child::File(Name::new(&"x".repeat(255)).unwrap())
-        );
-        assert_eq!(
-            prefix_child("a/", "a/b/"),
-            Child::Dir(Name::new("b").unwrap())
-        );
-        assert_eq!(
-            object_child("a/", "a/b c.txt"),
-            Child::File(Name::new("b c.txt").unwrap())
-        );
+        assert_eq!(object_child("", &"x".repeat(255)), Child::File(Name::new(&"x".repeat(255)).unwrap()));
+        assert_eq!(prefix_child("a/", "a/b/"), Child::Dir(Name::new("b").unwrap()));
+        assert_eq!(object_child("a/", "a/b c.txt"), Child::File(Name::new("b c.txt").unwrap()));
     }
 
     #[test]
     fn kernel_names() {
         assert!(Name::from_os(OsStr::new("ok")).is_ok());
-        assert_eq!(
-            Name::from_os(OsStr::from_bytes(b"\xff")),
-            Err(Error::NotFound)
-        );
+        assert_eq!(Name::from_os(OsStr::from_bytes(b"\xff")), Err(Error::NotFound));
         assert_eq!(Name::from_os(OsStr::new("..")), Err(Error::NotFound));
     }
 }

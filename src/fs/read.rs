@@ -37,16 +37,11 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(bytes: u64) -> MemoryLimiter {
-        MemoryLimiter {
-            sem: Arc::new(Semaphore::new((bytes / PAGE) as usize)),
-        }
+        MemoryLimiter { sem: Arc::new(Semaphore::new((bytes / PAGE) as usize)) }
     }
 
     fn try_take(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
-        self.sem
-            .clone()
-            .try_acquire_many_owned(bytes.div_ceil(PAGE) as u32)
-            .ok()
+        self.sem.clone().try_acquire_many_owned(bytes.div_ceil(PAGE) as u32).ok()
     }
 
     /// Bytes currently free in the budget.
@@ -81,9 +76,7 @@ impl Part {
             let bytes = match h.await {
                 Ok(r) => r?,
                 Err(join) => {
-                    return Err(Error::Store(crate::store::StoreError::Network(format!(
-                        "read task failed: {join}"
-                    ))));
+                    return Err(Error::Store(crate::store::StoreError::Network(format!("read task failed: {join}"))));
                 }
             };
             self.state = State::Ready(bytes);
@@ -110,13 +103,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(
-        bucket: Arc<str>,
-        key: &str,
-        etag: Option<&str>,
-        size: u64,
-        cfg: &ReadConfig,
-    ) -> Reader {
+    pub fn new(bucket: Arc<str>, key: &str, etag: Option<&str>, size: u64, cfg: &ReadConfig) -> Reader {
         Reader {
             bucket,
             key: key.into(),
@@ -133,30 +120,11 @@ impl Reader {
         self.etag.as_deref()
     }
 
-    fn spawn<S: ObjectStore>(
-        &mut self,
-        store: &Arc<S>,
-        end: u64,
-        permit: Option<OwnedSemaphorePermit>,
-    ) {
+    fn spawn<S: ObjectStore>(&mut self, store: &Arc<S>, end: u64, permit: Option<OwnedSemaphorePermit>) {
         let start = self.requested_to;
-        let (store, bucket, key, etag) = (
-            store.clone(),
-            self.bucket.clone(),
-            self.key.clone(),
-            self.etag.clone(),
-        );
-        let task = tokio::spawn(async move {
-            store
-                .get_range(&bucket, &key, start, end, etag.as_deref())
-                .await
-        });
-        self.parts.push_back(Part {
-            start,
-            end,
-            state: State::Pending(task),
-            _permit: permit,
-        });
+        let (store, bucket, key, etag) = (store.clone(), self.bucket.clone(), self.key.clone(), self.etag.clone());
+        let task = tokio::spawn(async move { store.get_range(&bucket, &key, start, end, etag.as_deref()).await });
+        self.parts.push_back(Part { start, end, state: State::Pending(task), _permit: permit });
         self.requested_to = end;
     }
 
@@ -173,8 +141,7 @@ impl Reader {
         }
         let end = (offset + u64::from(len)).min(self.size);
 
-        let held =
-            self.parts.front().is_some_and(|p| p.start <= offset) && offset < self.requested_to;
+        let held = self.parts.front().is_some_and(|p| p.start <= offset) && offset < self.requested_to;
         if offset == self.next || held {
             self.window = (self.window * 2).min(cfg.max_window);
         } else {
@@ -244,8 +211,7 @@ impl Reader {
             if out.is_none() && pos >= end {
                 return Ok(slice); // one part covers the whole read: no copy
             }
-            out.get_or_insert_with(|| BytesMut::with_capacity((end - offset) as usize))
-                .extend_from_slice(&slice);
+            out.get_or_insert_with(|| BytesMut::with_capacity((end - offset) as usize)).extend_from_slice(&slice);
             if to < (pend - pstart) as usize {
                 break;
             }
@@ -268,12 +234,7 @@ mod tests {
     }
 
     fn cfg() -> ReadConfig {
-        ReadConfig {
-            part_size: 64 << 10,
-            initial_window: 16 << 10,
-            max_window: 256 << 10,
-            memory_limit: 1 << 20,
-        }
+        ReadConfig { part_size: 64 << 10, initial_window: 16 << 10, max_window: 256 << 10, memory_limit: 1 << 20 }
     }
 
     async fn reader(store: &MemoryStore, size: usize) -> Reader {
@@ -300,10 +261,7 @@ mod tests {
         assert_eq!(got, data);
         // 1 MiB in parts that grow from 16 KiB to 64 KiB: far fewer requests than reads.
         let gets = store.count("GetObject");
-        assert!(
-            gets <= 1 + (1 << 20) / (64 << 10) + 4,
-            "{gets} GetObject requests"
-        );
+        assert!(gets <= 1 + (1 << 20) / (64 << 10) + 4, "{gets} GetObject requests");
         assert_eq!(r.window, cfg().max_window);
     }
 
@@ -312,13 +270,7 @@ mod tests {
         let (store, data) = setup(1 << 20);
         let mut r = reader(&store, data.len()).await;
         let lim = MemoryLimiter::new(cfg().memory_limit);
-        for &(off, len) in &[
-            (0u64, 100u32),
-            (500_000, 1000),
-            (10, 20),
-            (1_048_000, 4096),
-            (2_000_000, 10),
-        ] {
+        for &(off, len) in &[(0u64, 100u32), (500_000, 1000), (10, 20), (1_048_000, 4096), (2_000_000, 10)] {
             let b = r.read(&store, &lim, &cfg(), off, len).await.unwrap();
             let s = (off as usize).min(data.len());
             let e = (off as usize + len as usize).min(data.len());
@@ -350,10 +302,7 @@ mod tests {
         let lim = MemoryLimiter::new(cfg().memory_limit);
         r.read(&store, &lim, &cfg(), 0, 4096).await.unwrap();
         store.put("b", "k", vec![0u8; 256 << 10]);
-        let err = r
-            .read(&store, &lim, &cfg(), 200_000, 4096)
-            .await
-            .unwrap_err();
+        let err = r.read(&store, &lim, &cfg(), 200_000, 4096).await.unwrap_err();
         assert_eq!(err, Error::Store(StoreError::PreconditionFailed));
         assert_eq!(err.errno(), libc::ESTALE);
     }
@@ -365,11 +314,7 @@ mod tests {
         let lim = MemoryLimiter::new(cfg().memory_limit);
         store.inject_fault(
             "GetObject",
-            StoreError::Server {
-                status: Some(500),
-                code: "InternalError".into(),
-                message: "boom".into(),
-            },
+            StoreError::Server { status: Some(500), code: "InternalError".into(), message: "boom".into() },
         );
         let err = r.read(&store, &lim, &cfg(), 0, 4096).await.unwrap_err();
         assert_eq!(err.errno(), libc::EIO);

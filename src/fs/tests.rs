@@ -45,13 +45,7 @@ async fn ls_l_of_2500_objects_is_three_listings_and_no_head() {
     }
     let fs = fs_with(
         store,
-        Config {
-            source: Source::Prefix {
-                bucket: "b".into(),
-                prefix: String::new(),
-            },
-            ..Default::default()
-        },
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
     let dir = fs.lookup(ROOT, &name("dir")).await.unwrap();
     assert!(dir.dir);
@@ -67,14 +61,8 @@ async fn ls_l_of_2500_objects_is_three_listings_and_no_head() {
     assert_eq!(fs.store.count("ListObjectsV2"), 3);
     assert_eq!(fs.store.count("HeadObject"), 0);
     // A name absent from a fresh complete listing is missing without a request.
-    assert_eq!(
-        fs.lookup(dir.ino, &name("nope")).await,
-        Err(Error::NotFound)
-    );
-    assert_eq!(
-        fs.store.count("ListObjectsV2") + fs.store.count("HeadObject"),
-        3
-    );
+    assert_eq!(fs.lookup(dir.ino, &name("nope")).await, Err(Error::NotFound));
+    assert_eq!(fs.store.count("ListObjectsV2") + fs.store.count("HeadObject"), 3);
 }
 
 #[tokio::test]
@@ -85,19 +73,10 @@ async fn lookup_directory_wins_over_object_of_same_name() {
     store.put("b", "empty/", "");
     let fs = fs_with(
         store,
-        Config {
-            source: Source::Prefix {
-                bucket: "b".into(),
-                prefix: String::new(),
-            },
-            ..Default::default()
-        },
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
     assert!(fs.lookup(ROOT, &name("x")).await.unwrap().dir);
-    assert!(
-        fs.lookup(ROOT, &name("empty")).await.unwrap().dir,
-        "a marker object alone makes a directory"
-    );
+    assert!(fs.lookup(ROOT, &name("empty")).await.unwrap().dir, "a marker object alone makes a directory");
     assert_eq!(fs.store.count("HeadObject"), 2);
     assert_eq!(fs.store.count("ListObjectsV2"), 2);
 }
@@ -107,19 +86,13 @@ async fn negative_lookups_are_cached_for_their_ttl() {
     let store = MemoryStore::new();
     store.create_bucket("b");
     let config = Config {
-        source: Source::Prefix {
-            bucket: "b".into(),
-            prefix: String::new(),
-        },
+        source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
         negative_ttl: Duration::from_millis(200),
         ..Default::default()
     };
     let fs = fs_with(store, config);
     for _ in 0..3 {
-        assert_eq!(
-            fs.lookup(ROOT, &name("missing")).await,
-            Err(Error::NotFound)
-        );
+        assert_eq!(fs.lookup(ROOT, &name("missing")).await, Err(Error::NotFound));
     }
     assert_eq!(fs.store.count("HeadObject"), 1);
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -133,19 +106,9 @@ async fn server_error_is_eio_not_enoent() {
     store.create_bucket("b");
     let fs = fs_with(
         store,
-        Config {
-            source: Source::Prefix {
-                bucket: "b".into(),
-                prefix: String::new(),
-            },
-            ..Default::default()
-        },
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
-    let e = StoreError::Server {
-        status: Some(500),
-        code: "InternalError".into(),
-        message: String::new(),
-    };
+    let e = StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
     fs.store.inject_fault("HeadObject", e.clone());
     let err = fs.lookup(ROOT, &name("f")).await.unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
@@ -160,16 +123,10 @@ async fn denied_bucket_is_listed_but_gives_eacces_and_others_work() {
     store.put("open", "a.txt", "hello");
     store.deny_bucket("secret");
     let fs = fs_with(store, Config::default());
-    assert_eq!(
-        list_names(&fs, ROOT).await,
-        vec![".", "..", "open", "secret"]
-    );
+    assert_eq!(list_names(&fs, ROOT).await, vec![".", "..", "open", "secret"]);
     let secret = fs.lookup(ROOT, &name("secret")).await.unwrap();
     let fh = fs.opendir(secret.ino).await.unwrap();
-    assert_eq!(
-        fs.readdir(fh, 0, 100).await.unwrap_err().errno(),
-        libc::EACCES
-    );
+    assert_eq!(fs.readdir(fh, 0, 100).await.unwrap_err().errno(), libc::EACCES);
     let open = fs.lookup(ROOT, &name("open")).await.unwrap();
     let f = fs.lookup(open.ino, &name("a.txt")).await.unwrap();
     let (fh, _) = fs.open(f.ino, false).await.unwrap();
@@ -181,13 +138,7 @@ async fn named_buckets_need_no_list_buckets() {
     let store = MemoryStore::new();
     store.put("one", "k", "v");
     store.put("two", "k", "v");
-    let fs = fs_with(
-        store,
-        Config {
-            source: Source::Buckets(vec!["two".into()]),
-            ..Default::default()
-        },
-    );
+    let fs = fs_with(store, Config { source: Source::Buckets(vec!["two".into()]), ..Default::default() });
     assert_eq!(list_names(&fs, ROOT).await, vec![".", "..", "two"]);
     assert_eq!(fs.lookup(ROOT, &name("one")).await, Err(Error::NotFound));
     assert_eq!(fs.store.count("ListBuckets"), 0);
@@ -196,45 +147,23 @@ async fn named_buckets_need_no_list_buckets() {
 #[tokio::test]
 async fn metadata_sets_mtime_mode_and_owner() {
     let store = MemoryStore::new();
-    let md = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
+    let md = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     store.put_with_meta(
         "b",
         "s3fs",
         "x",
-        md(&[
-            ("mtime", "1700000000"),
-            ("mode", "33216"),
-            ("uid", "1234"),
-            ("gid", "99"),
-        ]),
+        md(&[("mtime", "1700000000"), ("mode", "33216"), ("uid", "1234"), ("gid", "99")]),
     );
     store.put_with_meta("b", "rclone", "x", md(&[("mtime", "1700000000.5")]));
     let fs = fs_with(
         store,
-        Config {
-            source: Source::Prefix {
-                bucket: "b".into(),
-                prefix: String::new(),
-            },
-            ..Default::default()
-        },
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
     let s = fs.lookup(ROOT, &name("s3fs")).await.unwrap();
-    assert_eq!(
-        s.mtime,
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    );
+    assert_eq!(s.mtime, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
     assert_eq!((s.perm, s.uid, s.gid), (0o700, 1234, 99));
     let r = fs.lookup(ROOT, &name("rclone")).await.unwrap();
-    assert_eq!(
-        r.mtime,
-        SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)
-    );
+    assert_eq!(r.mtime, SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500));
     assert_eq!(r.perm, 0o644);
 }
 
@@ -246,13 +175,7 @@ async fn forget_keeps_the_table_small() {
     }
     let fs = fs_with(
         store,
-        Config {
-            source: Source::Prefix {
-                bucket: "b".into(),
-                prefix: String::new(),
-            },
-            ..Default::default()
-        },
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
     let mut inos = Vec::new();
     for i in 0..500 {
@@ -263,23 +186,13 @@ async fn forget_keeps_the_table_small() {
         fs.forget(*ino, 1);
     }
     assert_eq!(fs.inode_count(), 1);
-    assert_eq!(
-        fs.lookup(ROOT, &name("f7")).await.unwrap().ino,
-        inos[7],
-        "stable number for a path"
-    );
+    assert_eq!(fs.lookup(ROOT, &name("f7")).await.unwrap().ino, inos[7], "stable number for a path");
 }
 
 #[test]
 fn mtime_forms() {
-    assert_eq!(
-        parse_mtime("12"),
-        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(12))
-    );
-    assert_eq!(
-        parse_mtime("12.25"),
-        Some(SystemTime::UNIX_EPOCH + Duration::from_millis(12_250))
-    );
+    assert_eq!(parse_mtime("12"), Some(SystemTime::UNIX_EPOCH + Duration::from_secs(12)));
+    assert_eq!(parse_mtime("12.25"), Some(SystemTime::UNIX_EPOCH + Duration::from_millis(12_250)));
     assert_eq!(parse_mtime("abc"), None);
     assert_eq!(parse_mtime("1.x"), None);
 }

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult,
-    StoreError, StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult, StoreError,
+    StoreResult,
 };
 
 #[derive(Debug, Clone)]
@@ -52,19 +52,11 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        MemoryStore {
-            state: Mutex::default(),
-            page_size: 1000,
-        }
+        MemoryStore { state: Mutex::default(), page_size: 1000 }
     }
 
     pub fn create_bucket(&self, bucket: &str) {
-        self.state
-            .lock()
-            .unwrap()
-            .buckets
-            .entry(bucket.to_string())
-            .or_default();
+        self.state.lock().unwrap().buckets.entry(bucket.to_string()).or_default();
     }
 
     /// The bucket is listed by ListBuckets but every other request on it is denied.
@@ -78,13 +70,7 @@ impl MemoryStore {
         self.put_with_meta(bucket, key, data, HashMap::new());
     }
 
-    pub fn put_with_meta(
-        &self,
-        bucket: &str,
-        key: &str,
-        data: impl Into<Bytes>,
-        metadata: HashMap<String, String>,
-    ) {
+    pub fn put_with_meta(&self, bucket: &str, key: &str, data: impl Into<Bytes>, metadata: HashMap<String, String>) {
         let mut s = self.state.lock().unwrap();
         s.buckets.entry(bucket.to_string()).or_default();
         s.store(bucket, key, data.into(), PutMeta { metadata, content_type: None });
@@ -103,13 +89,7 @@ impl MemoryStore {
 
     /// How many requests of `op` (e.g. "ListObjectsV2", "HeadObject", "GetObject") were made.
     pub fn count(&self, op: &str) -> u64 {
-        self.state
-            .lock()
-            .unwrap()
-            .counts
-            .get(op)
-            .copied()
-            .unwrap_or(0)
+        self.state.lock().unwrap().counts.get(op).copied().unwrap_or(0)
     }
 
     pub fn reset_counts(&self) {
@@ -118,21 +98,11 @@ impl MemoryStore {
 
     /// The next request of `op` fails with `err` (queue several to fail several).
     pub fn inject_fault(&self, op: &'static str, err: StoreError) {
-        self.state
-            .lock()
-            .unwrap()
-            .faults
-            .entry(op)
-            .or_default()
-            .push_back(err);
+        self.state.lock().unwrap().faults.entry(op).or_default().push_back(err);
     }
 
     /// Counts the request, pops a queued fault, and checks the bucket exists and is readable.
-    fn begin(
-        &self,
-        op: &'static str,
-        bucket: Option<&str>,
-    ) -> StoreResult<std::sync::MutexGuard<'_, State>> {
+    fn begin(&self, op: &'static str, bucket: Option<&str>) -> StoreResult<std::sync::MutexGuard<'_, State>> {
         let mut s = self.state.lock().unwrap();
         *s.counts.entry(op).or_default() += 1;
         if let Some(err) = s.faults.get_mut(op).and_then(|q| q.pop_front()) {
@@ -169,13 +139,7 @@ impl State {
 impl ObjectStore for MemoryStore {
     async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
         let s = self.begin("ListBuckets", None)?;
-        Ok(s.buckets
-            .keys()
-            .map(|name| BucketInfo {
-                name: name.clone(),
-                created: None,
-            })
-            .collect())
+        Ok(s.buckets.keys().map(|name| BucketInfo { name: name.clone(), created: None }).collect())
     }
 
     async fn head_bucket(&self, bucket: &str) -> StoreResult<String> {
@@ -184,17 +148,9 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn list_objects(&self, req: ListRequest<'_>) -> StoreResult<ListPage> {
-        let page_size = if self.page_size == 0 {
-            1000
-        } else {
-            self.page_size
-        };
+        let page_size = if self.page_size == 0 { 1000 } else { self.page_size };
         let s = self.begin("ListObjectsV2", Some(req.bucket))?;
-        let max = req
-            .max_keys
-            .map(|m| m.max(0) as usize)
-            .unwrap_or(page_size)
-            .min(page_size);
+        let max = req.max_keys.map(|m| m.max(0) as usize).unwrap_or(page_size).min(page_size);
         let objects = &s.buckets[req.bucket];
         let mut page = ListPage::default();
         let mut last: Option<String> = None;
@@ -294,7 +250,14 @@ impl ObjectStore for MemoryStore {
         Ok(id)
     }
 
-    async fn upload_part(&self, bucket: &str, _key: &str, upload_id: &str, part: i32, body: Bytes) -> StoreResult<String> {
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        _key: &str,
+        upload_id: &str,
+        part: i32,
+        body: Bytes,
+    ) -> StoreResult<String> {
         let mut s = self.begin("UploadPart", Some(bucket))?;
         let up = s.uploads.get_mut(upload_id).ok_or(StoreError::NotFound)?;
         up.parts.insert(part, body);
@@ -313,14 +276,21 @@ impl ObjectStore for MemoryStore {
         part: i32,
     ) -> StoreResult<String> {
         let mut s = self.begin("UploadPartCopy", Some(bucket))?;
-        let src = s.buckets.get(src_bucket).ok_or(StoreError::NoSuchBucket)?.get(src_key).ok_or(StoreError::NotFound)?;
+        let src =
+            s.buckets.get(src_bucket).ok_or(StoreError::NoSuchBucket)?.get(src_key).ok_or(StoreError::NotFound)?;
         let data = src.data.slice(start as usize..(end as usize).min(src.data.len()));
         let up = s.uploads.get_mut(upload_id).ok_or(StoreError::NotFound)?;
         up.parts.insert(part, data);
         Ok(format!("\"part-{part}\""))
     }
 
-    async fn complete_multipart(&self, bucket: &str, _key: &str, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<PutResult> {
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        _key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> StoreResult<PutResult> {
         let mut s = self.begin("CompleteMultipartUpload", Some(bucket))?;
         let up = s.uploads.remove(upload_id).ok_or(StoreError::NotFound)?;
         let mut data = Vec::new();
@@ -345,8 +315,11 @@ impl ObjectStore for MemoryStore {
         meta: Option<&PutMeta>,
     ) -> StoreResult<PutResult> {
         let mut s = self.begin("CopyObject", Some(bucket))?;
-        let src = s.buckets.get(src_bucket).ok_or(StoreError::NoSuchBucket)?.get(src_key).ok_or(StoreError::NotFound)?;
-        let meta = meta.cloned().unwrap_or_else(|| PutMeta { metadata: src.metadata.clone(), content_type: src.content_type.clone() });
+        let src =
+            s.buckets.get(src_bucket).ok_or(StoreError::NoSuchBucket)?.get(src_key).ok_or(StoreError::NotFound)?;
+        let meta = meta
+            .cloned()
+            .unwrap_or_else(|| PutMeta { metadata: src.metadata.clone(), content_type: src.content_type.clone() });
         let data = src.data.clone();
         Ok(s.store(bucket, key, data, meta))
     }

@@ -39,11 +39,7 @@ pub enum StoreError {
     /// Metadata too large for S3 (2 KiB of user metadata per object).
     MetadataTooLarge,
     /// The server answered with an error we have no better name for (5xx, odd 4xx).
-    Server {
-        status: Option<u16>,
-        code: String,
-        message: String,
-    },
+    Server { status: Option<u16>, code: String, message: String },
 }
 
 impl fmt::Display for StoreError {
@@ -59,11 +55,7 @@ impl fmt::Display for StoreError {
             StoreError::BucketExists => write!(f, "bucket already exists"),
             StoreError::MetadataTooLarge => write!(f, "metadata too large"),
             StoreError::Network(m) => write!(f, "network error: {m}"),
-            StoreError::Server {
-                status,
-                code,
-                message,
-            } => match status {
+            StoreError::Server { status, code, message } => match status {
                 Some(s) => write!(f, "server error {s} {code}: {message}"),
                 None => write!(f, "server error {code}: {message}"),
             },
@@ -147,16 +139,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// bucket's region, so later requests go to the right place.
     fn head_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<String>> + Send;
 
-    fn list_objects(
-        &self,
-        req: ListRequest<'_>,
-    ) -> impl Future<Output = StoreResult<ListPage>> + Send;
+    fn list_objects(&self, req: ListRequest<'_>) -> impl Future<Output = StoreResult<ListPage>> + Send;
 
-    fn head_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> impl Future<Output = StoreResult<ObjectMeta>> + Send;
+    fn head_object(&self, bucket: &str, key: &str) -> impl Future<Output = StoreResult<ObjectMeta>> + Send;
 
     /// Ranged GetObject of `start..end` (end exclusive), pinned to `if_match` when given.
     /// Returns fewer bytes than asked only at the end of the object.
@@ -169,9 +154,20 @@ pub trait ObjectStore: Send + Sync + 'static {
         if_match: Option<&str>,
     ) -> impl Future<Output = StoreResult<Bytes>> + Send;
 
-    fn put_object(&self, bucket: &str, key: &str, body: Bytes, meta: &PutMeta) -> impl Future<Output = StoreResult<PutResult>> + Send;
+    fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        meta: &PutMeta,
+    ) -> impl Future<Output = StoreResult<PutResult>> + Send;
 
-    fn create_multipart(&self, bucket: &str, key: &str, meta: &PutMeta) -> impl Future<Output = StoreResult<String>> + Send;
+    fn create_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &PutMeta,
+    ) -> impl Future<Output = StoreResult<String>> + Send;
 
     /// Returns the part's ETag.
     fn upload_part(
@@ -205,7 +201,8 @@ pub trait ObjectStore: Send + Sync + 'static {
         parts: &[(i32, String)],
     ) -> impl Future<Output = StoreResult<PutResult>> + Send;
 
-    fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str)
+    -> impl Future<Output = StoreResult<()>> + Send;
 
     /// CopyObject; `meta` given means metadata REPLACE, else the source's metadata is copied.
     fn copy_object(
@@ -218,7 +215,11 @@ pub trait ObjectStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<PutResult>> + Send;
 
     /// DeleteObjects of up to 1,000 keys; returns the keys that could not be deleted.
-    fn delete_objects(&self, bucket: &str, keys: &[String]) -> impl Future<Output = StoreResult<Vec<(String, StoreError)>>> + Send;
+    fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<(String, StoreError)>>> + Send;
 
     fn create_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
 

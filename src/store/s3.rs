@@ -22,8 +22,8 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult,
-    StoreError, StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult, StoreError,
+    StoreResult,
 };
 
 /// How to reach the service; built from the command line by `config`.
@@ -69,10 +69,7 @@ impl S3Store {
             loader = loader.no_credentials();
         }
         let sdk = loader.load().await;
-        let default_region = sdk
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".to_string());
+        let default_region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_string());
         // Third-party S3 services often reject the SDK's default CRC trailers; only send and
         // check checksums where S3 requires them.
         let base = aws_sdk_s3::config::Builder::from(&sdk)
@@ -95,11 +92,7 @@ impl S3Store {
         clients
             .entry(region.to_string())
             .or_insert_with(|| {
-                let conf = self
-                    .base
-                    .to_builder()
-                    .region(Region::new(region.to_string()))
-                    .build();
+                let conf = self.base.to_builder().region(Region::new(region.to_string())).build();
                 Client::from_conf(conf)
             })
             .clone()
@@ -123,10 +116,7 @@ impl S3Store {
     }
 
     fn remember_region(&self, bucket: &str, region: &str) {
-        self.bucket_regions
-            .lock()
-            .unwrap()
-            .insert(bucket.to_string(), region.to_string());
+        self.bucket_regions.lock().unwrap().insert(bucket.to_string(), region.to_string());
     }
 }
 
@@ -151,10 +141,7 @@ fn to_system_time(t: Option<&DateTime>) -> Option<SystemTime> {
 
 /// Folds an SDK error into a [`StoreError`]. `not_found` is the store error a 404 means for this
 /// operation (HeadObject's 404 has no body, so there is no code to tell key from bucket).
-fn map_err<E>(
-    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    not_found: StoreError,
-) -> StoreError
+fn map_err<E>(err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>, not_found: StoreError) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -175,16 +162,8 @@ where
         "NoSuchKey" | "NotFound" => return not_found,
         "NoSuchBucket" => return StoreError::NoSuchBucket,
         "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => return StoreError::AccessDenied,
-        "InvalidAccessKeyId"
-        | "SignatureDoesNotMatch"
-        | "ExpiredToken"
-        | "InvalidToken"
-        | "TokenRefreshRequired" => {
-            return StoreError::BadCredentials(if message.is_empty() {
-                code
-            } else {
-                format!("{code}: {message}")
-            });
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" => {
+            return StoreError::BadCredentials(if message.is_empty() { code } else { format!("{code}: {message}") });
         }
         "PreconditionFailed" => return StoreError::PreconditionFailed,
         "InvalidRange" => return StoreError::InvalidRange,
@@ -200,16 +179,8 @@ where
         Some(416) => StoreError::InvalidRange,
         _ => StoreError::Server {
             status,
-            code: if code.is_empty() {
-                "Unknown".into()
-            } else {
-                code
-            },
-            message: if message.is_empty() {
-                format!("{}", DisplayErrorContext(&err))
-            } else {
-                message
-            },
+            code: if code.is_empty() { "Unknown".into() } else { code },
+            message: if message.is_empty() { format!("{}", DisplayErrorContext(&err)) } else { message },
         },
     }
 }
@@ -228,10 +199,7 @@ impl ObjectStore for S3Store {
                 .map_err(|e| map_err(e, StoreError::NotFound))?;
             for b in resp.buckets() {
                 if let Some(name) = b.name() {
-                    out.push(BucketInfo {
-                        name: name.to_string(),
-                        created: to_system_time(b.creation_date()),
-                    });
+                    out.push(BucketInfo { name: name.to_string(), created: to_system_time(b.creation_date()) });
                     if let Some(r) = b.bucket_region() {
                         self.remember_region(name, r);
                     }
@@ -250,28 +218,20 @@ impl ObjectStore for S3Store {
         let client = self.client_in(known.as_deref().unwrap_or(&self.default_region));
         match client.head_bucket().bucket(bucket).send().await {
             Ok(out) => {
-                let region = out
-                    .bucket_region()
-                    .unwrap_or(&self.default_region)
-                    .to_string();
+                let region = out.bucket_region().unwrap_or(&self.default_region).to_string();
                 if self.discover_regions {
                     self.remember_region(bucket, &region);
                 }
                 Ok(region)
             }
             Err(err) => {
-                let header = err
-                    .raw_response()
-                    .and_then(|r| r.headers().get("x-amz-bucket-region"))
-                    .map(str::to_string);
+                let header =
+                    err.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_string);
                 let status = err.raw_response().map(|r| r.status().as_u16());
                 if let (Some(region), true) = (&header, self.discover_regions) {
                     self.remember_region(bucket, region);
                     if status == Some(301) {
-                        debug!(
-                            bucket,
-                            region, "bucket lives in another region; asking there"
-                        );
+                        debug!(bucket, region, "bucket lives in another region; asking there");
                         let client = self.client_in(region);
                         return match client.head_bucket().bucket(bucket).send().await {
                             Ok(_) => Ok(region.clone()),
@@ -308,39 +268,23 @@ impl ObjectStore for S3Store {
                 })
             })
             .collect();
-        let prefixes = resp
-            .common_prefixes()
-            .iter()
-            .filter_map(|p| p.prefix().map(str::to_string))
-            .collect();
+        let prefixes = resp.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect();
         let next = if resp.is_truncated() == Some(true) {
             let t = resp.next_continuation_token().map(str::to_string);
             if t.is_none() {
-                warn!(
-                    bucket = req.bucket,
-                    "truncated listing without a continuation token; stopping"
-                );
+                warn!(bucket = req.bucket, "truncated listing without a continuation token; stopping");
             }
             t
         } else {
             None
         };
-        Ok(ListPage {
-            objects,
-            prefixes,
-            next,
-        })
+        Ok(ListPage { objects, prefixes, next })
     }
 
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
         let client = self.client(bucket).await;
-        let resp = client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        let resp =
+            client.head_object().bucket(bucket).key(key).send().await.map_err(|e| map_err(e, StoreError::NotFound))?;
         Ok(ObjectMeta {
             size: resp.content_length().unwrap_or(0).max(0) as u64,
             last_modified: to_system_time(resp.last_modified()),
@@ -349,11 +293,7 @@ impl ObjectStore for S3Store {
             storage_class: resp.storage_class().map(|s| s.as_str().to_string()),
             metadata: resp
                 .metadata()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                        .collect()
-                })
+                .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
                 .unwrap_or_default(),
         })
     }
@@ -377,12 +317,11 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| map_err(e, StoreError::NotFound))?;
-        let body = resp.body.collect().await.map_err(|e| {
-            StoreError::Network(format!(
-                "reading response body: {}",
-                DisplayErrorContext(&e)
-            ))
-        })?;
+        let body = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?;
         Ok(body.into_bytes())
     }
 
@@ -419,7 +358,14 @@ impl ObjectStore for S3Store {
         })
     }
 
-    async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, part: i32, body: Bytes) -> StoreResult<String> {
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+        body: Bytes,
+    ) -> StoreResult<String> {
         let client = self.client(bucket).await;
         let resp = client
             .upload_part()
@@ -460,7 +406,13 @@ impl ObjectStore for S3Store {
         Ok(resp.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_string())
     }
 
-    async fn complete_multipart(&self, bucket: &str, key: &str, upload_id: &str, parts: &[(i32, String)]) -> StoreResult<PutResult> {
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> StoreResult<PutResult> {
         let client = self.client(bucket).await;
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(

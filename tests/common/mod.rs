@@ -18,21 +18,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The moto server shared by the tests of one test binary. It is started from a thread that
@@ -44,13 +34,9 @@ pub fn moto_port() -> u16 {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::os::unix::process::CommandExt;
-            let log = std::fs::File::create(std::env::temp_dir().join(format!("moto-{port}.log")))
-                .unwrap();
-            let mut cmd =
-                Command::new(std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into()));
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(log);
+            let log = std::fs::File::create(std::env::temp_dir().join(format!("moto-{port}.log"))).unwrap();
+            let mut cmd = Command::new(std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into()));
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(log);
             // SAFETY: prctl is async-signal-safe.
             unsafe {
                 cmd.pre_exec(|| {
@@ -59,16 +45,13 @@ pub fn moto_port() -> u16 {
                 });
             }
             let child = cmd.spawn();
-            tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()))
-                .unwrap();
+            tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string())).unwrap();
             let _keep = child;
             loop {
                 std::thread::park();
             }
         });
-        rx.recv()
-            .unwrap()
-            .expect("start python3 -m moto.server (run scripts/setup.sh)");
+        rx.recv().unwrap().expect("start python3 -m moto.server (run scripts/setup.sh)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start");
@@ -103,16 +86,11 @@ pub fn create_bucket(c: &Client, b: &str) {
 
 pub fn put(c: &Client, b: &str, key: &str, data: impl Into<Vec<u8>>) {
     let body = ByteStream::from(data.into());
-    rt().block_on(c.put_object().bucket(b).key(key).body(body).send())
-        .unwrap();
+    rt().block_on(c.put_object().bucket(b).key(key).body(body).send()).unwrap();
 }
 
 pub fn put_meta(c: &Client, b: &str, key: &str, data: impl Into<Vec<u8>>, meta: &[(&str, &str)]) {
-    let mut req = c
-        .put_object()
-        .bucket(b)
-        .key(key)
-        .body(ByteStream::from(data.into()));
+    let mut req = c.put_object().bucket(b).key(key).body(ByteStream::from(data.into()));
     for (k, v) in meta {
         req = req.metadata(*k, *v);
     }
@@ -128,13 +106,7 @@ pub fn put_many(c: &Client, b: &str, keys: Vec<String>, data: &'static [u8]) {
             let (c, b, sem) = (c.clone(), b.to_string(), sem.clone());
             tasks.push(tokio::spawn(async move {
                 let _p = sem.acquire().await.unwrap();
-                c.put_object()
-                    .bucket(b)
-                    .key(k)
-                    .body(ByteStream::from_static(data))
-                    .send()
-                    .await
-                    .unwrap();
+                c.put_object().bucket(b).key(k).body(ByteStream::from_static(data)).send().await.unwrap();
             }));
         }
         for t in tasks {
@@ -145,17 +117,7 @@ pub fn put_many(c: &Client, b: &str, keys: Vec<String>, data: &'static [u8]) {
 
 pub fn get(c: &Client, b: &str, key: &str) -> Vec<u8> {
     rt().block_on(async {
-        c.get_object()
-            .bucket(b)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .to_vec()
+        c.get_object().bucket(b).key(key).send().await.unwrap().body.collect().await.unwrap().to_vec()
     })
 }
 
@@ -211,13 +173,7 @@ impl Proxy {
     }
 
     pub fn count(&self, op: &str) -> u64 {
-        self.state
-            .lock()
-            .unwrap()
-            .counts
-            .get(op)
-            .copied()
-            .unwrap_or(0)
+        self.state.lock().unwrap().counts.get(op).copied().unwrap_or(0)
     }
 
     pub fn counts(&self) -> HashMap<String, u64> {
@@ -238,16 +194,9 @@ impl Proxy {
 }
 
 /// Names the S3 operation of a path-style request.
-pub fn classify(
-    method: &str,
-    target: &str,
-    headers: &HashMap<String, String>,
-) -> (String, Option<String>) {
+pub fn classify(method: &str, target: &str, headers: &HashMap<String, String>) -> (String, Option<String>) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let params: Vec<&str> = query
-        .split('&')
-        .map(|p| p.split('=').next().unwrap_or(""))
-        .collect();
+    let params: Vec<&str> = query.split('&').map(|p| p.split('=').next().unwrap_or("")).collect();
     let has = |p: &str| params.contains(&p);
     let mut segs = path.trim_start_matches('/').splitn(2, '/');
     let bucket = segs.next().filter(|b| !b.is_empty()).map(str::to_string);
@@ -277,11 +226,7 @@ pub fn classify(
     (op.to_string(), bucket)
 }
 
-async fn serve(
-    client: TcpStream,
-    upstream: u16,
-    st: Arc<Mutex<ProxyState>>,
-) -> std::io::Result<()> {
+async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> std::io::Result<()> {
     let server = TcpStream::connect(("127.0.0.1", upstream)).await?;
     let (cr, cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
@@ -316,33 +261,19 @@ async fn serve(
             }
         }
         let mut parts = head[0].split_whitespace();
-        let (method, target) = (
-            parts.next().unwrap_or("").to_string(),
-            parts.next().unwrap_or("").to_string(),
-        );
+        let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
         let headers: HashMap<String, String> = head[1..]
             .iter()
-            .filter_map(|l| {
-                l.split_once(':')
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            })
+            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
             .collect();
         let (op, bucket) = classify(&method, &target, &headers);
         let fault = {
             let mut s = st.lock().unwrap();
             *s.counts.entry(op.clone()).or_default() += 1;
-            s.faults
-                .iter()
-                .find(|f| f.op == op && (f.bucket.is_none() || f.bucket == bucket))
-                .cloned()
+            s.faults.iter().find(|f| f.op == op && (f.bucket.is_none() || f.bucket == bucket)).cloned()
         };
-        let len: u64 = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let chunked = headers
-            .get("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"));
+        let len: u64 = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let chunked = headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
         if let Some(f) = fault {
             // Swallow the body, answer the error, close the connection.
             back.abort();
@@ -372,9 +303,7 @@ async fn serve(
                 let mut size_line = String::new();
                 cr.read_line(&mut size_line).await?;
                 sw.write_all(size_line.as_bytes()).await?;
-                let size =
-                    u64::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
-                        .unwrap_or(0);
+                let size = u64::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
                 if size == 0 {
                     loop {
                         let mut t = String::new();
@@ -430,10 +359,7 @@ impl Mount {
     pub fn unmount(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         if is_mounted(self.dir.path()) {
-            let _ = Command::new("fusermount3")
-                .arg("-u")
-                .arg(self.dir.path())
-                .status();
+            let _ = Command::new("fusermount3").arg("-u").arg(self.dir.path()).status();
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -442,10 +368,7 @@ impl Mount {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                let _ = Command::new("fusermount3")
-                    .arg("-uz")
-                    .arg(self.dir.path())
-                    .status();
+                let _ = Command::new("fusermount3").arg("-uz").arg(self.dir.path()).status();
                 return child.wait().ok();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -461,10 +384,7 @@ impl Drop for Mount {
 
 pub fn is_mounted(p: &Path) -> bool {
     let p = p.to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some(p.as_str()))
+    std::fs::read_to_string("/proc/mounts").unwrap_or_default().lines().any(|l| l.split(' ').nth(1) == Some(p.as_str()))
 }
 
 pub fn s3drive() -> Command {
@@ -483,37 +403,19 @@ pub fn s3drive() -> Command {
 /// Mounts through `proxy` with the given extra arguments (before the mount point), and waits
 /// until the mount is live.
 pub fn mount(proxy: &Proxy, args: &[&str]) -> Mount {
-    let dir = tempfile::Builder::new()
-        .prefix("s3drive-mnt")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("s3drive-mnt").tempdir().unwrap();
     let log = dir.path().with_extension("log");
     let logf = std::fs::File::create(&log).unwrap();
     let mut cmd = s3drive();
-    cmd.arg("--endpoint-url")
-        .arg(proxy.endpoint())
-        .arg("--force-path-style")
-        .args(args)
-        .arg(dir.path());
+    cmd.arg("--endpoint-url").arg(proxy.endpoint()).arg("--force-path-style").args(args).arg(dir.path());
     let child = cmd.stdout(Stdio::null()).stderr(logf).spawn().unwrap();
-    let mut m = Mount {
-        dir,
-        child: Some(child),
-        log,
-    };
+    let mut m = Mount { dir, child: Some(child), log };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !is_mounted(m.path()) {
         if let Ok(Some(st)) = m.child.as_mut().unwrap().try_wait() {
-            panic!(
-                "s3drive exited with {st} before mounting:\n{}",
-                m.log_text()
-            );
+            panic!("s3drive exited with {st} before mounting:\n{}", m.log_text());
         }
-        assert!(
-            Instant::now() < deadline,
-            "not mounted in time:\n{}",
-            m.log_text()
-        );
+        assert!(Instant::now() < deadline, "not mounted in time:\n{}", m.log_text());
         std::thread::sleep(Duration::from_millis(20));
     }
     m
@@ -522,11 +424,6 @@ pub fn mount(proxy: &Proxy, args: &[&str]) -> Mount {
 /// Runs a command, asserts success, returns stdout.
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
