@@ -7,6 +7,7 @@
 //!   negative, without requests, so `ls -l` and `find` cost listings only;
 //! - names found missing (an LRU), so repeated probes for absent files cost nothing.
 
+pub mod delete;
 pub mod dir;
 pub mod error;
 pub mod inode;

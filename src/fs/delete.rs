@@ -1,0 +1,292 @@
+//! Deletes, batched into DeleteObjects requests of up to 1,000 keys.
+//!
+//! `unlink` only queues the key and returns: from then on the name is hidden from lookups and
+//! listings (`is_pending`). A bucket's queue is sent when it holds 1,000 keys, when no new key has
+//! come for `IDLE`, or when its oldest key has waited `MAX_AGE`; one batch per bucket is in flight
+//! at a time, so batches complete in the order keys were queued. A key that is written again
+//! while queued is taken out of the queue (`cancel`); if its batch is already in flight the writer
+//! waits for that batch first, so the new object is never deleted by the old unlink.
+//!
+//! A failed batch is not silent: the keys it could not delete become visible again, the failure is
+//! logged with the keys, and the next `fsync` of a directory (or `take_failures`) reports EIO.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use crate::store::{ObjectStore, StoreError};
+
+pub const BATCH: usize = 1000;
+const IDLE: Duration = Duration::from_millis(200);
+const MAX_AGE: Duration = Duration::from_secs(5);
+
+type Key = (Arc<str>, String);
+
+#[derive(Default)]
+struct Queue {
+    keys: Vec<String>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    sending: bool,
+}
+
+#[derive(Default)]
+struct State {
+    queues: HashMap<Arc<str>, Queue>,
+    /// Every key queued or in flight.
+    pending: HashSet<Key>,
+    /// Keys in the batch being sent now.
+    in_flight: HashSet<Key>,
+    failures: Vec<String>,
+    /// Bumped whenever a failed batch makes names reappear (listing caches must be dropped).
+    epoch: u64,
+}
+
+pub struct Deleter<S: ObjectStore> {
+    store: Arc<S>,
+    state: Mutex<State>,
+    /// Wakes the sender task (new keys) and waiters (a batch finished).
+    wake: Notify,
+    done: Notify,
+}
+
+impl<S: ObjectStore> Deleter<S> {
+    pub fn new(store: Arc<S>) -> Arc<Self> {
+        let d = Arc::new(Deleter { store, state: Mutex::default(), wake: Notify::new(), done: Notify::new() });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let weak = Arc::downgrade(&d);
+            tokio::spawn(async move {
+                while let Some(d) = weak.upgrade() {
+                    let wait = d.next_deadline();
+                    tokio::select! {
+                        _ = d.wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    d.send_due(false).await;
+                }
+            });
+        }
+        d
+    }
+
+    /// Queues `key` for deletion; from now on it is hidden.
+    pub fn schedule(&self, bucket: &Arc<str>, key: String) {
+        let mut s = self.state.lock().unwrap();
+        if !s.pending.insert((bucket.clone(), key.clone())) {
+            return;
+        }
+        let q = s.queues.entry(bucket.clone()).or_default();
+        let now = Instant::now();
+        q.first.get_or_insert(now);
+        q.last = Some(now);
+        q.keys.push(key);
+        let full = q.keys.len() >= BATCH;
+        drop(s);
+        if full {
+            self.wake.notify_one();
+        }
+    }
+
+    pub fn is_pending(&self, bucket: &str, key: &str) -> bool {
+        let s = self.state.lock().unwrap();
+        !s.pending.is_empty() && s.pending.contains(&(Arc::from(bucket), key.to_string()))
+    }
+
+    /// Whether any key under `prefix` is queued (cheap check before filtering a listing).
+    pub fn any_pending(&self) -> bool {
+        !self.state.lock().unwrap().pending.is_empty()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.state.lock().unwrap().epoch
+    }
+
+    /// `key` is about to be written: take it out of the queue, and wait if it is being deleted now.
+    pub async fn cancel(&self, bucket: &Arc<str>, key: &str) {
+        let k: Key = (bucket.clone(), key.to_string());
+        loop {
+            let notified = self.done.notified();
+            {
+                let mut s = self.state.lock().unwrap();
+                if !s.in_flight.contains(&k) {
+                    if s.pending.remove(&k) {
+                        if let Some(q) = s.queues.get_mut(bucket) {
+                            q.keys.retain(|x| x != key);
+                        }
+                    }
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Failures since the last call, for fsyncdir.
+    pub fn take_failures(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().unwrap().failures)
+    }
+
+    fn next_deadline(&self) -> Duration {
+        let s = self.state.lock().unwrap();
+        let now = Instant::now();
+        s.queues
+            .values()
+            .filter(|q| !q.keys.is_empty() && !q.sending)
+            .map(|q| {
+                let idle = q.last.map_or(now, |t| t + IDLE);
+                let age = q.first.map_or(now, |t| t + MAX_AGE);
+                idle.min(age).saturating_duration_since(now)
+            })
+            .min()
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// Sends every due batch (all of them when `all`), each bucket's batches one after another.
+    async fn send_due(&self, all: bool) {
+        loop {
+            let batch = {
+                let mut s = self.state.lock().unwrap();
+                let now = Instant::now();
+                let due = s.queues.iter_mut().find(|(_, q)| {
+                    !q.sending
+                        && !q.keys.is_empty()
+                        && (all
+                            || q.keys.len() >= BATCH
+                            || q.last.is_some_and(|t| t + IDLE <= now)
+                            || q.first.is_some_and(|t| t + MAX_AGE <= now))
+                });
+                let Some((bucket, q)) = due else { return };
+                let bucket = bucket.clone();
+                let n = q.keys.len().min(BATCH);
+                let keys: Vec<String> = q.keys.drain(..n).collect();
+                q.sending = true;
+                if q.keys.is_empty() {
+                    q.first = None;
+                } else {
+                    q.first = Some(now);
+                }
+                for k in &keys {
+                    s.in_flight.insert((bucket.clone(), k.clone()));
+                }
+                (bucket, keys)
+            };
+            let (bucket, keys) = batch;
+            debug!(bucket = &*bucket, keys = keys.len(), "DeleteObjects");
+            let result = self.store.delete_objects(&bucket, &keys).await;
+            let failed: Vec<(String, StoreError)> = match result {
+                Ok(f) => f,
+                Err(e) => keys.iter().map(|k| (k.clone(), e.clone())).collect(),
+            };
+            {
+                let mut s = self.state.lock().unwrap();
+                for k in &keys {
+                    let key = (bucket.clone(), k.clone());
+                    s.in_flight.remove(&key);
+                    s.pending.remove(&key);
+                }
+                if let Some(q) = s.queues.get_mut(&bucket) {
+                    q.sending = false;
+                }
+                if !failed.is_empty() {
+                    let first = &failed[0];
+                    let msg = format!(
+                        "deleting {} of {} keys in bucket {} failed ({}: {}, ...); they are visible again",
+                        failed.len(),
+                        keys.len(),
+                        bucket,
+                        first.0,
+                        first.1
+                    );
+                    warn!("{msg}");
+                    s.failures.push(msg);
+                    s.epoch += 1;
+                }
+            }
+            self.done.notify_waiters();
+        }
+    }
+
+    /// Sends every queued key now and waits until all batches are done (unmount, fsyncdir, rmdir
+    /// of a bucket).
+    pub async fn flush(&self) {
+        loop {
+            self.send_due(true).await;
+            let notified = self.done.notified();
+            {
+                let s = self.state.lock().unwrap();
+                if s.pending.is_empty() {
+                    return;
+                }
+                if s.queues.values().all(|q| q.keys.is_empty() || q.sending) && !s.in_flight.is_empty() {
+                    drop(s);
+                    notified.await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn batches_of_a_thousand_and_hidden_at_once() {
+        let store = Arc::new(MemoryStore::new());
+        for i in 0..2500 {
+            store.put("b", &format!("k{i}"), "x");
+        }
+        let d = Deleter::new(store.clone());
+        let b: Arc<str> = "b".into();
+        for i in 0..2500 {
+            d.schedule(&b, format!("k{i}"));
+        }
+        assert!(d.is_pending("b", "k7"));
+        d.flush().await;
+        assert!(!d.is_pending("b", "k7"));
+        assert_eq!(store.count("DeleteObjects"), 3);
+        assert!(store.object("b", "k2499").is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_queue_is_sent_without_flush() {
+        let store = Arc::new(MemoryStore::new());
+        store.put("b", "k", "x");
+        let d = Deleter::new(store.clone());
+        d.schedule(&"b".into(), "k".into());
+        tokio::time::sleep(IDLE * 3).await;
+        assert_eq!(store.count("DeleteObjects"), 1);
+        assert!(store.object("b", "k").is_none());
+    }
+
+    #[tokio::test]
+    async fn cancel_keeps_a_rewritten_key() {
+        let store = Arc::new(MemoryStore::new());
+        store.put("b", "k", "x");
+        let d = Deleter::new(store.clone());
+        let b: Arc<str> = "b".into();
+        d.schedule(&b, "k".into());
+        d.cancel(&b, "k").await;
+        d.flush().await;
+        assert!(store.object("b", "k").is_some());
+    }
+
+    #[tokio::test]
+    async fn failed_batch_reappears_and_is_reported() {
+        let store = Arc::new(MemoryStore::new());
+        store.put("b", "k", "x");
+        store.inject_fault("DeleteObjects", StoreError::AccessDenied);
+        let d = Deleter::new(store.clone());
+        d.schedule(&"b".into(), "k".into());
+        let epoch = d.epoch();
+        d.flush().await;
+        assert!(!d.is_pending("b", "k"));
+        assert_eq!(d.epoch(), epoch + 1);
+        assert_eq!(d.take_failures().len(), 1);
+        assert!(store.object("b", "k").is_some());
+    }
+}
