@@ -11,8 +11,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
-if ! python3 -c 'import moto.server, flask' 2>/dev/null; then
-  python3 -m pip install -q 'moto[server]==5.2.1'
+if ! python3 -c 'import moto, moto.server, flask; assert moto.__version__ == "5.1.22"' 2>/dev/null; then
+  python3 -m pip install -q 'moto[server]==5.1.22'
 fi
 command -v pyenv >/dev/null && pyenv rehash || true
 echo "setup: fuse3, rsync, attr and moto[server] are present"

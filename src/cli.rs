@@ -81,6 +81,16 @@ pub struct Args {
     #[arg(long, value_name = "MIB", default_value = "8", help_heading = "Performance")]
     pub read_part_size: u64,
 
+    /// Where files being written are staged before upload (and kept if an upload fails)
+    /// [default: $XDG_CACHE_HOME/s3drive or ~/.cache/s3drive].
+    #[arg(long, value_name = "DIR", help_heading = "Writing")]
+    pub cache_dir: Option<std::path::PathBuf>,
+
+    /// Size of the first 1,000 parts of a multipart upload, in MiB (it doubles every 1,000 parts,
+    /// so files up to S3's 5 TiB limit can be written).
+    #[arg(long, value_name = "MIB", default_value = "8", help_heading = "Writing")]
+    pub write_part_size: u64,
+
     /// Log filter, e.g. "info", "debug", "s3drive=debug,aws=warn" [env: S3DRIVE_LOG].
     #[arg(long, value_name = "FILTER", help_heading = "Logging")]
     pub log: Option<String>,

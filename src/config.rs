@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Args;
+use crate::fs::write::WriteConfig;
 use crate::store::s3::S3Options;
 
 /// What the root of the mount shows.
@@ -32,6 +33,7 @@ pub struct Config {
     pub metadata_ttl: Duration,
     pub negative_ttl: Duration,
     pub read: ReadConfig,
+    pub write: WriteConfig,
     pub s3: S3Options,
 }
 
@@ -68,6 +70,7 @@ impl Default for Config {
             metadata_ttl: Duration::from_secs(10),
             negative_ttl: Duration::from_secs(10),
             read: ReadConfig::default(),
+            write: WriteConfig::default(),
             s3: S3Options::default(),
         }
     }
@@ -118,6 +121,15 @@ pub fn parse_source(s: &str) -> Result<Source, ConfigError> {
     Ok(Source::Prefix { bucket: bucket.to_string(), prefix })
 }
 
+/// `$XDG_CACHE_HOME/s3drive`, else `~/.cache/s3drive`, else a directory under /tmp.
+fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("s3drive"))
+        .unwrap_or_else(|| std::env::temp_dir().join("s3drive-cache"))
+}
+
 impl Config {
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let (source, mountpoint) = match args.paths.as_slice() {
@@ -146,6 +158,9 @@ impl Config {
         if args.read_part_size == 0 || args.read_part_size > 1024 {
             return Err(bad("--read-part-size must be between 1 and 1024 MiB"));
         }
+        if !(5..=5120).contains(&args.write_part_size) {
+            return Err(bad("--write-part-size must be between 5 and 5120 MiB (S3's part limits)"));
+        }
         if args.read_ahead_memory < 8 {
             return Err(bad("--read-ahead-memory must be at least 8 MiB"));
         }
@@ -169,6 +184,12 @@ impl Config {
                 initial_window: (1 << 20).min(part_size),
                 max_window: (part_size * 8).min(memory_limit / 2).max(part_size),
                 memory_limit,
+            },
+            write: WriteConfig {
+                cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
+                part_size: args.write_part_size << 20,
+                memory_limit: (args.write_part_size << 20) * 8,
+                ..WriteConfig::default()
             },
             s3: S3Options {
                 endpoint_url: args.endpoint_url.clone(),

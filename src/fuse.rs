@@ -6,6 +6,7 @@
 //! with EIO, so a bug fails one call visibly instead of hanging it.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,6 +21,7 @@ use tracing::{Instrument, Level, debug_span, event};
 
 use crate::fs::error::Error;
 use crate::fs::names::Name;
+use crate::fs::mutate::{Owner, SetAttr};
 use crate::fs::{Fs, Stat};
 use crate::store::ObjectStore;
 
@@ -62,7 +64,13 @@ fn attr(s: &Stat) -> FileAttr {
         mtime: s.mtime,
         ctime: s.mtime,
         crtime: s.mtime,
-        kind: if s.dir { FileType::Directory } else { FileType::RegularFile },
+        kind: if s.dir {
+            FileType::Directory
+        } else if s.symlink {
+            FileType::Symlink
+        } else {
+            FileType::RegularFile
+        },
         perm: s.perm,
         nlink: if s.dir { 2 } else { 1 },
         uid: s.uid,
@@ -71,10 +79,6 @@ fn attr(s: &Stat) -> FileAttr {
         blksize: 4096,
         flags: 0,
     }
-}
-
-fn rofs() -> Errno {
-    Errno::from_i32(Error::ReadOnly.errno())
 }
 
 impl<S: ObjectStore> Filesystem for FuseFs<S> {
@@ -128,7 +132,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
             match fs.readdir(fh.0, offset, 1024).await {
                 Ok(items) => {
                     for it in items {
-                        let kind = if it.stat.dir { FileType::Directory } else { FileType::RegularFile };
+                        let kind = attr(&it.stat).kind;
                         if reply.add(INodeNo(it.stat.ino), it.next, kind, &it.name) {
                             break;
                         }
@@ -171,9 +175,10 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let truncate = flags.0 & libc::O_TRUNC != 0;
         self.spawn(debug_span!("open", ino = ino.0), |fs| async move {
-            match fs.open(ino.0, write).await {
+            match fs.open(ino.0, write, truncate).await {
                 Ok((fh, keep)) => {
                     let flags = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
                     reply.opened(FileHandle(fh), flags)
@@ -212,12 +217,37 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        self.spawn(debug_span!("release", fh = fh.0), |fs| async move {
+            fs.release(fh.0).await;
+            reply.ok();
+        });
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        self.spawn(debug_span!("flush", ino = ino.0, fh = fh.0), |fs| async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("flush", &e)),
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        self.spawn(debug_span!("fsync", ino = ino.0, fh = fh.0), |fs| async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fsync", &e)),
+            }
+        });
+    }
+
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        self.spawn(debug_span!("fsyncdir", ino = ino.0), |fs| async move {
+            match fs.fsyncdir().await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fsyncdir", &e)),
+            }
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -242,18 +272,18 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.ok();
     }
 
-    // ----- changes: this mount does not write yet -----
+    // ----- changes -----
 
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
         _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -262,70 +292,191 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(rofs());
+        let mtime = mtime.map(|t| match t {
+            TimeOrNow::SpecificTime(t) => t,
+            TimeOrNow::Now => SystemTime::now(),
+        });
+        let set = SetAttr { mode, uid, gid, size, mtime };
+        let ttl = self.ttl;
+        self.spawn(debug_span!("setattr", ino = ino.0, ?set), |fs| async move {
+            match fs.setattr(ino.0, set).await {
+                Ok(s) => reply.attr(&ttl, &attr(&s)),
+                Err(e) => reply.error(errno("setattr", &e)),
+            }
+        });
     }
 
-    fn mknod(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _r: u32, reply: ReplyEntry) {
-        reply.error(rofs());
-    }
-
-    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
-        reply.error(rofs());
-    }
-
-    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(rofs());
-    }
-
-    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(rofs());
-    }
-
-    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
-        reply.error(rofs());
-    }
-
-    fn rename(
+    fn create(
         &self,
-        _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _np: INodeNo,
-        _nn: &OsStr,
-        _f: RenameFlags,
-        reply: ReplyEmpty,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
     ) {
-        reply.error(rofs());
-    }
-
-    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
-        reply.error(rofs());
-    }
-
-    fn create(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: ReplyCreate) {
-        reply.error(rofs());
+        let Some(name) = name_arg("create", name) else {
+            return reply.error(Errno::from_i32(Error::Invalid.errno()));
+        };
+        let (owner, ttl) = (owner(req), self.ttl);
+        self.spawn(debug_span!("create", parent = parent.0, %name), |fs| async move {
+            match fs.create(parent.0, &name, mode, owner).await {
+                Ok((s, fh)) => reply.created(&ttl, &attr(&s), Generation(0), FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(errno("create", &e)),
+            }
+        });
     }
 
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _wf: WriteFlags,
         _flags: OpenFlags,
         _lo: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(rofs());
+        let data = data.to_vec();
+        self.spawn(debug_span!("write", ino = ino.0, offset, len = data.len()), |fs| async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno("write", &e)),
+            }
+        });
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _u: u32, _r: u32, reply: ReplyEntry) {
+        let Some(name) = name_arg("mknod", name) else {
+            return reply.error(Errno::from_i32(Error::Invalid.errno()));
+        };
+        let (owner, ttl) = (owner(req), self.ttl);
+        self.spawn(debug_span!("mknod", parent = parent.0, %name), |fs| async move {
+            match fs.mknod(parent.0, &name, mode, owner).await {
+                Ok(s) => reply.entry(&ttl, &attr(&s), Generation(0)),
+                Err(e) => reply.error(errno("mknod", &e)),
+            }
+        });
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+        let Some(name) = name_arg("mkdir", name) else {
+            return reply.error(Errno::from_i32(Error::Invalid.errno()));
+        };
+        let (owner, ttl) = (owner(req), self.ttl);
+        self.spawn(debug_span!("mkdir", parent = parent.0, %name), |fs| async move {
+            match fs.mkdir(parent.0, &name, mode, owner).await {
+                Ok(s) => reply.entry(&ttl, &attr(&s), Generation(0)),
+                Err(e) => reply.error(errno("mkdir", &e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match Name::from_os(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(errno("unlink", &e)),
+        };
+        self.spawn(debug_span!("unlink", parent = parent.0, %name), |fs| async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("unlink", &e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match Name::from_os(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(errno("rmdir", &e)),
+        };
+        self.spawn(debug_span!("rmdir", parent = parent.0, %name), |fs| async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", &e)),
+            }
+        });
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let Some(name) = name_arg("symlink", link_name) else {
+            return reply.error(Errno::from_i32(Error::Invalid.errno()));
+        };
+        let target = target.as_os_str().as_bytes().to_vec();
+        let (owner, ttl) = (owner(req), self.ttl);
+        self.spawn(debug_span!("symlink", parent = parent.0, %name), |fs| async move {
+            match fs.symlink(parent.0, &name, &target, owner).await {
+                Ok(s) => reply.entry(&ttl, &attr(&s), Generation(0)),
+                Err(e) => reply.error(errno("symlink", &e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn(debug_span!("readlink", ino = ino.0), |fs| async move {
+            match fs.readlink(ino.0).await {
+                Ok(t) => reply.data(&t),
+                Err(e) => reply.error(errno("readlink", &e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (name, newname) = match (Name::from_os(name), Name::from_os(newname)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) => return reply.error(errno("rename", &e)),
+            (_, Err(_)) => return reply.error(Errno::from_i32(Error::Invalid.errno())),
+        };
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            // Two S3 objects cannot trade places atomically.
+            return reply.error(Errno::from_i32(Error::Invalid.errno()));
+        }
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        self.spawn(debug_span!("rename", parent = parent.0, %name, newparent = newparent.0, %newname), |fs| async move {
+            match fs.rename(parent.0, &name, newparent.0, &newname, noreplace).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rename", &e)),
+            }
+        });
+    }
+
+    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        // S3 has no hard links.
+        reply.error(Errno::from_i32(Error::NotPermitted.errno()));
     }
 
     fn setxattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
-        reply.error(rofs());
+        reply.error(Errno::from_i32(Error::NotSupported.errno()));
     }
 
     fn removexattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(rofs());
+        reply.error(Errno::from_i32(Error::NoData.errno()));
+    }
+}
+
+fn owner(req: &Request) -> Owner {
+    Owner { uid: req.uid(), gid: req.gid() }
+}
+
+/// A name for a new entry: one that no key could hold is refused with EINVAL.
+fn name_arg(op: &str, name: &OsStr) -> Option<Name> {
+    match Name::from_os(name) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            tracing::debug!(op, ?name, "refused: not a valid S3 key segment");
+            None
+        }
     }
 }

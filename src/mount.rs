@@ -102,8 +102,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     fuse_config.acl = if config.allow_other { SessionACL::All } else { SessionACL::Owner };
 
     let mountpoint = config.mountpoint.clone();
-    let fs = Arc::new(Fs::new(store, config));
-    let adapter = FuseFs::new(fs, rt.handle().clone());
+    let fs = {
+        let _rt = rt.enter();
+        Fs::new(store, config)
+    };
+    let adapter = FuseFs::new(fs.clone(), rt.handle().clone());
     let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
@@ -122,8 +125,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     info!(mountpoint = %mountpoint.display(), "mounted");
-    session.run().context("FUSE session failed")?;
-    info!("unmounted");
+    let served = session.run().context("FUSE session failed");
+    info!("unmounted; sending what is still queued");
+    rt.block_on(fs.shutdown());
+    served?;
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
 }

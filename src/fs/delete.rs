@@ -215,15 +215,15 @@ impl<S: ObjectStore> Deleter<S> {
         loop {
             self.send_due(true).await;
             let notified = self.done.notified();
-            {
+            let wait = {
                 let s = self.state.lock().unwrap();
                 if s.pending.is_empty() {
                     return;
                 }
-                if s.queues.values().all(|q| q.keys.is_empty() || q.sending) && !s.in_flight.is_empty() {
-                    drop(s);
-                    notified.await;
-                }
+                s.queues.values().all(|q| q.keys.is_empty() || q.sending) && !s.in_flight.is_empty()
+            };
+            if wait {
+                notified.await;
             }
         }
     }

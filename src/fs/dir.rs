@@ -59,6 +59,18 @@ impl Listing {
         }
     }
 
+    /// Adds a file being written through this mount (it is not in S3 yet, or is changing).
+    pub fn add_staged(&mut self, prefix: &str, loc: Location, attr: Attr) {
+        let Location::File { key, .. } = &loc else { return };
+        if let Child::File(name) = object_child(prefix, key) {
+            match self.index.get(&name) {
+                Some(&i) if !self.entries[i].loc.is_dir() => self.entries[i].attr = attr,
+                Some(_) => {}
+                None => self.push(Entry { name, loc, attr }),
+            }
+        }
+    }
+
     /// A complete listing of the given buckets (the root of an all-buckets mount).
     pub fn of_buckets(buckets: &[BucketInfo], mount_time: SystemTime) -> Listing {
         let mut l = Listing { done: true, started: Some(Instant::now()), ..Listing::default() };
@@ -78,6 +90,7 @@ impl Listing {
         bucket: &Arc<str>,
         prefix: &str,
         dir_mtime: SystemTime,
+        hidden: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<()> {
         if self.done {
             return Ok(());
@@ -104,6 +117,9 @@ impl Listing {
             };
             if take_object {
                 let o = objects.next().expect("peeked");
+                if hidden(&o.key) {
+                    continue;
+                }
                 if let Child::File(name) = object_child(prefix, &o.key) {
                     let attr = Attr {
                         symlink: false,
@@ -118,6 +134,9 @@ impl Listing {
                 }
             } else {
                 let p = prefixes.next().expect("peeked");
+                if hidden(&p) {
+                    continue; // removed with rmdir; its contents are being deleted
+                }
                 if let Child::Dir(name) = prefix_child(prefix, &p) {
                     let loc = Location::Dir { bucket: bucket.clone(), prefix: p };
                     self.push(Entry { name, loc, attr: Attr::dir(dir_mtime) });
@@ -139,7 +158,7 @@ mod tests {
         let mut l = Listing::default();
         let b: Arc<str> = "b".into();
         while !l.done {
-            l.fetch_page(store, &b, prefix, SystemTime::UNIX_EPOCH).await.unwrap();
+            l.fetch_page(store, &b, prefix, SystemTime::UNIX_EPOCH, &|_| false).await.unwrap();
         }
         l
     }

@@ -23,6 +23,19 @@ pub enum Error {
     BadHandle,
     #[error("invalid argument")]
     Invalid,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("file exists")]
+    Exists,
+    #[error("operation not permitted")]
+    NotPermitted,
+    #[error("cross-device link")]
+    CrossDevice,
+    #[error("no such attribute")]
+    NoData,
+    /// Local I/O (the staging cache), with the errno it failed with (ENOSPC on a full disk).
+    #[error("{msg}")]
+    Io { errno: i32, msg: String },
 }
 
 impl Error {
@@ -47,6 +60,12 @@ impl Error {
             Error::NotSupported => libc::ENOTSUP,
             Error::BadHandle => libc::EBADF,
             Error::Invalid => libc::EINVAL,
+            Error::NotEmpty => libc::ENOTEMPTY,
+            Error::Exists => libc::EEXIST,
+            Error::NotPermitted => libc::EPERM,
+            Error::CrossDevice => libc::EXDEV,
+            Error::NoData => libc::ENODATA,
+            Error::Io { errno, .. } => *errno,
         }
     }
 
@@ -58,6 +77,7 @@ impl Error {
                 Level::WARN
             }
             Error::Store(StoreError::PreconditionFailed | StoreError::AccessDenied) => Level::INFO,
+            Error::Io { .. } => Level::WARN,
             _ => Level::DEBUG,
         }
     }

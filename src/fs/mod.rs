@@ -11,8 +11,10 @@ pub mod delete;
 pub mod dir;
 pub mod error;
 pub mod inode;
+pub mod mutate;
 pub mod names;
 pub mod read;
+pub mod write;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -24,12 +26,14 @@ use lru::LruCache;
 use tracing::{debug, info};
 
 use crate::config::{Config, Source};
-use crate::store::{ListRequest, ObjectMeta, ObjectStore, StoreError};
+use crate::store::{ListRequest, ObjectMeta, ObjectStore, PutMeta, StoreError};
+use delete::Deleter;
 use dir::{Entry, Listing};
 use error::{Error, Result};
 use inode::{Attr, Ino, InodeTable, Location};
 use names::Name;
 use read::{MemoryLimiter, Reader};
+use write::{FileMeta, Staged};
 
 /// Listings longer than this are not kept for lookups (they are still served to readdir).
 const MAX_CACHED_LISTING: usize = 100_000;
@@ -39,6 +43,7 @@ const MAX_CACHED_LISTING: usize = 100_000;
 pub struct Stat {
     pub ino: Ino,
     pub dir: bool,
+    pub symlink: bool,
     pub size: u64,
     pub mtime: SystemTime,
     pub perm: u16,
@@ -56,22 +61,58 @@ pub struct DirItem {
     pub entry: Option<Entry>,
 }
 
+/// What a name resolves to.
+enum Resolved {
+    /// Something in S3 (or in a cached listing).
+    Entry(Entry),
+    /// A file being written through this mount.
+    Staged(WriterInfo),
+}
+
 struct DirHandle {
     ino: Ino,
     listing: tokio::sync::Mutex<Arc<tokio::sync::Mutex<Listing>>>,
 }
 
-/// User metadata learned from HeadObject for one object version.
+/// User metadata learned from HeadObject (or set by our own upload) for one object version.
 struct KnownMeta {
     etag: String,
+    symlink: bool,
     mtime: SystemTime,
     perm: Option<u16>,
     uid: Option<u32>,
     gid: Option<u32>,
+    /// Every user metadata entry, and the Content-Type, when known exactly.
+    put: Option<PutMeta>,
 }
 
-struct FileHandle {
-    reader: tokio::sync::Mutex<Reader>,
+enum FileHandle {
+    Read(tokio::sync::Mutex<Reader>),
+    /// Open for writing, or open while a writer has the file staged.
+    Staged { ino: Ino, writer: Arc<Writer> },
+}
+
+/// A staged file and a snapshot of what lookups and getattr need, readable without waiting for
+/// an upload that holds the staged file's lock.
+struct Writer {
+    staged: tokio::sync::Mutex<Staged>,
+    info: Mutex<WriterInfo>,
+}
+
+#[derive(Clone)]
+struct WriterInfo {
+    loc: Location,
+    size: u64,
+    meta: FileMeta,
+    unlinked: bool,
+}
+
+/// chmod/chown/utimens on an uploaded object, not yet written to S3: coalesced so that a burst of
+/// changes (rsync's chmod + utimens + rename) costs one CopyObject.
+#[derive(Clone)]
+struct PendingMeta {
+    meta: FileMeta,
+    version: u64,
 }
 
 pub struct Fs<S: ObjectStore> {
@@ -86,10 +127,20 @@ pub struct Fs<S: ObjectStore> {
     file_handles: Mutex<HashMap<u64, Arc<FileHandle>>>,
     next_handle: AtomicU64,
     memory: MemoryLimiter,
+    upload_memory: MemoryLimiter,
+    writers: Mutex<HashMap<Ino, Arc<Writer>>>,
+    pending_meta: Mutex<HashMap<(Arc<str>, String), PendingMeta>>,
+    deleter: Arc<Deleter<S>>,
+    /// The deleter's failure epoch the listing caches were built in.
+    listing_epoch: AtomicU64,
+    staging_dir: std::path::PathBuf,
+    /// For tasks that outlive a call (metadata timers, directory-rename copies).
+    me: std::sync::Weak<Fs<S>>,
 }
 
 impl<S: ObjectStore> Fs<S> {
-    pub fn new(store: Arc<S>, config: Config) -> Fs<S> {
+    /// Needs a tokio runtime (the delete batcher runs a task).
+    pub fn new(store: Arc<S>, config: Config) -> Arc<Fs<S>> {
         let mount_time = SystemTime::now();
         let root = match &config.source {
             Source::AllBuckets | Source::Buckets(_) => Location::Buckets,
@@ -97,9 +148,17 @@ impl<S: ObjectStore> Fs<S> {
                 Location::Dir { bucket: bucket.as_str().into(), prefix: prefix.clone() }
             }
         };
-        Fs {
+        let staging_dir = config.write.cache_dir.join(format!("mount-{}", std::process::id()));
+        Arc::new_cyclic(|me| Fs {
+            me: me.clone(),
+            deleter: Deleter::new(store.clone()),
             store,
             memory: MemoryLimiter::new(config.read.memory_limit),
+            upload_memory: MemoryLimiter::new(config.write.memory_limit),
+            writers: Mutex::default(),
+            pending_meta: Mutex::default(),
+            listing_epoch: AtomicU64::new(0),
+            staging_dir,
             config,
             mount_time,
             inodes: InodeTable::new(root, Attr::dir(mount_time)),
@@ -109,7 +168,7 @@ impl<S: ObjectStore> Fs<S> {
             dir_handles: Mutex::default(),
             file_handles: Mutex::default(),
             next_handle: AtomicU64::new(1),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -134,6 +193,7 @@ impl<S: ObjectStore> Fs<S> {
         Stat {
             ino,
             dir,
+            symlink: attr.symlink && !dir,
             size: attr.size,
             mtime: attr.mtime,
             perm: attr.perm.unwrap_or(if dir { self.config.dir_mode } else { self.config.file_mode }),
@@ -157,11 +217,58 @@ impl<S: ObjectStore> Fs<S> {
             etag: meta.etag.clone(),
         };
         if let (Location::File { bucket, key }, Some(etag)) = (loc, &meta.etag) {
-            let known =
-                KnownMeta { etag: etag.clone(), mtime: attr.mtime, perm: attr.perm, uid: attr.uid, gid: attr.gid };
+            let known = KnownMeta {
+                etag: etag.clone(),
+                symlink: attr.symlink,
+                mtime: attr.mtime,
+                perm: attr.perm,
+                uid: attr.uid,
+                gid: attr.gid,
+                put: Some(PutMeta { metadata: meta.metadata.clone(), content_type: meta.content_type.clone() }),
+            };
             self.known_meta.lock().unwrap().put((bucket.clone(), key.clone()), known);
         }
+        self.with_pending_meta(loc, attr)
+    }
+
+    /// Remembers the metadata s3drive itself just gave an object version.
+    fn learn_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>, meta: &FileMeta, put: &PutMeta) {
+        if let Some(etag) = etag {
+            let known = KnownMeta {
+                etag: etag.to_string(),
+                symlink: meta.symlink,
+                mtime: meta.mtime,
+                perm: Some(meta.perm),
+                uid: Some(meta.uid),
+                gid: Some(meta.gid),
+                put: Some(put.clone()),
+            };
+            self.known_meta.lock().unwrap().put((bucket.clone(), key.to_string()), known);
+        }
+    }
+
+    /// Attribute changes not yet written to S3 override what S3 says.
+    fn with_pending_meta(&self, loc: &Location, mut attr: Attr) -> Attr {
+        if let Location::File { bucket, key } = loc
+            && let Some(p) = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
+        {
+            attr.mtime = p.meta.mtime;
+            attr.perm = Some(p.meta.perm);
+            attr.uid = Some(p.meta.uid);
+            attr.gid = Some(p.meta.gid);
+        }
         attr
+    }
+
+    /// The metadata a file has now, with the mount's defaults filled in.
+    fn file_meta(&self, attr: &Attr) -> FileMeta {
+        FileMeta {
+            perm: attr.perm.unwrap_or(self.config.file_mode),
+            uid: attr.uid.unwrap_or(self.config.uid),
+            gid: attr.gid.unwrap_or(self.config.gid),
+            mtime: attr.mtime,
+            symlink: attr.symlink,
+        }
     }
 
     /// Listings carry no user metadata: fill in what a HeadObject of the same object version
@@ -172,12 +279,13 @@ impl<S: ObjectStore> Fs<S> {
             && let Some(k) = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
             && &k.etag == etag
         {
+            attr.symlink = k.symlink;
             attr.mtime = k.mtime;
             attr.perm = k.perm;
             attr.uid = k.uid;
             attr.gid = k.gid;
         }
-        attr
+        self.with_pending_meta(loc, attr)
     }
 
     fn node(&self, ino: Ino) -> Result<inode::Node> {
@@ -185,7 +293,24 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     fn cached_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
+        // A failed delete batch made names reappear: every cached listing may be wrong.
+        let epoch = self.deleter.epoch();
+        if self.listing_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+            self.listings.lock().unwrap().clear();
+            self.negative.lock().unwrap().clear();
+        }
         self.listings.lock().unwrap().get(&ino).cloned()
+    }
+
+    /// A directory's contents changed through this mount.
+    fn invalidate_dir(&self, dir: Ino) {
+        self.listings.lock().unwrap().pop(&dir);
+    }
+
+    /// A name now exists (created through this mount).
+    fn name_created(&self, parent: Ino, name: &Name) {
+        self.invalidate_dir(parent);
+        self.negative.lock().unwrap().pop(&(parent, name.clone()));
     }
 
     /// A listing that is complete and fresh, for answering lookups.
@@ -221,21 +346,37 @@ impl<S: ObjectStore> Fs<S> {
 
     pub async fn lookup(&self, parent: Ino, name: &Name) -> Result<Stat> {
         let pnode = self.node(parent)?;
+        match self.resolve(parent, &pnode, name).await? {
+            Some(Resolved::Staged(info)) => {
+                let attr = self.staged_attr(&info);
+                let ino = self.inodes.remember(parent, info.loc.clone(), attr.clone(), self.fresh_until());
+                Ok(self.stat_of(ino, &info.loc, &attr))
+            }
+            Some(Resolved::Entry(e)) => Ok(self.remember(parent, &e)),
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// What `name` in directory `parent` is, without counting a kernel lookup.
+    async fn resolve(&self, parent: Ino, pnode: &inode::Node, name: &Name) -> Result<Option<Resolved>> {
         if !pnode.loc.is_dir() {
             return Err(Error::NotDir);
         }
+        // Files being written through this mount exist before they reach S3.
+        if let Some(file_loc) = pnode.loc.child(name, false)
+            && let Some((_, info)) = self.writer_at(&file_loc)
+        {
+            return Ok(Some(Resolved::Staged(info)));
+        }
         if let Some(listing) = self.fresh_listing(parent) {
             let l = listing.lock().await;
-            return match l.get(name) {
-                Some(e) => Ok(self.remember(parent, e)),
-                None => Err(Error::NotFound),
-            };
+            return Ok(l.get(name).cloned().map(Resolved::Entry));
         }
         let neg_key = (parent, name.clone());
         if let Some(until) = self.negative.lock().unwrap().get(&neg_key)
             && *until > Instant::now()
         {
-            return Err(Error::NotFound);
+            return Ok(None);
         }
         let entry = match &pnode.loc {
             Location::Buckets => {
@@ -247,14 +388,16 @@ impl<S: ObjectStore> Fs<S> {
             Location::Dir { .. } => self.lookup_in_s3(&pnode.loc, name).await?,
             Location::File { .. } => unreachable!("checked is_dir"),
         };
-        match entry {
-            Some(e) => Ok(self.remember(parent, &e)),
-            None => {
-                let until = Instant::now() + self.config.negative_ttl;
-                self.negative.lock().unwrap().put(neg_key, until);
-                Err(Error::NotFound)
-            }
+        if entry.is_none() {
+            let until = Instant::now() + self.config.negative_ttl;
+            self.negative.lock().unwrap().put(neg_key, until);
         }
+        Ok(entry.map(Resolved::Entry))
+    }
+
+    /// Deleted through this mount (the DeleteObjects may not have been sent yet).
+    fn hidden(&self, bucket: &str, key: &str) -> bool {
+        self.deleter.any_pending() && self.deleter.is_pending(bucket, key)
     }
 
     /// HeadObject on `prefix+name` and a one-key listing of `prefix+name/`, concurrently.
@@ -274,32 +417,26 @@ impl<S: ObjectStore> Fs<S> {
             unreachable!("child() builds these kinds");
         };
         let head = self.store.head_object(bucket, key);
-        let list = self.store.list_objects(ListRequest {
-            bucket,
-            prefix: dir_prefix,
-            delimiter: Some("/"),
-            continuation: None,
-            max_keys: Some(1),
-        });
-        let (head, list) = tokio::join!(head, list);
-        let is_dir = match list {
-            Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
+        let list = self.dir_exists(bucket, dir_prefix);
+        let (head, is_dir) = tokio::join!(head, list);
+        let head = match head {
+            Ok(_) if self.hidden(bucket, key) => Err(StoreError::NotFound),
+            h => h,
+        };
+        let is_dir = match is_dir {
+            Ok(d) => d,
             Err(e) => {
                 if head.is_ok() {
                     debug!(error = %e, key = dir_prefix.as_str(), "directory probe failed; using the object");
                     false
                 } else {
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         };
         if is_dir {
             if head.is_ok() {
-                info!(
-                    bucket = &**bucket,
-                    key = key.as_str(),
-                    "an object and a directory share a name; the directory is shown"
-                );
+                info!(bucket = &**bucket, key = key.as_str(), "an object and a directory share a name; the directory is shown");
             }
             return Ok(Some(Entry { name: name.clone(), loc: dir_loc, attr: Attr::dir(self.mount_time) }));
         }
@@ -312,11 +449,45 @@ impl<S: ObjectStore> Fs<S> {
         }
     }
 
+    /// Whether anything not deleted through this mount lies under `prefix` (one-key listing,
+    /// longer only when what it finds is being deleted).
+    async fn dir_exists(&self, bucket: &str, prefix: &str) -> Result<bool> {
+        if self.hidden(bucket, prefix) {
+            return Ok(false); // removed with rmdir
+        }
+        let mut token: Option<String> = None;
+        let mut max_keys = 1;
+        loop {
+            let page = self
+                .store
+                .list_objects(ListRequest {
+                    bucket,
+                    prefix,
+                    delimiter: None,
+                    continuation: token.as_deref(),
+                    max_keys: Some(max_keys),
+                })
+                .await?;
+            if page.objects.iter().any(|o| !self.hidden(bucket, &o.key)) {
+                return Ok(true);
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => return Ok(false),
+            }
+            max_keys = 1000;
+        }
+    }
+
     pub fn forget(&self, ino: Ino, n: u64) {
         self.inodes.forget(ino, n);
     }
 
     pub async fn getattr(&self, ino: Ino) -> Result<Stat> {
+        if let Some(w) = self.writer(ino) {
+            let info = w.info.lock().unwrap().clone();
+            return Ok(self.stat_of(ino, &info.loc, &self.staged_attr(&info)));
+        }
         let node = self.node(ino)?;
         if let Location::File { bucket, key } = &node.loc
             && node.fresh_until <= Instant::now()
@@ -326,7 +497,7 @@ impl<S: ObjectStore> Fs<S> {
             self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
             return Ok(self.stat_of(ino, &node.loc, &attr));
         }
-        Ok(self.stat_of(ino, &node.loc, &node.attr))
+        Ok(self.stat_of(ino, &node.loc, &self.with_pending_meta(&node.loc, node.attr.clone())))
     }
 
     pub async fn opendir(&self, ino: Ino) -> Result<u64> {
@@ -373,7 +544,14 @@ impl<S: ObjectStore> Fs<S> {
             match &node.loc {
                 Location::Buckets => *listing = self.root_listing().await?,
                 Location::Dir { bucket, prefix } => {
-                    listing.fetch_page(&*self.store, bucket, prefix, self.mount_time).await?;
+                    let hide = |key: &str| self.hidden(bucket, key);
+                    listing.fetch_page(&*self.store, bucket, prefix, self.mount_time, &hide).await?;
+                    if listing.done {
+                        for (_, info) in self.writers_under(bucket, prefix) {
+                            let attr = self.staged_attr(&info);
+                            listing.add_staged(prefix, info.loc, attr);
+                        }
+                    }
                 }
                 Location::File { .. } => return Err(Error::NotDir),
             }
@@ -403,43 +581,67 @@ impl<S: ObjectStore> Fs<S> {
         self.dir_handles.lock().unwrap().remove(&fh);
     }
 
-    /// Opens a file for reading. Returns the handle and whether the kernel's cached pages are
-    /// still good (same ETag as at the last open).
-    pub async fn open(&self, ino: Ino, write: bool) -> Result<(u64, bool)> {
+    /// Opens a file. Returns the handle and whether the kernel's cached pages are still good
+    /// (same ETag as at the last open). Opening for writing stages the file; without O_TRUNC the
+    /// object's bytes are brought in first.
+    pub async fn open(&self, ino: Ino, write: bool, truncate: bool) -> Result<(u64, bool)> {
+        if let Some(writer) = self.writer(ino) {
+            if truncate {
+                self.check_writable()?;
+                let mut st = writer.staged.lock().await;
+                st.truncate(&self.store, 0)?;
+                writer.info.lock().unwrap().size = 0;
+            }
+            return Ok((self.add_staged_handle(ino, writer).await, false));
+        }
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else {
             return Err(Error::IsDir);
         };
-        if write {
-            return Err(Error::ReadOnly);
-        }
         let attr = if node.fresh_until > Instant::now() && node.attr.etag.is_some() {
-            node.attr.clone()
+            self.with_pending_meta(&node.loc, node.attr.clone())
         } else {
             let meta = self.store.head_object(bucket, key).await?;
             let attr = self.attr_from_meta(&node.loc, &meta);
             self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
             attr
         };
+        if write || truncate {
+            self.check_writable()?;
+            let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, self.file_meta(&attr))?;
+            staged.in_s3 = true;
+            staged.extra = self.extra_meta(bucket, key, attr.etag.as_deref());
+            if truncate {
+                staged.dirty = true;
+            } else if let Err(e) =
+                staged.fill_from(&*self.store, attr.size, attr.etag.as_deref(), self.config.read.part_size).await
+            {
+                staged.discard();
+                return Err(e);
+            }
+            let writer = self.add_writer(ino, staged);
+            return Ok((self.add_staged_handle(ino, writer).await, false));
+        }
         let keep_cache = self.inodes.swap_cached_etag(ino, attr.etag.clone());
         let reader = Reader::new(bucket.clone(), key, attr.etag.as_deref(), attr.size, &self.config.read);
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle { reader: tokio::sync::Mutex::new(reader) }));
+        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Read(tokio::sync::Mutex::new(reader))));
         Ok((fh, keep_cache))
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
-        let handle = self.file_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)?;
-        let mut reader = handle.reader.lock().await;
-        reader.read(&self.store, &self.memory, &self.config.read, offset, size).await
+        let handle = self.handle(fh)?;
+        match &*handle {
+            FileHandle::Read(reader) => {
+                let mut reader = reader.lock().await;
+                reader.read(&self.store, &self.memory, &self.config.read, offset, size).await
+            }
+            FileHandle::Staged { writer, .. } => writer.staged.lock().await.read(offset, size),
+        }
     }
 
-    pub fn release(&self, fh: u64) {
-        self.file_handles.lock().unwrap().remove(&fh);
-    }
-
-    pub fn read_only_error(&self) -> Error {
-        Error::ReadOnly
+    fn handle(&self, fh: u64) -> Result<Arc<FileHandle>> {
+        self.file_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)
     }
 }
 

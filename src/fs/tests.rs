@@ -8,7 +8,7 @@ use super::inode::ROOT;
 use super::*;
 use crate::store::memory::MemoryStore;
 
-fn fs_with(store: MemoryStore, config: Config) -> Fs<MemoryStore> {
+fn fs_with(store: MemoryStore, config: Config) -> Arc<Fs<MemoryStore>> {
     Fs::new(Arc::new(store), config)
 }
 
@@ -129,7 +129,7 @@ async fn denied_bucket_is_listed_but_gives_eacces_and_others_work() {
     assert_eq!(fs.readdir(fh, 0, 100).await.unwrap_err().errno(), libc::EACCES);
     let open = fs.lookup(ROOT, &name("open")).await.unwrap();
     let f = fs.lookup(open.ino, &name("a.txt")).await.unwrap();
-    let (fh, _) = fs.open(f.ino, false).await.unwrap();
+    let (fh, _) = fs.open(f.ino, false, false).await.unwrap();
     assert_eq!(&fs.read(fh, 0, 100).await.unwrap()[..], b"hello");
 }
 

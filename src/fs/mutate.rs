@@ -1,0 +1,797 @@
+//! Changes through the mount: creating and writing files (staged, uploaded on close), metadata
+//! (chmod, chown, utimens, truncate), directories and buckets, unlink (batched deletes), rename
+//! (server-side copies, then batched deletes) and symbolic links.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::dir::Entry;
+use super::error::{Error, Result};
+use super::inode::{Attr, Ino, Location};
+use super::names::Name;
+use super::write::{FileMeta, Staged};
+use super::{FileHandle, Fs, PendingMeta, Resolved, Stat, Writer, WriterInfo};
+use crate::store::{ListRequest, ObjectStore, PutMeta, PutResult, StoreError};
+
+/// How long chmod/chown/utimens on an uploaded object wait for company before their CopyObject.
+const META_DELAY: Duration = Duration::from_millis(1500);
+/// Server-side copies in flight during a directory rename.
+const COPY_CONCURRENCY: usize = 8;
+/// The user metadata names s3drive writes itself.
+const OWN_META: [&str; 4] = ["mode", "uid", "gid", "mtime"];
+
+/// Attribute changes from setattr.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime: Option<SystemTime>,
+}
+
+impl SetAttr {
+    fn apply(&self, m: &mut FileMeta) {
+        if let Some(mode) = self.mode {
+            m.perm = (mode & 0o7777) as u16;
+        }
+        if let Some(uid) = self.uid {
+            m.uid = uid;
+        }
+        if let Some(gid) = self.gid {
+            m.gid = gid;
+        }
+        if let Some(t) = self.mtime {
+            m.mtime = t;
+        }
+    }
+
+    fn changes_meta(&self) -> bool {
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some()
+    }
+}
+
+/// Who creates a new file or directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl<S: ObjectStore> Fs<S> {
+    pub(super) fn check_writable(&self) -> Result<()> {
+        if self.config.read_only { Err(Error::ReadOnly) } else { Ok(()) }
+    }
+
+    pub(super) fn writer(&self, ino: Ino) -> Option<Arc<Writer>> {
+        self.writers.lock().unwrap().get(&ino).cloned()
+    }
+
+    pub(super) fn writer_at(&self, loc: &Location) -> Option<(Ino, WriterInfo)> {
+        let writers = self.writers.lock().unwrap();
+        writers.iter().find_map(|(&ino, w)| {
+            let info = w.info.lock().unwrap();
+            (!info.unlinked && &info.loc == loc).then(|| (ino, info.clone()))
+        })
+    }
+
+    pub(super) fn writers_under(&self, bucket: &str, prefix: &str) -> Vec<(Ino, WriterInfo)> {
+        let writers = self.writers.lock().unwrap();
+        writers
+            .iter()
+            .filter_map(|(&ino, w)| {
+                let info = w.info.lock().unwrap();
+                match &info.loc {
+                    Location::File { bucket: b, key } if !info.unlinked && &**b == bucket && key.starts_with(prefix) => {
+                        Some((ino, info.clone()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn staged_attr(&self, info: &WriterInfo) -> Attr {
+        Attr {
+            symlink: info.meta.symlink,
+            size: info.size,
+            mtime: info.meta.mtime,
+            perm: Some(info.meta.perm),
+            uid: Some(info.meta.uid),
+            gid: Some(info.meta.gid),
+            etag: None,
+        }
+    }
+
+    /// User metadata of the object other than s3drive's own, when known for this version.
+    pub(super) fn extra_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>) -> HashMap<String, String> {
+        let mut known = self.known_meta.lock().unwrap();
+        match known.get(&(bucket.clone(), key.to_string())) {
+            Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => k
+                .put
+                .as_ref()
+                .map(|p| p.metadata.iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).map(|(n, v)| (n.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            _ => HashMap::new(),
+        }
+    }
+
+    pub(super) fn add_writer(&self, ino: Ino, staged: Staged) -> Arc<Writer> {
+        let info = WriterInfo { loc: staged.location(), size: staged.size, meta: staged.meta, unlinked: false };
+        let w = Arc::new(Writer { staged: tokio::sync::Mutex::new(staged), info: std::sync::Mutex::new(info) });
+        self.writers.lock().unwrap().insert(ino, w.clone());
+        w
+    }
+
+    pub(super) async fn add_staged_handle(&self, ino: Ino, writer: Arc<Writer>) -> u64 {
+        writer.staged.lock().await.handles += 1;
+        let fh = self.next_handle.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Staged { ino, writer }));
+        fh
+    }
+
+    fn sync_info(writer: &Writer, st: &Staged) {
+        let mut info = writer.info.lock().unwrap();
+        info.size = st.size;
+        info.meta = st.meta;
+        info.loc = st.location();
+        info.unlinked = st.unlinked;
+    }
+
+    /// Resolves `name` in `parent` for a change: its location, and the kernel's node if any.
+    async fn existing(&self, parent: Ino, name: &Name) -> Result<Option<(Location, Attr)>> {
+        let pnode = self.node(parent)?;
+        Ok(match self.resolve(parent, &pnode, name).await? {
+            Some(Resolved::Entry(e)) => Some((e.loc.clone(), e.attr)),
+            Some(Resolved::Staged(info)) => {
+                let attr = self.staged_attr(&info);
+                Some((info.loc, attr))
+            }
+            None => None,
+        })
+    }
+
+    // ----- files -----
+
+    pub async fn create(&self, parent: Ino, name: &Name, mode: u32, owner: Owner) -> Result<(Stat, u64)> {
+        self.check_writable()?;
+        let pnode = self.node(parent)?;
+        let loc = match &pnode.loc {
+            Location::Dir { .. } => pnode.loc.child(name, false).expect("a directory"),
+            Location::Buckets => return Err(Error::NotPermitted), // files cannot live beside buckets
+            Location::File { .. } => return Err(Error::NotDir),
+        };
+        let Location::File { bucket, key } = &loc else { unreachable!() };
+        self.deleter.cancel(bucket, key).await;
+        let meta = FileMeta { perm: (mode & 0o7777) as u16, uid: owner.uid, gid: owner.gid, mtime: SystemTime::now(), symlink: false };
+        let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta)?;
+        staged.dirty = true; // an empty new file is uploaded too
+        let attr = Attr { symlink: false, size: 0, mtime: meta.mtime, perm: Some(meta.perm), uid: Some(owner.uid), gid: Some(owner.gid), etag: None };
+        let ino = self.inodes.remember(parent, loc.clone(), attr.clone(), self.fresh_until());
+        let writer = self.add_writer(ino, staged);
+        let fh = self.add_staged_handle(ino, writer).await;
+        self.name_created(parent, name);
+        Ok((self.stat_of(ino, &loc, &attr), fh))
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let handle = self.handle(fh)?;
+        let FileHandle::Staged { writer, .. } = &*handle else { return Err(Error::BadHandle) };
+        let mut st = writer.staged.lock().await;
+        st.write(&self.store, &self.config.write, &self.upload_memory, offset, data).await?;
+        st.meta.mtime = SystemTime::now();
+        Self::sync_info(writer, &st);
+        Ok(data.len() as u32)
+    }
+
+    /// close(2): uploads what changed and returns the upload's outcome.
+    pub async fn flush(&self, fh: u64) -> Result<()> {
+        let handle = self.handle(fh)?;
+        if let FileHandle::Staged { ino, writer } = &*handle {
+            let mut st = writer.staged.lock().await;
+            self.upload(*ino, &mut st).await?;
+        }
+        Ok(())
+    }
+
+    /// fsync(2): the file's data and metadata are in S3 when this returns Ok.
+    pub async fn fsync(&self, fh: u64) -> Result<()> {
+        self.flush(fh).await?;
+        let handle = self.handle(fh)?;
+        let loc = match &*handle {
+            FileHandle::Staged { writer, .. } => writer.info.lock().unwrap().loc.clone(),
+            FileHandle::Read(_) => return Ok(()),
+        };
+        if let Location::File { bucket, key } = loc {
+            self.flush_meta(&bucket, &key, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn upload(&self, ino: Ino, st: &mut Staged) -> Result<()> {
+        if !st.dirty || st.unlinked {
+            return Ok(());
+        }
+        self.deleter.cancel(&st.bucket, &st.key).await;
+        match st.upload(&self.store, &self.config.write, &self.upload_memory).await {
+            Ok(r) => {
+                let put = st.meta.to_put(&st.key, &st.extra);
+                self.learn_meta(&st.bucket, &st.key, r.etag.as_deref(), &st.meta, &put);
+                self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
+                let attr = Attr {
+                    symlink: st.meta.symlink,
+                    size: st.size,
+                    mtime: st.meta.mtime,
+                    perm: Some(st.meta.perm),
+                    uid: Some(st.meta.uid),
+                    gid: Some(st.meta.gid),
+                    etag: r.etag,
+                };
+                self.inodes.set_attr(ino, attr, self.fresh_until());
+                if let Some(n) = self.inodes.get(ino) {
+                    self.invalidate_dir(n.parent);
+                }
+                debug!(bucket = &*st.bucket, key = st.key, size = st.size, "uploaded");
+                Ok(())
+            }
+            Err(e) => {
+                warn!(
+                    "upload of s3://{}/{} failed: {e}; the data written is kept in {}",
+                    st.bucket,
+                    st.key,
+                    st.path.display()
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// The last handle on a staged file closed: upload if still needed, then drop the staging
+    /// file, unless an upload failed, in which case it stays in the cache directory.
+    pub async fn release(&self, fh: u64) {
+        let Some(handle) = self.file_handles.lock().unwrap().remove(&fh) else { return };
+        let FileHandle::Staged { ino, writer } = &*handle else { return };
+        let mut st = writer.staged.lock().await;
+        st.handles = st.handles.saturating_sub(1);
+        if st.handles > 0 {
+            return;
+        }
+        let kept = if st.dirty && !st.unlinked { self.upload(*ino, &mut st).await.is_err() } else { false };
+        if kept {
+            warn!("s3://{}/{} was not uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
+        } else {
+            st.cancel_stream(&self.store);
+            st.discard();
+        }
+        let mut writers = self.writers.lock().unwrap();
+        if writers.get(ino).is_some_and(|w| Arc::ptr_eq(w, writer)) {
+            writers.remove(ino);
+        }
+    }
+
+    pub async fn setattr(&self, ino: Ino, set: SetAttr) -> Result<Stat> {
+        if set.size.is_some() || set.changes_meta() {
+            self.check_writable()?;
+        }
+        if let Some(writer) = self.writer(ino) {
+            let mut st = writer.staged.lock().await;
+            if let Some(size) = set.size {
+                st.truncate(&self.store, size)?;
+            }
+            let before = st.meta;
+            set.apply(&mut st.meta);
+            if st.meta != before && !st.dirty {
+                // Already uploaded and unchanged since: a metadata copy, not a re-upload.
+                self.set_pending_meta(&st.bucket, &st.key, st.meta);
+            }
+            Self::sync_info(&writer, &st);
+            let info = writer.info.lock().unwrap().clone();
+            return Ok(self.stat_of(ino, &info.loc, &self.staged_attr(&info)));
+        }
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else {
+            // Directory modes and times are not stored (see docs/SEMANTICS.md); accept them.
+            let mut attr = node.attr.clone();
+            if let Some(m) = set.mode {
+                attr.perm = Some((m & 0o7777) as u16);
+            }
+            if let Some(t) = set.mtime {
+                attr.mtime = t;
+            }
+            self.inodes.set_attr(ino, attr.clone(), node.fresh_until);
+            return Ok(self.stat_of(ino, &node.loc, &attr));
+        };
+        let current = self.with_pending_meta(&node.loc, node.attr.clone());
+        let mut meta = self.file_meta(&current);
+        set.apply(&mut meta);
+        if let Some(size) = set.size {
+            // truncate(2) of a file nobody has open: stage, cut, upload now.
+            let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta)?;
+            staged.extra = self.extra_meta(bucket, key, current.etag.as_deref());
+            let keep = size.min(current.size);
+            let r = async {
+                if keep > 0 {
+                    let e = current.etag.as_deref();
+                    staged.fill_from(&*self.store, keep, e, self.config.read.part_size).await?;
+                }
+                staged.truncate(&self.store, size)?;
+                self.upload(ino, &mut staged).await
+            }
+            .await;
+            staged.discard();
+            r?;
+            return self.getattr(ino).await;
+        }
+        if set.changes_meta() {
+            self.set_pending_meta(bucket, key, meta);
+        }
+        let mut attr = current;
+        attr.perm = Some(meta.perm);
+        attr.uid = Some(meta.uid);
+        attr.gid = Some(meta.gid);
+        attr.mtime = meta.mtime;
+        self.inodes.set_attr(ino, attr.clone(), node.fresh_until);
+        Ok(self.stat_of(ino, &node.loc, &attr))
+    }
+
+    /// Records metadata to write with a CopyObject soon (or with the next rename's copy).
+    fn set_pending_meta(&self, bucket: &Arc<str>, key: &str, meta: FileMeta) {
+        let version = {
+            let mut p = self.pending_meta.lock().unwrap();
+            let e = p.entry((bucket.clone(), key.to_string())).or_insert(PendingMeta { meta, version: 0 });
+            e.meta = meta;
+            e.version += 1;
+            e.version
+        };
+        let Some(me) = self.me.upgrade() else { return };
+        let (bucket, key) = (bucket.clone(), key.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(META_DELAY).await;
+            if let Err(e) = me.flush_meta(&bucket, &key, Some(version)).await {
+                warn!(bucket = &*bucket, key, error = %e, "saving chmod/chown/utimens failed");
+            }
+        });
+    }
+
+    /// Writes pending metadata of `bucket/key` with a CopyObject onto itself (REPLACE). With
+    /// `version`, only if no later change came (a later timer will handle that one).
+    pub(super) async fn flush_meta(&self, bucket: &Arc<str>, key: &str, version: Option<u64>) -> Result<()> {
+        let pending = {
+            let mut p = self.pending_meta.lock().unwrap();
+            let k = (bucket.clone(), key.to_string());
+            match p.get(&k) {
+                Some(e) if version.is_none_or(|v| v == e.version) => p.remove(&k),
+                _ => None,
+            }
+        };
+        let Some(pending) = pending else { return Ok(()) };
+        let put = self.full_put_meta(bucket, key, &pending.meta).await?;
+        let r = self.store.copy_object(bucket, key, bucket, key, Some(&put)).await?;
+        self.learn_meta(bucket, key, r.etag.as_deref(), &pending.meta, &put);
+        debug!(bucket = &**bucket, key, "metadata saved");
+        Ok(())
+    }
+
+    /// The complete metadata for a REPLACE: ours, plus the object's other user metadata (from
+    /// what we know of it, else a HeadObject).
+    async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, meta: &FileMeta) -> Result<PutMeta> {
+        let known = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.to_string())).and_then(|k| k.put.clone());
+        let existing = match known {
+            Some(p) => p,
+            None => {
+                let m = self.store.head_object(bucket, key).await?;
+                PutMeta { metadata: m.metadata, content_type: m.content_type }
+            }
+        };
+        let extra = existing.metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect();
+        let mut put = meta.to_put(key, &extra);
+        if existing.content_type.is_some() {
+            put.content_type = existing.content_type;
+        }
+        Ok(put)
+    }
+
+    // ----- names -----
+
+    pub async fn mkdir(&self, parent: Ino, name: &Name, mode: u32, owner: Owner) -> Result<Stat> {
+        self.check_writable()?;
+        if self.existing(parent, name).await?.is_some() {
+            return Err(Error::Exists);
+        }
+        let pnode = self.node(parent)?;
+        let now = SystemTime::now();
+        let loc = match &pnode.loc {
+            Location::Buckets => {
+                self.store.create_bucket(name.as_str()).await?;
+                info!(bucket = name.as_str(), "bucket created");
+                Location::Dir { bucket: name.as_str().into(), prefix: String::new() }
+            }
+            Location::Dir { bucket, .. } => {
+                let loc = pnode.loc.child(name, true).expect("a directory");
+                let Location::Dir { prefix, .. } = &loc else { unreachable!() };
+                self.deleter.cancel(bucket, prefix).await;
+                let meta = FileMeta { perm: (mode & 0o7777) as u16, uid: owner.uid, gid: owner.gid, mtime: now, symlink: false };
+                let mut put = meta.to_put(prefix, &HashMap::new());
+                put.metadata.insert("mode".into(), (0o040000 | (mode & 0o7777)).to_string());
+                put.content_type = Some("application/x-directory".into());
+                self.store.put_object(bucket, prefix, Bytes::new(), &put).await?;
+                loc
+            }
+            Location::File { .. } => return Err(Error::NotDir),
+        };
+        self.name_created(parent, name);
+        let mut attr = Attr::dir(now);
+        attr.perm = Some((mode & 0o7777) as u16);
+        let entry = Entry { name: name.clone(), loc, attr };
+        Ok(self.remember(parent, &entry))
+    }
+
+    pub async fn mknod(&self, parent: Ino, name: &Name, mode: u32, owner: Owner) -> Result<Stat> {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Error::NotPermitted);
+        }
+        let (stat, fh) = self.create(parent, name, mode, owner).await?;
+        let r = self.flush(fh).await;
+        self.release(fh).await;
+        r.map(|_| stat)
+    }
+
+    pub async fn symlink(&self, parent: Ino, name: &Name, target: &[u8], owner: Owner) -> Result<Stat> {
+        self.check_writable()?;
+        if self.existing(parent, name).await?.is_some() {
+            return Err(Error::Exists);
+        }
+        let pnode = self.node(parent)?;
+        let Some(loc @ Location::File { .. }) = pnode.loc.child(name, false) else { return Err(Error::NotPermitted) };
+        let Location::File { bucket, key } = &loc else { unreachable!() };
+        self.deleter.cancel(bucket, key).await;
+        let meta = FileMeta { perm: 0o777, uid: owner.uid, gid: owner.gid, mtime: SystemTime::now(), symlink: true };
+        let put = meta.to_put(key, &HashMap::new());
+        let r = self.store.put_object(bucket, key, Bytes::copy_from_slice(target), &put).await?;
+        self.learn_meta(bucket, key, r.etag.as_deref(), &meta, &put);
+        self.name_created(parent, name);
+        let attr = Attr {
+            symlink: true,
+            size: target.len() as u64,
+            mtime: meta.mtime,
+            perm: Some(0o777),
+            uid: Some(owner.uid),
+            gid: Some(owner.gid),
+            etag: r.etag,
+        };
+        Ok(self.remember(parent, &Entry { name: name.clone(), loc, attr }))
+    }
+
+    pub async fn readlink(&self, ino: Ino) -> Result<Bytes> {
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else { return Err(Error::Invalid) };
+        if !node.attr.symlink {
+            return Err(Error::Invalid);
+        }
+        if node.attr.size == 0 {
+            return Ok(Bytes::new());
+        }
+        Ok(self.store.get_range(bucket, key, 0, node.attr.size, None).await?)
+    }
+
+    pub async fn unlink(&self, parent: Ino, name: &Name) -> Result<()> {
+        self.check_writable()?;
+        let Some((loc, _)) = self.existing(parent, name).await? else { return Err(Error::NotFound) };
+        let Location::File { bucket, key } = &loc else { return Err(Error::IsDir) };
+        let mut in_s3 = true;
+        if let Some((ino, _)) = self.writer_at(&loc)
+            && let Some(writer) = self.writer(ino)
+        {
+            let mut st = writer.staged.lock().await;
+            st.unlinked = true;
+            st.cancel_stream(&self.store);
+            in_s3 = st.in_s3;
+            Self::sync_info(&writer, &st);
+        }
+        if in_s3 {
+            self.deleter.schedule(bucket, key.clone());
+        }
+        self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
+        self.known_meta.lock().unwrap().pop(&(bucket.clone(), key.clone()));
+        self.inodes.detach(&loc);
+        self.invalidate_dir(parent);
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, parent: Ino, name: &Name) -> Result<()> {
+        self.check_writable()?;
+        let Some((loc, _)) = self.existing(parent, name).await? else { return Err(Error::NotFound) };
+        let Location::Dir { bucket, prefix } = &loc else { return Err(Error::NotDir) };
+        if prefix.is_empty() {
+            // A bucket: every delete queued for it must be done before S3 sees it empty.
+            self.deleter.flush().await;
+            self.store.delete_bucket(bucket).await?;
+            info!(bucket = &**bucket, "bucket deleted");
+        } else {
+            if !self.writers_under(bucket, prefix).is_empty() || self.has_children(bucket, prefix).await? {
+                return Err(Error::NotEmpty);
+            }
+            // Hides the prefix at once; the marker (if any) goes with the next batch.
+            self.deleter.schedule(bucket, prefix.clone());
+        }
+        self.inodes.detach(&loc);
+        self.invalidate_dir(parent);
+        Ok(())
+    }
+
+    /// Whether `prefix` holds any key other than its own marker that is not being deleted.
+    async fn has_children(&self, bucket: &str, prefix: &str) -> Result<bool> {
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_objects(ListRequest { bucket, prefix, delimiter: None, continuation: token.as_deref(), max_keys: None })
+                .await?;
+            if page.objects.iter().any(|o| o.key != prefix && !self.hidden(bucket, &o.key)) {
+                return Ok(true);
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// Sends queued deletes; reports batches that failed since the last call.
+    pub async fn fsyncdir(&self) -> Result<()> {
+        self.deleter.flush().await;
+        let failures = self.deleter.take_failures();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Io { errno: libc::EIO, msg: failures.join("; ") })
+        }
+    }
+
+    // ----- rename -----
+
+    pub async fn rename(&self, parent: Ino, name: &Name, newparent: Ino, newname: &Name, noreplace: bool) -> Result<()> {
+        self.check_writable()?;
+        let Some((src, src_attr)) = self.existing(parent, name).await? else { return Err(Error::NotFound) };
+        let dst_parent = self.node(newparent)?;
+        if matches!(dst_parent.loc, Location::Buckets) || matches!(&src, Location::Dir { prefix, .. } if prefix.is_empty()) {
+            return Err(Error::CrossDevice); // buckets cannot be renamed; mv falls back to copying
+        }
+        let dst = dst_parent.loc.child(newname, src.is_dir()).ok_or(Error::NotDir)?;
+        if let Some((existing, _)) = self.existing(newparent, newname).await? {
+            if noreplace {
+                return Err(Error::Exists);
+            }
+            match (src.is_dir(), existing.is_dir()) {
+                (false, true) => return Err(Error::IsDir),
+                (true, false) => return Err(Error::NotDir),
+                (true, true) => {
+                    let Location::Dir { bucket, prefix } = &existing else { unreachable!() };
+                    if !self.writers_under(bucket, prefix).is_empty() || self.has_children(bucket, prefix).await? {
+                        return Err(Error::NotEmpty);
+                    }
+                }
+                (false, false) => {}
+            }
+            if existing == src {
+                return Ok(());
+            }
+        }
+        match (&src, &dst) {
+            (Location::File { bucket: sb, key: sk }, Location::File { bucket: db, key: dk }) => {
+                self.rename_file(sb, sk, db, dk, &src_attr).await?;
+            }
+            (Location::Dir { bucket: sb, prefix: sp }, Location::Dir { bucket: db, prefix: dp }) => {
+                if sb == db && dp.starts_with(sp.as_str()) {
+                    return Err(Error::Invalid); // into itself
+                }
+                self.rename_dir(sb, sp, db, dp).await?;
+            }
+            _ => unreachable!("dst has src's kind"),
+        }
+        self.inodes.detach(&dst);
+        if let Some((ino, _)) = self.inodes.find(&src) {
+            self.inodes.relocate(ino, dst.clone());
+        }
+        self.invalidate_dir(parent);
+        self.name_created(newparent, newname);
+        Ok(())
+    }
+
+    async fn rename_file(&self, sb: &Arc<str>, sk: &str, db: &Arc<str>, dk: &str, attr: &Attr) -> Result<()> {
+        let src_loc = Location::File { bucket: sb.clone(), key: sk.to_string() };
+        self.deleter.cancel(db, dk).await;
+        // A file being written just changes where it will go.
+        if let Some((ino, _)) = self.writer_at(&src_loc)
+            && let Some(writer) = self.writer(ino)
+        {
+            let mut st = writer.staged.lock().await;
+            let was_in_s3 = st.in_s3;
+            if st.dirty || !was_in_s3 {
+                st.cancel_stream(&self.store);
+                st.bucket = db.clone();
+                st.key = dk.to_string();
+                st.in_s3 = false;
+                st.dirty = true;
+                Self::sync_info(&writer, &st);
+                drop(st);
+                if was_in_s3 {
+                    self.deleter.schedule(sb, sk.to_string());
+                }
+                return Ok(());
+            }
+            // Uploaded and unchanged since: move the object, and point the writer at it.
+            st.bucket = db.clone();
+            st.key = dk.to_string();
+            Self::sync_info(&writer, &st);
+        }
+        let pending = self.pending_meta.lock().unwrap().remove(&(sb.clone(), sk.to_string()));
+        let put = match &pending {
+            Some(p) => Some(self.full_put_meta(sb, sk, &p.meta).await?),
+            None => None,
+        };
+        let r = match self.copy(sb, sk, db, dk, attr.size, put.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(p) = pending {
+                    self.pending_meta.lock().unwrap().insert((sb.clone(), sk.to_string()), p);
+                }
+                return Err(e);
+            }
+        };
+        let meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(attr));
+        let known = self.known_meta.lock().unwrap().pop(&(sb.clone(), sk.to_string()));
+        let put = put.or(known.and_then(|k| k.put)).unwrap_or_else(|| meta.to_put(dk, &HashMap::new()));
+        self.learn_meta(db, dk, r.etag.as_deref(), &meta, &put);
+        self.deleter.schedule(sb, sk.to_string());
+        Ok(())
+    }
+
+    /// Copies every object under `sp` to `dp`, then deletes the sources. Not atomic: on a failure
+    /// no source is deleted (some copies may exist), and the error is returned.
+    async fn rename_dir(&self, sb: &Arc<str>, sp: &str, db: &Arc<str>, dp: &str) -> Result<()> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_objects(ListRequest { bucket: sb, prefix: sp, delimiter: None, continuation: token.as_deref(), max_keys: None })
+                .await?;
+            keys.extend(page.objects.into_iter().filter(|o| !self.hidden(sb, &o.key)).map(|o| (o.key, o.size)));
+            match page.next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let mut tasks = JoinSet::new();
+        let mut failed: Option<Error> = None;
+        let me = self.me.upgrade().ok_or(Error::BadHandle)?;
+        for (key, size) in keys.clone() {
+            while tasks.len() >= COPY_CONCURRENCY {
+                if let Some(Ok(Err(e))) = tasks.join_next().await {
+                    failed.get_or_insert(e);
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+            let (me, sb, db) = (me.clone(), sb.clone(), db.clone());
+            let dk = format!("{dp}{}", &key[sp.len()..]);
+            tasks.spawn(async move {
+                me.deleter.cancel(&db, &dk).await;
+                let pending = me.pending_meta.lock().unwrap().get(&(sb.clone(), key.clone())).cloned();
+                let put = match &pending {
+                    Some(p) => Some(me.full_put_meta(&sb, &key, &p.meta).await?),
+                    None => None,
+                };
+                me.copy(&sb, &key, &db, &dk, size, put.as_ref()).await.map(|_| ())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Err(e) => {
+                    failed.get_or_insert(Error::Io { errno: libc::EIO, msg: format!("copy task: {e}") });
+                }
+                Ok(Ok(())) => {}
+            }
+        }
+        if let Some(e) = failed {
+            warn!("renaming s3://{sb}/{sp} to s3://{db}/{dp} failed midway ({e}); no source was deleted");
+            return Err(e);
+        }
+        for (key, _) in keys {
+            self.pending_meta.lock().unwrap().remove(&(sb.clone(), key.clone()));
+            self.deleter.schedule(sb, key);
+        }
+        // Files being written under the directory go to the new place.
+        for (ino, _) in self.writers_under(sb, sp) {
+            if let Some(writer) = self.writer(ino) {
+                let mut st = writer.staged.lock().await;
+                st.cancel_stream(&self.store);
+                st.key = format!("{dp}{}", &st.key[sp.len()..]);
+                st.bucket = db.clone();
+                st.dirty = true;
+                Self::sync_info(&writer, &st);
+            }
+        }
+        Ok(())
+    }
+
+    /// A server-side copy: CopyObject, or UploadPartCopy parts above the copy threshold.
+    pub(super) async fn copy(
+        &self,
+        sb: &str,
+        sk: &str,
+        db: &str,
+        dk: &str,
+        size: u64,
+        put: Option<&PutMeta>,
+    ) -> Result<PutResult> {
+        let cfg = &self.config.write;
+        if size <= cfg.copy_threshold {
+            return Ok(self.store.copy_object(sb, sk, db, dk, put).await?);
+        }
+        let meta = match put {
+            Some(p) => p.clone(),
+            None => {
+                let m = self.store.head_object(sb, sk).await?;
+                PutMeta { metadata: m.metadata, content_type: m.content_type }
+            }
+        };
+        let id = self.store.create_multipart(db, dk, &meta).await?;
+        let part = cfg.copy_part_size.max(size.div_ceil(super::write::MAX_PARTS as u64));
+        let result = async {
+            let mut parts = Vec::new();
+            let mut start = 0;
+            let mut n = 1;
+            while start < size {
+                let end = (start + part).min(size);
+                let etag = self.store.upload_part_copy(sb, sk, start, end, db, dk, &id, n).await?;
+                parts.push((n, etag));
+                start = end;
+                n += 1;
+            }
+            Ok::<_, StoreError>(self.store.complete_multipart(db, dk, &id, &parts).await?)
+        }
+        .await;
+        match result {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let _ = self.store.abort_multipart(db, dk, &id).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    // ----- shutdown -----
+
+    /// Unmount: saves pending metadata, sends queued deletes, and says what is left staged.
+    pub async fn shutdown(&self) {
+        let pending: Vec<(Arc<str>, String)> = self.pending_meta.lock().unwrap().keys().cloned().collect();
+        for (b, k) in pending {
+            if let Err(e) = self.flush_meta(&b, &k, None).await {
+                warn!(bucket = &*b, key = k, error = %e, "saving chmod/chown/utimens at unmount failed");
+            }
+        }
+        self.deleter.flush().await;
+        for f in self.deleter.take_failures() {
+            warn!("{f}");
+        }
+        let writers: Vec<Arc<Writer>> = self.writers.lock().unwrap().values().cloned().collect();
+        for w in writers {
+            let st = w.staged.lock().await;
+            if st.dirty && !st.unlinked {
+                warn!("s3://{}/{} was never uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.staging_dir); // only if empty
+    }
+}

@@ -1,0 +1,429 @@
+//! Writes: files are staged on local disk and uploaded when closed (flush) or fsynced.
+//!
+//! A `Staged` file is shared by every handle open for writing on one inode. Small files go up
+//! with one PutObject. Larger ones use multipart upload: for a sequential writer, parts are sent
+//! while the file is still being written (as soon as a part's bytes are all there), so `close`
+//! only waits for the tail; any other write pattern (random writes, truncate, rename while open)
+//! cancels that early upload and the whole file is sent at close. Parts go up concurrently, each
+//! holding permits of the upload memory budget, so memory stays bounded whatever the file size.
+//! Part sizes grow (8 MiB for the first 1,000 parts, doubling every 1,000) so that S3's 10,000
+//! parts reach its 5 TiB object limit.
+//!
+//! If an upload fails the object in S3 is untouched (PutObject and CompleteMultipartUpload are
+//! atomic; a failed multipart upload is aborted), the caller's close/fsync gets the error, and
+//! the staged bytes stay in the cache directory with a log line naming the file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::error::{Error, Result};
+use super::inode::Location;
+use super::read::MemoryLimiter;
+use crate::store::{ObjectStore, PutMeta, PutResult, StoreError};
+
+/// S3's smallest part (all but the last).
+pub const MIN_PART: u64 = 5 << 20;
+/// S3's largest part.
+pub const MAX_PART: u64 = 5 << 30;
+pub const MAX_PARTS: i32 = 10_000;
+
+/// Tuning for uploads and copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteConfig {
+    /// Where staged files live.
+    pub cache_dir: PathBuf,
+    /// The first 1,000 parts' size; it doubles every 1,000 parts.
+    pub part_size: u64,
+    /// Parts in flight per upload.
+    pub concurrency: usize,
+    /// Upload buffers held across all uploads.
+    pub memory_limit: u64,
+    /// Objects larger than this are copied with UploadPartCopy (S3 allows CopyObject to 5 GiB).
+    pub copy_threshold: u64,
+    pub copy_part_size: u64,
+}
+
+impl Default for WriteConfig {
+    fn default() -> Self {
+        WriteConfig {
+            cache_dir: std::env::temp_dir().join("s3drive-staging"),
+            part_size: 8 << 20,
+            concurrency: 8,
+            memory_limit: 64 << 20,
+            copy_threshold: 5 << 30,
+            copy_part_size: 512 << 20,
+        }
+    }
+}
+
+impl WriteConfig {
+    /// Size of part `n` (0-based).
+    pub fn part_size(&self, n: i32) -> u64 {
+        (self.part_size << (n / 1000).min(20)).min(MAX_PART)
+    }
+
+    /// Offset where part `n` starts.
+    pub fn part_start(&self, n: i32) -> u64 {
+        (0..n).map(|i| self.part_size(i)).sum()
+    }
+}
+
+/// The metadata a file carries in S3: s3fs's and rclone's names, so both can read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: SystemTime,
+    pub symlink: bool,
+}
+
+impl FileMeta {
+    /// The user metadata and Content-Type to upload for `key`; `extra` holds other user metadata
+    /// of the object, kept as it is.
+    pub fn to_put(&self, key: &str, extra: &HashMap<String, String>) -> PutMeta {
+        let mut metadata = extra.clone();
+        let kind = if self.symlink { 0o120000 } else { 0o100000 };
+        metadata.insert("mode".into(), (kind | u32::from(self.perm)).to_string());
+        metadata.insert("uid".into(), self.uid.to_string());
+        metadata.insert("gid".into(), self.gid.to_string());
+        metadata.insert("mtime".into(), format_mtime(self.mtime));
+        let content_type = if self.symlink {
+            "application/octet-stream".to_string()
+        } else {
+            mime_guess::from_path(key).first_or_octet_stream().essence_str().to_string()
+        };
+        PutMeta { metadata, content_type: Some(content_type) }
+    }
+}
+
+/// Integer seconds when whole (what s3fs writes), else fractional seconds (what rclone writes).
+pub fn format_mtime(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    if d.subsec_nanos() == 0 { d.as_secs().to_string() } else { format!("{}.{:09}", d.as_secs(), d.subsec_nanos()) }
+}
+
+/// A multipart upload started while a sequential writer is still writing.
+struct Stream {
+    bucket: Arc<str>,
+    key: String,
+    upload_id: String,
+    next_part: i32,
+    /// Bytes handed to part uploads so far.
+    sent_to: u64,
+    parts: JoinSet<std::result::Result<(i32, String), StoreError>>,
+    /// Part numbers and ETags of finished parts.
+    done: Vec<(i32, String)>,
+}
+
+/// A file being written; see the module documentation.
+pub struct Staged {
+    pub path: PathBuf,
+    file: Arc<File>,
+    pub size: u64,
+    /// Written since the last successful upload.
+    pub dirty: bool,
+    /// Unlinked while open: never uploaded.
+    pub unlinked: bool,
+    /// Where the upload goes (a rename while open changes it).
+    pub bucket: Arc<str>,
+    pub key: String,
+    /// An object exists at `key` in S3 (so a rename must move it and an unlink delete it).
+    pub in_s3: bool,
+    pub meta: FileMeta,
+    /// Other user metadata of the object, kept on upload.
+    pub extra: HashMap<String, String>,
+    pub handles: usize,
+    /// End of the bytes written strictly in order from 0.
+    seq_end: u64,
+    stream: Option<Stream>,
+}
+
+static NEXT_STAGE: AtomicU64 = AtomicU64::new(0);
+
+impl Staged {
+    /// A new, empty staging file for `bucket/key` in `dir`.
+    pub fn create(dir: &Path, bucket: Arc<str>, key: &str, meta: FileMeta) -> Result<Staged> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(e, &format!("cache directory {}", dir.display())))?;
+        let n = NEXT_STAGE.fetch_add(1, Ordering::Relaxed);
+        let tail: String = key.rsplit('/').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').take(60).collect();
+        let path = dir.join(format!("{}-{n}-{tail}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err(e, &format!("staging file {}", path.display())))?;
+        Ok(Staged {
+            path,
+            file: Arc::new(file),
+            size: 0,
+            dirty: false,
+            unlinked: false,
+            bucket,
+            key: key.to_string(),
+            in_s3: false,
+            meta,
+            extra: HashMap::new(),
+            handles: 0,
+            seq_end: 0,
+            stream: None,
+        })
+    }
+
+    pub fn location(&self) -> Location {
+        Location::File { bucket: self.bucket.clone(), key: self.key.clone() }
+    }
+
+    /// Fills the staging file with the object's current bytes (opening an object for writing
+    /// without O_TRUNC), pinned to its ETag.
+    pub async fn fill_from<S: ObjectStore>(&mut self, store: &S, size: u64, etag: Option<&str>, chunk: u64) -> Result<()> {
+        let mut off = 0;
+        while off < size {
+            let end = (off + chunk).min(size);
+            let data = store.get_range(&self.bucket, &self.key, off, end, etag).await?;
+            if data.is_empty() {
+                break;
+            }
+            self.file.write_all_at(&data, off).map_err(local)?;
+            off += data.len() as u64;
+        }
+        self.size = off;
+        self.seq_end = off;
+        self.in_s3 = true;
+        Ok(())
+    }
+
+    pub fn read(&self, offset: u64, len: u32) -> Result<Bytes> {
+        if offset >= self.size {
+            return Ok(Bytes::new());
+        }
+        let n = (u64::from(len)).min(self.size - offset) as usize;
+        let mut buf = vec![0u8; n];
+        let mut done = 0;
+        while done < n {
+            let got = self.file.read_at(&mut buf[done..], offset + done as u64).map_err(local)?;
+            if got == 0 {
+                break;
+            }
+            done += got;
+        }
+        buf.truncate(done);
+        Ok(buf.into())
+    }
+
+    /// Writes `data` at `offset`; a sequential writer's completed parts start uploading.
+    pub async fn write<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        cfg: &WriteConfig,
+        memory: &MemoryLimiter,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        self.file.write_all_at(data, offset).map_err(local)?;
+        let end = offset + data.len() as u64;
+        self.size = self.size.max(end);
+        self.dirty = true;
+        if offset == self.seq_end {
+            self.seq_end = end;
+            self.send_ready_parts(store, cfg, memory, false).await
+        } else {
+            // Random writes: whatever went up early is stale.
+            self.seq_end = 0;
+            self.cancel_stream(store);
+            Ok(())
+        }
+    }
+
+    pub fn truncate<S: ObjectStore>(&mut self, store: &Arc<S>, size: u64) -> Result<()> {
+        self.file.set_len(size).map_err(local)?;
+        self.size = size;
+        self.dirty = true;
+        self.seq_end = self.seq_end.min(size);
+        if self.stream.as_ref().is_some_and(|s| s.sent_to > size) {
+            self.cancel_stream(store);
+        }
+        Ok(())
+    }
+
+    /// Drops an early multipart upload (aborting it in the background).
+    pub fn cancel_stream<S: ObjectStore>(&mut self, store: &Arc<S>) {
+        if let Some(mut s) = self.stream.take() {
+            s.parts.abort_all();
+            let store = store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.abort_multipart(&s.bucket, &s.key, &s.upload_id).await {
+                    warn!(bucket = &*s.bucket, key = s.key, error = %e, "aborting a cancelled multipart upload failed");
+                }
+            });
+        }
+        self.seq_end = 0;
+    }
+
+    /// Starts uploads of every complete part of the sequential prefix (and, at `last`, of the
+    /// tail too).
+    async fn send_ready_parts<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        cfg: &WriteConfig,
+        memory: &MemoryLimiter,
+        last: bool,
+    ) -> Result<()> {
+        loop {
+            let (n, start) = match &self.stream {
+                Some(s) => (s.next_part, s.sent_to),
+                None => (0, 0),
+            };
+            let want = cfg.part_size(n);
+            let avail = self.seq_end.saturating_sub(start);
+            let ready = avail >= want || (last && avail > 0);
+            // Don't start a multipart upload for what may still fit one PutObject.
+            if !ready || (self.stream.is_none() && (last || self.seq_end <= cfg.part_size(0))) {
+                return Ok(());
+            }
+            if n >= MAX_PARTS {
+                return Err(Error::Store(StoreError::Server {
+                    status: None,
+                    code: "TooLarge".into(),
+                    message: "file exceeds 10,000 parts".into(),
+                }));
+            }
+            if self.stream.is_none() {
+                let put = self.meta.to_put(&self.key, &self.extra);
+                let upload_id = store.create_multipart(&self.bucket, &self.key, &put).await?;
+                debug!(bucket = &*self.bucket, key = self.key, "started multipart upload while writing");
+                self.stream = Some(Stream {
+                    bucket: self.bucket.clone(),
+                    key: self.key.clone(),
+                    upload_id,
+                    next_part: 0,
+                    sent_to: 0,
+                    parts: JoinSet::new(),
+                    done: Vec::new(),
+                });
+            }
+            let len = want.min(avail);
+            let permit = memory.take(len).await;
+            let s = self.stream.as_mut().expect("just set");
+            // Collect finished parts, and fail early if one failed.
+            while s.parts.len() >= cfg.concurrency {
+                match s.parts.join_next().await {
+                    Some(Ok(Ok(done))) => done_parts(s, done),
+                    Some(Ok(Err(e))) => return Err(e.into()),
+                    Some(Err(e)) => return Err(Error::Io { errno: libc::EIO, msg: format!("upload task: {e}") }),
+                    None => break,
+                }
+            }
+            let data = read_part(&self.file, start, len).await?;
+            let (store, bucket, key, id) = (store.clone(), s.bucket.clone(), s.key.clone(), s.upload_id.clone());
+            let part = n + 1;
+            s.parts.spawn(async move {
+                let _permit = permit;
+                store.upload_part(&bucket, &key, &id, part, data).await.map(|etag| (part, etag))
+            });
+            s.next_part += 1;
+            s.sent_to = start + len;
+        }
+    }
+
+    /// Uploads the file if it changed; returns the new object's ETag.
+    pub async fn upload<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        cfg: &WriteConfig,
+        memory: &MemoryLimiter,
+    ) -> Result<PutResult> {
+        let put = self.meta.to_put(&self.key, &self.extra);
+        let result = if self.stream.is_some() {
+            self.finish_stream(store, cfg, memory).await
+        } else if self.size <= cfg.part_size(0) {
+            let data = read_part(&self.file, 0, self.size).await?;
+            store.put_object(&self.bucket, &self.key, data, &put).await.map_err(Error::from)
+        } else {
+            // Not written in order: send the whole file now, as a sequential writer would.
+            self.seq_end = self.size;
+            self.send_ready_parts(store, cfg, memory, false).await?;
+            self.finish_stream(store, cfg, memory).await
+        };
+        match result {
+            Ok(r) => {
+                self.dirty = false;
+                self.in_s3 = true;
+                self.seq_end = 0;
+                Ok(r)
+            }
+            Err(e) => {
+                self.cancel_stream(store);
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_stream<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        cfg: &WriteConfig,
+        memory: &MemoryLimiter,
+    ) -> Result<PutResult> {
+        self.send_ready_parts(store, cfg, memory, true).await?;
+        let mut s = self.stream.take().expect("a stream");
+        let result = async {
+            while let Some(r) = s.parts.join_next().await {
+                match r {
+                    Ok(Ok(done)) => done_parts(&mut s, done),
+                    Ok(Err(e)) => return Err(Error::from(e)),
+                    Err(e) => return Err(Error::Io { errno: libc::EIO, msg: format!("upload task: {e}") }),
+                }
+            }
+            if s.sent_to != self.size {
+                return Err(Error::Io { errno: libc::EIO, msg: "file changed during upload".into() });
+            }
+            let mut parts = std::mem::take(&mut s.done);
+            parts.sort();
+            Ok(store.complete_multipart(&s.bucket, &s.key, &s.upload_id, &parts).await?)
+        }
+        .await;
+        if result.is_err() {
+            self.stream = Some(s);
+        }
+        result
+    }
+
+    /// Removes the staging file (after a successful upload, or when nothing is to be kept).
+    pub fn discard(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn done_parts(s: &mut Stream, done: (i32, String)) {
+    s.done.push(done);
+}
+
+async fn read_part(file: &Arc<File>, start: u64, len: u64) -> Result<Bytes> {
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, start).map(|_| Bytes::from(buf))
+    })
+    .await
+    .map_err(|e| Error::Io { errno: libc::EIO, msg: format!("read task: {e}") })?
+    .map_err(local)
+}
+
+fn io_err(e: std::io::Error, what: &str) -> Error {
+    Error::Io { errno: e.raw_os_error().unwrap_or(libc::EIO), msg: format!("{what}: {e}") }
+}
+
+fn local(e: std::io::Error) -> Error {
+    Error::Io { errno: e.raw_os_error().unwrap_or(libc::EIO), msg: e.to_string() }
+}
