@@ -20,8 +20,8 @@ use fuser::{
 use tracing::{Instrument, Level, debug_span, event};
 
 use crate::fs::error::Error;
-use crate::fs::names::Name;
 use crate::fs::mutate::{Owner, SetAttr};
+use crate::fs::names::Name;
 use crate::fs::{Fs, Stat};
 use crate::store::ObjectStore;
 
@@ -444,12 +444,15 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
             return reply.error(Errno::from_i32(Error::Invalid.errno()));
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
-        self.spawn(debug_span!("rename", parent = parent.0, %name, newparent = newparent.0, %newname), |fs| async move {
-            match fs.rename(parent.0, &name, newparent.0, &newname, noreplace).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rename", &e)),
-            }
-        });
+        self.spawn(
+            debug_span!("rename", parent = parent.0, %name, newparent = newparent.0, %newname),
+            |fs| async move {
+                match fs.rename(parent.0, &name, newparent.0, &newname, noreplace).await {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(errno("rename", &e)),
+                }
+            },
+        );
     }
 
     fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {

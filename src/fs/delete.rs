@@ -22,6 +22,20 @@ use crate::store::{ObjectStore, StoreError};
 pub const BATCH: usize = 1000;
 const IDLE: Duration = Duration::from_millis(200);
 const MAX_AGE: Duration = Duration::from_secs(5);
+const RECENT: Duration = Duration::from_secs(10);
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            queues: HashMap::new(),
+            pending: HashSet::new(),
+            in_flight: HashSet::new(),
+            failures: Vec::new(),
+            recent: lru::LruCache::new(std::num::NonZeroUsize::new(100_000).unwrap()),
+            epoch: 0,
+        }
+    }
+}
 
 type Key = (Arc<str>, String);
 
@@ -33,7 +47,6 @@ struct Queue {
     sending: bool,
 }
 
-#[derive(Default)]
 struct State {
     queues: HashMap<Arc<str>, Queue>,
     /// Every key queued or in flight.
@@ -41,6 +54,9 @@ struct State {
     /// Keys in the batch being sent now.
     in_flight: HashSet<Key>,
     failures: Vec<String>,
+    /// Keys deleted in the last `RECENT`: a listing sent before their batch finished may still
+    /// show them.
+    recent: lru::LruCache<Key, Instant>,
     /// Bumped whenever a failed batch makes names reappear (listing caches must be dropped).
     epoch: u64,
 }
@@ -90,14 +106,20 @@ impl<S: ObjectStore> Deleter<S> {
         }
     }
 
+    /// Deleted through this mount: queued, in flight, or done a moment ago.
     pub fn is_pending(&self, bucket: &str, key: &str) -> bool {
-        let s = self.state.lock().unwrap();
-        !s.pending.is_empty() && s.pending.contains(&(Arc::from(bucket), key.to_string()))
+        let mut s = self.state.lock().unwrap();
+        if s.pending.is_empty() && s.recent.is_empty() {
+            return false;
+        }
+        let k = (Arc::from(bucket), key.to_string());
+        s.pending.contains(&k) || s.recent.get(&k).is_some_and(|t| t.elapsed() < RECENT)
     }
 
-    /// Whether any key under `prefix` is queued (cheap check before filtering a listing).
+    /// Whether anything is queued or was deleted a moment ago (cheap check before filtering).
     pub fn any_pending(&self) -> bool {
-        !self.state.lock().unwrap().pending.is_empty()
+        let s = self.state.lock().unwrap();
+        !s.pending.is_empty() || !s.recent.is_empty()
     }
 
     pub fn epoch(&self) -> u64 {
@@ -112,6 +134,7 @@ impl<S: ObjectStore> Deleter<S> {
             {
                 let mut s = self.state.lock().unwrap();
                 if !s.in_flight.contains(&k) {
+                    s.recent.pop(&k);
                     if s.pending.remove(&k) {
                         if let Some(q) = s.queues.get_mut(bucket) {
                             q.keys.retain(|x| x != key);
@@ -182,10 +205,15 @@ impl<S: ObjectStore> Deleter<S> {
             };
             {
                 let mut s = self.state.lock().unwrap();
+                let now = Instant::now();
+                let failed_keys: HashSet<&String> = failed.iter().map(|(k, _)| k).collect();
                 for k in &keys {
                     let key = (bucket.clone(), k.clone());
                     s.in_flight.remove(&key);
                     s.pending.remove(&key);
+                    if !failed_keys.contains(k) {
+                        s.recent.put(key, now);
+                    }
                 }
                 if let Some(q) = s.queues.get_mut(&bucket) {
                     q.sending = false;
@@ -247,7 +275,7 @@ mod tests {
         }
         assert!(d.is_pending("b", "k7"));
         d.flush().await;
-        assert!(!d.is_pending("b", "k7"));
+        assert!(d.is_pending("b", "k7"), "still hidden a moment after the delete");
         assert_eq!(store.count("DeleteObjects"), 3);
         assert!(store.object("b", "k2499").is_none());
     }

@@ -89,7 +89,10 @@ struct KnownMeta {
 enum FileHandle {
     Read(tokio::sync::Mutex<Reader>),
     /// Open for writing, or open while a writer has the file staged.
-    Staged { ino: Ino, writer: Arc<Writer> },
+    Staged {
+        ino: Ino,
+        writer: Arc<Writer>,
+    },
 }
 
 /// A staged file and a snapshot of what lookups and getattr need, readable without waiting for
@@ -436,7 +439,11 @@ impl<S: ObjectStore> Fs<S> {
         };
         if is_dir {
             if head.is_ok() {
-                info!(bucket = &**bucket, key = key.as_str(), "an object and a directory share a name; the directory is shown");
+                info!(
+                    bucket = &**bucket,
+                    key = key.as_str(),
+                    "an object and a directory share a name; the directory is shown"
+                );
             }
             return Ok(Some(Entry { name: name.clone(), loc: dir_loc, attr: Attr::dir(self.mount_time) }));
         }

@@ -87,7 +87,9 @@ impl<S: ObjectStore> Fs<S> {
             .filter_map(|(&ino, w)| {
                 let info = w.info.lock().unwrap();
                 match &info.loc {
-                    Location::File { bucket: b, key } if !info.unlinked && &**b == bucket && key.starts_with(prefix) => {
+                    Location::File { bucket: b, key }
+                        if !info.unlinked && &**b == bucket && key.starts_with(prefix) =>
+                    {
                         Some((ino, info.clone()))
                     }
                     _ => None,
@@ -115,7 +117,13 @@ impl<S: ObjectStore> Fs<S> {
             Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => k
                 .put
                 .as_ref()
-                .map(|p| p.metadata.iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).map(|(n, v)| (n.clone(), v.clone())).collect())
+                .map(|p| {
+                    p.metadata
+                        .iter()
+                        .filter(|(n, _)| !OWN_META.contains(&n.as_str()))
+                        .map(|(n, v)| (n.clone(), v.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
             _ => HashMap::new(),
         }
@@ -168,10 +176,24 @@ impl<S: ObjectStore> Fs<S> {
         };
         let Location::File { bucket, key } = &loc else { unreachable!() };
         self.deleter.cancel(bucket, key).await;
-        let meta = FileMeta { perm: (mode & 0o7777) as u16, uid: owner.uid, gid: owner.gid, mtime: SystemTime::now(), symlink: false };
+        let meta = FileMeta {
+            perm: (mode & 0o7777) as u16,
+            uid: owner.uid,
+            gid: owner.gid,
+            mtime: SystemTime::now(),
+            symlink: false,
+        };
         let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta)?;
         staged.dirty = true; // an empty new file is uploaded too
-        let attr = Attr { symlink: false, size: 0, mtime: meta.mtime, perm: Some(meta.perm), uid: Some(owner.uid), gid: Some(owner.gid), etag: None };
+        let attr = Attr {
+            symlink: false,
+            size: 0,
+            mtime: meta.mtime,
+            perm: Some(meta.perm),
+            uid: Some(owner.uid),
+            gid: Some(owner.gid),
+            etag: None,
+        };
         let ino = self.inodes.remember(parent, loc.clone(), attr.clone(), self.fresh_until());
         let writer = self.add_writer(ino, staged);
         let fh = self.add_staged_handle(ino, writer).await;
@@ -218,7 +240,16 @@ impl<S: ObjectStore> Fs<S> {
             return Ok(());
         }
         self.deleter.cancel(&st.bucket, &st.key).await;
-        match st.upload(&self.store, &self.config.write, &self.upload_memory).await {
+        let uploaded = match st.upload(&self.store, &self.config.write, &self.upload_memory).await {
+            Ok((r, false)) => Ok(r),
+            Ok((_, true)) => {
+                // chmod/utimens came while the multipart upload was running: set them now.
+                let put = st.meta.to_put(&st.key, &st.extra);
+                self.store.copy_object(&st.bucket, &st.key, &st.bucket, &st.key, Some(&put)).await.map_err(Error::from)
+            }
+            Err(e) => Err(e),
+        };
+        match uploaded {
             Ok(r) => {
                 let put = st.meta.to_put(&st.key, &st.extra);
                 self.learn_meta(&st.bucket, &st.key, r.etag.as_deref(), &st.meta, &put);
@@ -261,7 +292,9 @@ impl<S: ObjectStore> Fs<S> {
         if st.handles > 0 {
             return;
         }
-        let kept = if st.dirty && !st.unlinked { self.upload(*ino, &mut st).await.is_err() } else { false };
+        // No retry after a failure the caller was told about: the data stays in the cache.
+        let kept =
+            if st.dirty && !st.unlinked { st.failed || self.upload(*ino, &mut st).await.is_err() } else { false };
         if kept {
             warn!("s3://{}/{} was not uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
         } else {
@@ -415,7 +448,13 @@ impl<S: ObjectStore> Fs<S> {
                 let loc = pnode.loc.child(name, true).expect("a directory");
                 let Location::Dir { prefix, .. } = &loc else { unreachable!() };
                 self.deleter.cancel(bucket, prefix).await;
-                let meta = FileMeta { perm: (mode & 0o7777) as u16, uid: owner.uid, gid: owner.gid, mtime: now, symlink: false };
+                let meta = FileMeta {
+                    perm: (mode & 0o7777) as u16,
+                    uid: owner.uid,
+                    gid: owner.gid,
+                    mtime: now,
+                    symlink: false,
+                };
                 let mut put = meta.to_put(prefix, &HashMap::new());
                 put.metadata.insert("mode".into(), (0o040000 | (mode & 0o7777)).to_string());
                 put.content_type = Some("application/x-directory".into());
@@ -530,7 +569,13 @@ impl<S: ObjectStore> Fs<S> {
         loop {
             let page = self
                 .store
-                .list_objects(ListRequest { bucket, prefix, delimiter: None, continuation: token.as_deref(), max_keys: None })
+                .list_objects(ListRequest {
+                    bucket,
+                    prefix,
+                    delimiter: None,
+                    continuation: token.as_deref(),
+                    max_keys: None,
+                })
                 .await?;
             if page.objects.iter().any(|o| o.key != prefix && !self.hidden(bucket, &o.key)) {
                 return Ok(true);
@@ -546,20 +591,25 @@ impl<S: ObjectStore> Fs<S> {
     pub async fn fsyncdir(&self) -> Result<()> {
         self.deleter.flush().await;
         let failures = self.deleter.take_failures();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Io { errno: libc::EIO, msg: failures.join("; ") })
-        }
+        if failures.is_empty() { Ok(()) } else { Err(Error::Io { errno: libc::EIO, msg: failures.join("; ") }) }
     }
 
     // ----- rename -----
 
-    pub async fn rename(&self, parent: Ino, name: &Name, newparent: Ino, newname: &Name, noreplace: bool) -> Result<()> {
+    pub async fn rename(
+        &self,
+        parent: Ino,
+        name: &Name,
+        newparent: Ino,
+        newname: &Name,
+        noreplace: bool,
+    ) -> Result<()> {
         self.check_writable()?;
         let Some((src, src_attr)) = self.existing(parent, name).await? else { return Err(Error::NotFound) };
         let dst_parent = self.node(newparent)?;
-        if matches!(dst_parent.loc, Location::Buckets) || matches!(&src, Location::Dir { prefix, .. } if prefix.is_empty()) {
+        if matches!(dst_parent.loc, Location::Buckets)
+            || matches!(&src, Location::Dir { prefix, .. } if prefix.is_empty())
+        {
             return Err(Error::CrossDevice); // buckets cannot be renamed; mv falls back to copying
         }
         let dst = dst_parent.loc.child(newname, src.is_dir()).ok_or(Error::NotDir)?;
@@ -660,7 +710,13 @@ impl<S: ObjectStore> Fs<S> {
         loop {
             let page = self
                 .store
-                .list_objects(ListRequest { bucket: sb, prefix: sp, delimiter: None, continuation: token.as_deref(), max_keys: None })
+                .list_objects(ListRequest {
+                    bucket: sb,
+                    prefix: sp,
+                    delimiter: None,
+                    continuation: token.as_deref(),
+                    max_keys: None,
+                })
                 .await?;
             keys.extend(page.objects.into_iter().filter(|o| !self.hidden(sb, &o.key)).map(|o| (o.key, o.size)));
             match page.next {

@@ -123,6 +123,9 @@ struct Stream {
     parts: JoinSet<std::result::Result<(i32, String), StoreError>>,
     /// Part numbers and ETags of finished parts.
     done: Vec<(i32, String)>,
+    /// The metadata given to CreateMultipartUpload (chmod/utimens may come later).
+    meta: FileMeta,
+    extra: HashMap<String, String>,
 }
 
 /// A file being written; see the module documentation.
@@ -143,6 +146,8 @@ pub struct Staged {
     /// Other user metadata of the object, kept on upload.
     pub extra: HashMap<String, String>,
     pub handles: usize,
+    /// The last upload failed (and the caller was told): release keeps the file, no retry.
+    pub failed: bool,
     /// End of the bytes written strictly in order from 0.
     seq_end: u64,
     stream: Option<Stream>,
@@ -155,7 +160,14 @@ impl Staged {
     pub fn create(dir: &Path, bucket: Arc<str>, key: &str, meta: FileMeta) -> Result<Staged> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(e, &format!("cache directory {}", dir.display())))?;
         let n = NEXT_STAGE.fetch_add(1, Ordering::Relaxed);
-        let tail: String = key.rsplit('/').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').take(60).collect();
+        let tail: String = key
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .take(60)
+            .collect();
         let path = dir.join(format!("{}-{n}-{tail}", std::process::id()));
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -175,6 +187,7 @@ impl Staged {
             meta,
             extra: HashMap::new(),
             handles: 0,
+            failed: false,
             seq_end: 0,
             stream: None,
         })
@@ -186,7 +199,13 @@ impl Staged {
 
     /// Fills the staging file with the object's current bytes (opening an object for writing
     /// without O_TRUNC), pinned to its ETag.
-    pub async fn fill_from<S: ObjectStore>(&mut self, store: &S, size: u64, etag: Option<&str>, chunk: u64) -> Result<()> {
+    pub async fn fill_from<S: ObjectStore>(
+        &mut self,
+        store: &S,
+        size: u64,
+        etag: Option<&str>,
+        chunk: u64,
+    ) -> Result<()> {
         let mut off = 0;
         while off < size {
             let end = (off + chunk).min(size);
@@ -310,6 +329,8 @@ impl Staged {
                     sent_to: 0,
                     parts: JoinSet::new(),
                     done: Vec::new(),
+                    meta: self.meta,
+                    extra: self.extra.clone(),
                 });
             }
             let len = want.min(avail);
@@ -336,14 +357,18 @@ impl Staged {
         }
     }
 
-    /// Uploads the file if it changed; returns the new object's ETag.
+    /// Uploads the file; returns the new object's ETag, and whether its metadata is older than
+    /// the file's (a multipart upload takes its metadata when it starts; the caller fixes it with
+    /// a CopyObject).
     pub async fn upload<S: ObjectStore>(
         &mut self,
         store: &Arc<S>,
         cfg: &WriteConfig,
         memory: &MemoryLimiter,
-    ) -> Result<PutResult> {
+    ) -> Result<(PutResult, bool)> {
         let put = self.meta.to_put(&self.key, &self.extra);
+        let stale = |st: &Staged| st.stream.as_ref().is_some_and(|s| s.meta != st.meta || s.extra != st.extra);
+        let mut stale_meta = stale(self);
         let result = if self.stream.is_some() {
             self.finish_stream(store, cfg, memory).await
         } else if self.size <= cfg.part_size(0) {
@@ -353,16 +378,19 @@ impl Staged {
             // Not written in order: send the whole file now, as a sequential writer would.
             self.seq_end = self.size;
             self.send_ready_parts(store, cfg, memory, false).await?;
+            stale_meta = stale(self);
             self.finish_stream(store, cfg, memory).await
         };
         match result {
             Ok(r) => {
                 self.dirty = false;
+                self.failed = false;
                 self.in_s3 = true;
                 self.seq_end = 0;
-                Ok(r)
+                Ok((r, stale_meta))
             }
             Err(e) => {
+                self.failed = true;
                 self.cancel_stream(store);
                 Err(e)
             }

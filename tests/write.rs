@@ -1,0 +1,323 @@
+//! Writing through a real mount against moto: cp, cp -a, rsync -a (twice), mv, rm -r, random
+//! writes, truncate, append, and uploads that fail. Request counts are asserted through the
+//! counting proxy.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn write_requests(p: &Proxy) -> u64 {
+    [
+        "PutObject",
+        "CopyObject",
+        "DeleteObject",
+        "DeleteObjects",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "UploadPartCopy",
+    ]
+    .iter()
+    .map(|op| p.count(op))
+    .sum()
+}
+
+/// A local tree with empty dirs, a symlink, a 0-byte file, a large file and set modes/mtimes.
+fn make_tree(root: &Path, big: usize) {
+    fs::create_dir_all(root.join("docs/empty")).unwrap();
+    fs::create_dir_all(root.join("nested/a/b")).unwrap();
+    fs::write(root.join("docs/readme.txt"), "read me\n").unwrap();
+    fs::write(root.join("zero"), "").unwrap();
+    fs::write(root.join("nested/a/b/deep.bin"), data(10_000, 5)).unwrap();
+    fs::write(root.join("big.bin"), data(big, 9)).unwrap();
+    std::os::unix::fs::symlink("docs/readme.txt", root.join("link")).unwrap();
+    fs::set_permissions(root.join("docs/readme.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(root.join("zero"), fs::Permissions::from_mode(0o755)).unwrap();
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    for f in ["docs/readme.txt", "zero", "nested/a/b/deep.bin", "big.bin"] {
+        fs::File::options().write(true).open(root.join(f)).unwrap().set_modified(t).unwrap();
+    }
+}
+
+fn check_modes_and_times(root: &Path) {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    assert_eq!(fs::metadata(root.join("docs/readme.txt")).unwrap().mode() & 0o7777, 0o600);
+    assert_eq!(fs::metadata(root.join("zero")).unwrap().mode() & 0o7777, 0o755);
+    for f in ["docs/readme.txt", "zero", "nested/a/b/deep.bin", "big.bin"] {
+        assert_eq!(fs::metadata(root.join(f)).unwrap().modified().unwrap(), t, "{f}");
+    }
+    let l = fs::symlink_metadata(root.join("link")).unwrap();
+    assert!(l.file_type().is_symlink());
+    assert_eq!(fs::read_link(root.join("link")).unwrap(), Path::new("docs/readme.txt"));
+}
+
+#[test]
+fn cp_r_and_cp_a_of_a_tree_survive_a_remount() {
+    let c = client();
+    let b = bucket("cp");
+    create_bucket(&c, &b);
+    let src = tempfile::tempdir().unwrap();
+    make_tree(src.path(), 100 << 20);
+    let proxy = Proxy::start();
+    {
+        let m = mount(&proxy, &[&b]);
+        sh(&format!("cp -r {}/. {}/plain", src.path().display(), m.path().display()));
+        sh(&format!("cp -a {}/. {}/archive", src.path().display(), m.path().display()));
+        sh(&format!("diff -r {} {}/plain", src.path().display(), m.path().display()));
+        sh(&format!("diff -r --no-dereference {} {}/archive", src.path().display(), m.path().display()));
+    }
+    let m = mount(&proxy, &[&b]);
+    // Looked up by path after a remount: HeadObject brings modes, times and symlink-ness. (A
+    // listing alone shows objects never looked at with LastModified: see docs/SEMANTICS.md.)
+    check_modes_and_times(&m.path().join("archive"));
+    sh(&format!("diff -r --no-dereference {} {}/archive", src.path().display(), m.path().display()));
+    assert!(m.path().join("archive/docs/empty").is_dir(), "empty directories persist");
+    assert_eq!(get(&c, &b, "archive/big.bin"), data(100 << 20, 9));
+    let kib = m.peak_rss_kib();
+    assert!(kib < 256 * 1024, "peak RSS {kib} KiB");
+}
+
+#[test]
+fn rsync_twice_copies_nothing_the_second_time_with_three_writes_per_file() {
+    let c = client();
+    let b = bucket("rsync");
+    create_bucket(&c, &b);
+    let src = tempfile::tempdir().unwrap();
+    for d in 0..10 {
+        fs::create_dir_all(src.path().join(format!("d{d}"))).unwrap();
+        for f in 0..100 {
+            fs::write(src.path().join(format!("d{d}/f{f}.txt")), format!("file {d}/{f}\n")).unwrap();
+        }
+    }
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    let dst = m.path().join("backup");
+    proxy.reset();
+    let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), dst.display()));
+    assert!(
+        out.contains("Number of regular files transferred: 1,000")
+            || out.contains("Number of regular files transferred: 1000"),
+        "{out}"
+    );
+    let writes = write_requests(&proxy);
+    assert!(writes <= 3 * 1000 + 10 + 1, "{writes} write requests for 1,000 files: {:?}", proxy.counts());
+    assert_eq!(proxy.count("PutObject"), 1000 + 10 + 1, "one upload per file plus the directory markers");
+    assert!(proxy.count("CopyObject") <= 1000, "{:?}", proxy.counts());
+    assert_eq!(proxy.count("DeleteObject"), 0);
+    sh(&format!("diff -r {} {}", src.path().display(), dst.display()));
+
+    proxy.reset();
+    let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), dst.display()));
+    assert!(out.contains("Number of regular files transferred: 0"), "{out}");
+    assert_eq!(proxy.count("PutObject") + proxy.count("CopyObject"), 0, "{:?}", proxy.counts());
+    drop(m);
+
+    // And after a remount: mtimes and sizes come from S3.
+    let m = mount(&proxy, &[&b]);
+    let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), m.path().join("backup").display()));
+    assert!(out.contains("Number of regular files transferred: 0"), "{out}");
+}
+
+#[test]
+fn rm_r_of_5000_files_sends_at_most_10_delete_batches() {
+    let c = client();
+    let b = bucket("rm");
+    create_bucket(&c, &b);
+    let mut keys: Vec<String> = (0..4000).map(|i| format!("junk/f{i:04}")).collect();
+    keys.extend((0..1000).map(|i| format!("junk/sub/g{i:04}")));
+    put_many(&c, &b, keys, b"x");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    proxy.reset();
+    sh(&format!("rm -r {}", m.path().join("junk").display()));
+    assert!(!m.path().join("junk").exists());
+    drop(m); // unmount sends what is still queued
+    let batches = proxy.count("DeleteObjects");
+    assert!(batches <= 10, "{batches} DeleteObjects");
+    assert_eq!(proxy.count("DeleteObject"), 0);
+    let left = rt().block_on(c.list_objects_v2().bucket(&b).send()).unwrap();
+    assert_eq!(left.key_count(), Some(0), "everything deleted");
+}
+
+#[test]
+fn mv_files_and_directories_within_and_across_buckets() {
+    let c = client();
+    let (b1, b2) = (bucket("mv1"), bucket("mv2"));
+    create_bucket(&c, &b1);
+    create_bucket(&c, &b2);
+    put(&c, &b1, "a.txt", "alpha\n");
+    put(&c, &b1, "dir/x.txt", "x\n");
+    put(&c, &b1, "dir/sub/y.txt", "y\n");
+    put(&c, &b1, "over.txt", "old\n");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &["--bucket", &b1, "--bucket", &b2]);
+    let (r1, r2) = (m.path().join(&b1), m.path().join(&b2));
+
+    fs::rename(r1.join("a.txt"), r1.join("b.txt")).unwrap();
+    assert_eq!(fs::read_to_string(r1.join("b.txt")).unwrap(), "alpha\n");
+    assert!(!r1.join("a.txt").exists());
+    fs::rename(r1.join("b.txt"), r1.join("over.txt")).unwrap();
+    assert_eq!(fs::read_to_string(r1.join("over.txt")).unwrap(), "alpha\n", "rename replaces");
+    sh(&format!("mv {} {}", r1.join("over.txt").display(), r2.join("moved.txt").display()));
+    assert_eq!(fs::read_to_string(r2.join("moved.txt")).unwrap(), "alpha\n");
+
+    sh(&format!("mv {} {}", r1.join("dir").display(), r1.join("renamed").display()));
+    assert_eq!(fs::read_to_string(r1.join("renamed/sub/y.txt")).unwrap(), "y\n");
+    assert!(!r1.join("dir").exists());
+    sh(&format!("mv {} {}", r1.join("renamed").display(), r2.join("far").display()));
+    assert_eq!(fs::read_to_string(r2.join("far/x.txt")).unwrap(), "x\n");
+
+    // RENAME_NOREPLACE and RENAME_EXCHANGE.
+    fs::write(r2.join("keep.txt"), "keep\n").unwrap();
+    let out =
+        std::process::Command::new("mv").arg("-n").arg(r2.join("moved.txt")).arg(r2.join("keep.txt")).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(fs::read_to_string(r2.join("keep.txt")).unwrap(), "keep\n");
+    let out = std::process::Command::new("mv")
+        .arg("--exchange")
+        .arg(r2.join("moved.txt"))
+        .arg(r2.join("keep.txt"))
+        .output()
+        .unwrap();
+    if !String::from_utf8_lossy(&out.stderr).contains("unrecognized option") {
+        assert!(!out.status.success(), "RENAME_EXCHANGE is refused");
+    }
+    drop(m);
+    assert_eq!(get(&c, &b2, "far/sub/y.txt"), b"y\n");
+    let left = rt().block_on(c.list_objects_v2().bucket(&b1).send()).unwrap();
+    assert_eq!(left.key_count(), Some(0), "{:?}", left.contents());
+}
+
+#[test]
+fn random_writes_truncate_append_and_hard_links() {
+    let c = client();
+    let b = bucket("rw");
+    create_bucket(&c, &b);
+    let original = data(3 << 20, 1);
+    put(&c, &b, "f.bin", original.clone());
+    put(&c, &b, "log.txt", "line 1\n");
+    put(&c, &b, "cut.txt", "0123456789");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+
+    let mut want = original.clone();
+    {
+        let mut f = fs::File::options().read(true).write(true).open(m.path().join("f.bin")).unwrap();
+        for (off, byte) in [(2_000_000u64, 1u8), (10, 2), (3 << 20, 3), (1_048_576, 4)] {
+            f.seek(SeekFrom::Start(off)).unwrap();
+            f.write_all(&[byte; 1000]).unwrap();
+            let end = off as usize + 1000;
+            if want.len() < end {
+                want.resize(end, 0);
+            }
+            want[off as usize..end].fill(byte);
+        }
+        let mut back = vec![0u8; 1000];
+        f.seek(SeekFrom::Start(10)).unwrap();
+        f.read_exact(&mut back).unwrap();
+        assert_eq!(back, vec![2u8; 1000], "reads see the handle's own writes");
+    }
+    assert_eq!(get(&c, &b, "f.bin"), want);
+
+    let mut f = fs::File::options().append(true).open(m.path().join("log.txt")).unwrap();
+    f.write_all(b"line 2\n").unwrap();
+    drop(f);
+    assert_eq!(get(&c, &b, "log.txt"), b"line 1\nline 2\n");
+
+    sh(&format!("truncate -s 4 {}", m.path().join("cut.txt").display()));
+    assert_eq!(get(&c, &b, "cut.txt"), b"0123");
+    let f = fs::File::options().write(true).open(m.path().join("cut.txt")).unwrap();
+    f.set_len(6).unwrap();
+    drop(f);
+    assert_eq!(get(&c, &b, "cut.txt"), b"0123\0\0");
+    fs::write(m.path().join("empty"), "").unwrap();
+    assert_eq!(get(&c, &b, "empty"), b"");
+    fs::write(m.path().join("photo.jpg"), "not really").unwrap();
+    let head = rt().block_on(c.head_object().bucket(&b).key("photo.jpg").send()).unwrap();
+    assert_eq!(head.content_type(), Some("image/jpeg"));
+
+    let err = fs::hard_link(m.path().join("log.txt"), m.path().join("hard")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    fs::create_dir(m.path().join("d")).unwrap();
+    fs::write(m.path().join("d/f"), "x").unwrap();
+    assert_eq!(fs::remove_dir(m.path().join("d")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
+    fs::remove_file(m.path().join("d/f")).unwrap();
+    fs::remove_dir(m.path().join("d")).unwrap();
+    assert!(!m.path().join("d").exists());
+}
+
+#[test]
+fn a_failed_upload_is_an_error_from_close_and_loses_nothing() {
+    let c = client();
+    let b = bucket("fail");
+    create_bucket(&c, &b);
+    put(&c, &b, "small.txt", "old small\n");
+    put(&c, &b, "large.bin", "old large\n");
+    let proxy = Proxy::start();
+    let cache = tempfile::tempdir().unwrap();
+    let m = mount(&proxy, &[&b, "--cache-dir", cache.path().to_str().unwrap()]);
+
+    proxy.fail(Fault { op: "PutObject", bucket: None, status: 500, code: "InternalError" });
+    let mut f = fs::File::create(m.path().join("small.txt")).unwrap();
+    f.write_all(b"new small\n").unwrap();
+    let err = close(f).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(get(&c, &b, "small.txt"), b"old small\n", "the old object is untouched");
+
+    proxy.clear_faults();
+    proxy.fail(Fault { op: "UploadPart", bucket: None, status: 503, code: "ServiceUnavailable" });
+    let body = data(20 << 20, 3);
+    let mut f = fs::File::create(m.path().join("large.bin")).unwrap();
+    let r = f.write_all(&body).and_then(|_| close(f));
+    assert!(r.is_err(), "close (or a write) reports the failed upload");
+    assert_eq!(get(&c, &b, "large.bin"), b"old large\n");
+    let uploads = rt().block_on(c.list_multipart_uploads().bucket(&b).send()).unwrap();
+    // The abort is sent in the background after the failure.
+    std::thread::sleep(Duration::from_millis(500));
+    let uploads2 = rt().block_on(c.list_multipart_uploads().bucket(&b).send()).unwrap();
+    assert!(uploads2.uploads().is_empty(), "unfinished multipart upload aborted ({} before)", uploads.uploads().len());
+
+    // The written bytes are kept in the cache directory, and the log says where.
+    let kept: Vec<Vec<u8>> = walk(cache.path()).into_iter().map(|p| fs::read(p).unwrap()).collect();
+    assert!(kept.iter().any(|k| k == b"new small\n"), "small file kept");
+    assert!(kept.iter().any(|k| *k == body), "large file kept");
+    assert!(m.log_text().contains("kept in"), "{}", m.log_text());
+}
+
+fn close(f: fs::File) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: we own fd.
+    if unsafe { libc::close(fd) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
