@@ -321,3 +321,32 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn buckets_at_the_root_and_a_name_recreated_while_its_delete_is_queued() {
+    let c = client();
+    let b = bucket("root");
+    create_bucket(&c, &b);
+    put(&c, &b, "again.txt", "first\n");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[]);
+
+    let newb = bucket("made");
+    fs::create_dir(m.path().join(&newb)).unwrap();
+    rt().block_on(c.head_bucket().bucket(&newb).send()).expect("mkdir at the root creates a bucket");
+    fs::write(m.path().join(&newb).join("f"), "x").unwrap();
+    assert_eq!(fs::remove_dir(m.path().join(&newb)).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
+    fs::remove_file(m.path().join(&newb).join("f")).unwrap();
+    fs::remove_dir(m.path().join(&newb)).unwrap();
+    assert!(rt().block_on(c.head_bucket().bucket(&newb).send()).is_err(), "rmdir at the root deletes the bucket");
+
+    // Delete, then write the same name before the batch goes out: the new file survives.
+    let p = m.path().join(&b).join("again.txt");
+    fs::remove_file(&p).unwrap();
+    assert!(!p.exists(), "gone as soon as unlink returns");
+    fs::write(&p, "second\n").unwrap();
+    std::thread::sleep(Duration::from_millis(600)); // past the batcher's idle time
+    assert_eq!(fs::read_to_string(&p).unwrap(), "second\n");
+    drop(m);
+    assert_eq!(get(&c, &b, "again.txt"), b"second\n");
+}

@@ -334,6 +334,8 @@ impl ObjectStore for S3Store {
             .body(ByteStream::from(body))
             .set_metadata(Some(meta.metadata.clone()))
             .set_content_type(meta.content_type.clone())
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
@@ -374,6 +376,8 @@ impl ObjectStore for S3Store {
             .upload_id(upload_id)
             .part_number(part)
             .body(ByteStream::from(body))
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| map_err(e, StoreError::NotFound))?;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Write throughput: `cp` of a file into an s3drive mount (timed until cp returns, i.e. until close
+# has returned and the object is in S3) against a direct multipart upload of the same file to the
+# same server in the same run (`aws s3 cp`, parallel parts), plus the daemon's peak RSS.
+# Uses s3s-fs on 127.0.0.1.
+#   bench/write.sh [SIZE_MIB] [RUNS]      defaults: 4096 MiB, 3 runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-4096}
+runs=${2:-3}
+port=${BENCH_PORT:-8916}
+work=$(mktemp -d /tmp/s3drive-wbench.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt" "$work/data/bench"
+free_mib=$(df -Pm "$work" | awk 'NR==2 {print $4}')
+if [ "$free_mib" -lt $((size_mib * 4 + 2048)) ]; then
+  echo "need $((size_mib * 4 + 2048)) MiB free in $work, have $free_mib" >&2; exit 1
+fi
+command -v s3s-fs >/dev/null || cargo install s3s-fs --version 0.14.1 --features binary --locked
+python3 -c 'import awscli' 2>/dev/null || python3 -m pip install -q awscli
+cargo build --release -q
+
+unset AWS_CA_BUNDLE AWS_PROFILE
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+ep=http://127.0.0.1:$port
+s3s-fs --host 127.0.0.1 --port "$port" --access-key bench --secret-key benchsecret "$work/data" >"$work/s3s.log" 2>&1 &
+server=$!
+daemon=
+cleanup() {
+  if grep -q " $mnt " /proc/mounts; then fusermount3 -u "$mnt" || true; fi
+  [ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
+  kill "$server" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+head -c $((size_mib << 20)) /dev/urandom >"$work/source"
+want=$(sha256sum <"$work/source" | cut -d' ' -f1)
+
+timeit() { local s; s=$(date +%s.%N); "$@" >/dev/null || { echo "failed: $*" >&2; exit 1; }; T=$(echo "$(date +%s.%N) - $s" | bc -l); }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+range() { printf '%s\n' "$@" | sort -g | awk 'NR==1 {mn=$1} {mx=$1} END {printf "%.2f-%.2f", mn, mx}'; }
+mibs() { echo "scale=1; $size_mib / $1" | bc -l; }
+
+t_mount=(); t_aws=(); rss=()
+for i in $(seq "$runs"); do
+  ./target/release/s3drive --endpoint-url "$ep" --force-path-style --cache-dir "${BENCH_CACHE_DIR:-$work/cache}" bench "$mnt" 2>"$work/daemon.log" &
+  daemon=$!
+  for _ in $(seq 200); do grep -q " $mnt " /proc/mounts && break; sleep 0.05; done
+  timeit cp "$work/source" "$mnt/through-mount"; t_mount+=("$T")
+  rss+=("$(awk '/VmHWM/ {print $2}' /proc/$daemon/status)")
+  fusermount3 -u "$mnt"; wait "$daemon" || true; daemon=
+  timeit aws --endpoint-url "$ep" s3 cp --quiet "$work/source" s3://bench/direct; t_aws+=("$T")
+done
+got=$(curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ep/bench/through-mount" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] || { echo "MISMATCH: object written through the mount differs" >&2; exit 1; }
+m=$(printf '%s\n' "${t_mount[@]}" | median); a=$(printf '%s\n' "${t_aws[@]}" | median)
+peak=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+cat <<OUT
+Sequential write of a ${size_mib} MiB file, until the object is in S3, s3s-fs on 127.0.0.1, median of $runs runs (min-max):
+
+| writer | seconds | MiB/s | ratio to direct |
+|---|---|---|---|
+| \`cp\` into the s3drive mount | $(printf %.2f "$m") ($(range "${t_mount[@]}")) | $(mibs "$m") | $(echo "scale=2; $a / $m" | bc -l) |
+| aws s3 cp (multipart, parallel parts) | $(printf %.2f "$a") ($(range "${t_aws[@]}")) | $(mibs "$a") | 1.00 |
+
+Object written through the mount identical to the file (sha256): yes. s3drive daemon peak RSS: $((peak / 1024)) MiB.
+OUT
