@@ -62,6 +62,7 @@ unmount_s3drive
 
 t_mount=(); t_curl=(); t_aws=(); rss=()
 for _ in $(seq "$runs"); do
+  sync
   mount_s3drive   # a fresh mount: cold
   timeit cat "$mnt/object"; t_mount+=("$T")
   rss+=("$(awk '/VmHWM/ {print $2}' /proc/$daemon/status)")

@@ -48,9 +48,11 @@ for i in $(seq "$runs"); do
   ./target/release/s3drive --endpoint-url "$ep" --force-path-style --cache-dir "${BENCH_CACHE_DIR:-$work/cache}" bench "$mnt" 2>"$work/daemon.log" &
   daemon=$!
   for _ in $(seq 200); do grep -q " $mnt " /proc/mounts && break; sleep 0.05; done
+  sync  # start each timed run with no writeback pending from the last one
   timeit cp "$work/source" "$mnt/through-mount"; t_mount+=("$T")
   rss+=("$(awk '/VmHWM/ {print $2}' /proc/$daemon/status)")
   fusermount3 -u "$mnt"; wait "$daemon" || true; daemon=
+  sync
   timeit aws --endpoint-url "$ep" s3 cp --quiet "$work/source" s3://bench/direct; t_aws+=("$T")
 done
 got=$(curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ep/bench/through-mount" | sha256sum | cut -d' ' -f1)

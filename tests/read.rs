@@ -11,18 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn browse_and_copy_a_tree_out_with_real_tools() {
     let c = client();

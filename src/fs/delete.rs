@@ -135,10 +135,10 @@ impl<S: ObjectStore> Deleter<S> {
                 let mut s = self.state.lock().unwrap();
                 if !s.in_flight.contains(&k) {
                     s.recent.pop(&k);
-                    if s.pending.remove(&k) {
-                        if let Some(q) = s.queues.get_mut(bucket) {
-                            q.keys.retain(|x| x != key);
-                        }
+                    if s.pending.remove(&k)
+                        && let Some(q) = s.queues.get_mut(bucket)
+                    {
+                        q.keys.retain(|x| x != key);
                     }
                     return;
                 }

@@ -456,14 +456,19 @@ impl<S: ObjectStore> Fs<S> {
         }
     }
 
-    /// Whether anything not deleted through this mount lies under `prefix` (one-key listing,
-    /// longer only when what it finds is being deleted).
+    /// Whether anything not deleted through this mount lies under `prefix`.
     async fn dir_exists(&self, bucket: &str, prefix: &str) -> Result<bool> {
         if self.hidden(bucket, prefix) {
             return Ok(false); // removed with rmdir
         }
+        self.any_key_under(bucket, prefix, false).await
+    }
+
+    /// Whether `prefix` holds a key (other than its own marker, with `skip_marker`) that is not
+    /// being deleted. The first page is as small as can answer; later pages are full.
+    async fn any_key_under(&self, bucket: &str, prefix: &str, skip_marker: bool) -> Result<bool> {
         let mut token: Option<String> = None;
-        let mut max_keys = 1;
+        let mut max_keys = if skip_marker { 2 } else { 1 };
         loop {
             let page = self
                 .store
@@ -475,7 +480,7 @@ impl<S: ObjectStore> Fs<S> {
                     max_keys: Some(max_keys),
                 })
                 .await?;
-            if page.objects.iter().any(|o| !self.hidden(bucket, &o.key)) {
+            if page.objects.iter().any(|o| !(self.hidden(bucket, &o.key) || skip_marker && o.key == prefix)) {
                 return Ok(true);
             }
             match page.next {

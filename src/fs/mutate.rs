@@ -565,26 +565,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Whether `prefix` holds any key other than its own marker that is not being deleted.
     async fn has_children(&self, bucket: &str, prefix: &str) -> Result<bool> {
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_objects(ListRequest {
-                    bucket,
-                    prefix,
-                    delimiter: None,
-                    continuation: token.as_deref(),
-                    max_keys: None,
-                })
-                .await?;
-            if page.objects.iter().any(|o| o.key != prefix && !self.hidden(bucket, &o.key)) {
-                return Ok(true);
-            }
-            match page.next {
-                Some(t) => token = Some(t),
-                None => return Ok(false),
-            }
-        }
+        self.any_key_under(bucket, prefix, true).await
     }
 
     /// Sends queued deletes; reports batches that failed since the last call.
@@ -815,7 +796,7 @@ impl<S: ObjectStore> Fs<S> {
                 start = end;
                 n += 1;
             }
-            Ok::<_, StoreError>(self.store.complete_multipart(db, dk, &id, &parts).await?)
+            self.store.complete_multipart(db, dk, &id, &parts).await
         }
         .await;
         match result {

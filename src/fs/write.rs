@@ -150,6 +150,9 @@ pub struct Staged {
     pub failed: bool,
     /// End of the bytes written strictly in order from 0.
     seq_end: u64,
+    /// The bytes just before `seq_end` not yet handed to a part upload, so that a sequential
+    /// writer's parts are sent from memory instead of being read back from the staging file.
+    part_buf: bytes::BytesMut,
     stream: Option<Stream>,
 }
 
@@ -189,6 +192,7 @@ impl Staged {
             handles: 0,
             failed: false,
             seq_end: 0,
+            part_buf: bytes::BytesMut::new(),
             stream: None,
         })
     }
@@ -217,7 +221,6 @@ impl Staged {
             off += data.len() as u64;
         }
         self.size = off;
-        self.seq_end = off;
         self.in_s3 = true;
         Ok(())
     }
@@ -255,10 +258,14 @@ impl Staged {
         self.dirty = true;
         if offset == self.seq_end {
             self.seq_end = end;
+            if self.part_buf.is_empty() && self.part_buf.capacity() < data.len() {
+                // One allocation per part, not a doubling series.
+                self.part_buf = bytes::BytesMut::with_capacity(cfg.part_size(0) as usize + data.len());
+            }
+            self.part_buf.extend_from_slice(data);
             self.send_ready_parts(store, cfg, memory, false).await
         } else {
             // Random writes: whatever went up early is stale.
-            self.seq_end = 0;
             self.cancel_stream(store);
             Ok(())
         }
@@ -268,9 +275,11 @@ impl Staged {
         self.file.set_len(size).map_err(local)?;
         self.size = size;
         self.dirty = true;
-        self.seq_end = self.seq_end.min(size);
-        if self.stream.as_ref().is_some_and(|s| s.sent_to > size) {
+        if size < self.seq_end || self.stream.as_ref().is_some_and(|s| s.sent_to > size) {
             self.cancel_stream(store);
+        } else if size > self.seq_end {
+            self.seq_end = 0; // a hole: no longer written in order
+            self.part_buf.clear();
         }
         Ok(())
     }
@@ -287,6 +296,7 @@ impl Staged {
             });
         }
         self.seq_end = 0;
+        self.part_buf.clear();
     }
 
     /// Starts uploads of every complete part of the sequential prefix (and, at `last`, of the
@@ -345,7 +355,12 @@ impl Staged {
                     None => break,
                 }
             }
-            let data = read_part(&self.file, start, len).await?;
+            let buffered_from = self.seq_end - self.part_buf.len() as u64;
+            let data = if buffered_from == start && self.part_buf.len() as u64 >= len {
+                self.part_buf.split_to(len as usize).freeze()
+            } else {
+                read_part(&self.file, start, len).await?
+            };
             let (store, bucket, key, id) = (store.clone(), s.bucket.clone(), s.key.clone(), s.upload_id.clone());
             let part = n + 1;
             s.parts.spawn(async move {
@@ -366,17 +381,26 @@ impl Staged {
         cfg: &WriteConfig,
         memory: &MemoryLimiter,
     ) -> Result<(PutResult, bool)> {
+        if self.stream.is_some() && self.seq_end != self.size {
+            // Not all of the file was written in order after all (a hole from ftruncate).
+            self.cancel_stream(store);
+        }
         let put = self.meta.to_put(&self.key, &self.extra);
         let stale = |st: &Staged| st.stream.as_ref().is_some_and(|s| s.meta != st.meta || s.extra != st.extra);
         let mut stale_meta = stale(self);
         let result = if self.stream.is_some() {
             self.finish_stream(store, cfg, memory).await
         } else if self.size <= cfg.part_size(0) {
-            let data = read_part(&self.file, 0, self.size).await?;
+            let data = if self.seq_end == self.size && self.part_buf.len() as u64 == self.size {
+                self.part_buf.clone().freeze()
+            } else {
+                read_part(&self.file, 0, self.size).await?
+            };
             store.put_object(&self.bucket, &self.key, data, &put).await.map_err(Error::from)
         } else {
             // Not written in order: send the whole file now, as a sequential writer would.
             self.seq_end = self.size;
+            self.part_buf.clear();
             self.send_ready_parts(store, cfg, memory, false).await?;
             stale_meta = stale(self);
             self.finish_stream(store, cfg, memory).await
@@ -387,6 +411,7 @@ impl Staged {
                 self.failed = false;
                 self.in_s3 = true;
                 self.seq_end = 0;
+                self.part_buf = bytes::BytesMut::new();
                 Ok((r, stale_meta))
             }
             Err(e) => {

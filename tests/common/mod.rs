@@ -433,3 +433,16 @@ pub fn sh(cmd: &str) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// `len` pseudo-random bytes, the same for the same seed.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
