@@ -16,7 +16,7 @@ use super::inode::{Attr, Ino, Location};
 use super::names::Name;
 use super::write::{FileMeta, Staged};
 use super::{FileHandle, Fs, PendingMeta, Resolved, Stat, Writer, WriterInfo};
-use crate::store::{ListRequest, ObjectStore, PutMeta, PutResult, StoreError};
+use crate::store::{ListRequest, ObjectStore, PutMeta, PutResult};
 
 /// How long chmod/chown/utimens on an uploaded object wait for company before their CopyObject.
 const META_DELAY: Duration = Duration::from_millis(1500);
