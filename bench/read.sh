@@ -9,42 +9,14 @@ cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
 runs=${2:-3}
 port=${BENCH_PORT:-8914}
-work=$(mktemp -d /tmp/s3drive-bench.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt" "$work/data/bench"
-
-free_mib=$(df -Pm "$work" | awk 'NR==2 {print $4}')
-if [ "$free_mib" -lt $((size_mib * 3 + 1024)) ]; then
-  echo "need $((size_mib * 3 + 1024)) MiB free in $work, have $free_mib" >&2; exit 1
-fi
-command -v s3s-fs >/dev/null || cargo install s3s-fs --version 0.14.1 --features binary --locked
-python3 -c 'import awscli' 2>/dev/null || python3 -m pip install -q awscli
-cargo build --release -q
-
-unset AWS_CA_BUNDLE AWS_PROFILE
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-ep=http://127.0.0.1:$port
-s3s-fs --host 127.0.0.1 --port "$port" --access-key bench --secret-key benchsecret "$work/data" >"$work/s3s.log" 2>&1 &
-server=$!
-daemon=
-cleanup() {
-  if grep -q " $mnt " /proc/mounts; then fusermount3 -u "$mnt" || true; fi
-  [ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
-  kill "$server" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_setup "$((size_mib * 3 + 1024))"
 
 head -c $((size_mib << 20)) /dev/urandom >"$work/object"
 want=$(sha256sum <"$work/object" | cut -d' ' -f1)
 aws --endpoint-url "$ep" s3 cp --quiet "$work/object" s3://bench/object
 rm "$work/object"
-
-# timeit CMD...: runs CMD (output discarded), sets T to the seconds it took; a failure stops the run.
-timeit() { local s; s=$(date +%s.%N); "$@" >/dev/null || { echo "failed: $*" >&2; exit 1; }; T=$(echo "$(date +%s.%N) - $s" | bc -l); }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-mibs() { echo "scale=1; $size_mib / $1" | bc -l; }
 
 mount_s3drive() {
   ./target/release/s3drive --endpoint-url "$ep" --force-path-style bench "$mnt" 2>"$work/daemon.log" &
@@ -74,7 +46,6 @@ done
 m=$(printf '%s\n' "${t_mount[@]}" | median); c=$(printf '%s\n' "${t_curl[@]}" | median); a=$(printf '%s\n' "${t_aws[@]}" | median)
 best=$(printf '%s\n%s\n' "$c" "$a" | sort -g | head -1)
 peak=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
-range() { printf '%s\n' "$@" | sort -g | awk 'NR==1 {mn=$1} {mx=$1} END {printf "%.2f-%.2f", mn, mx}'; }
 cat <<OUT
 Sequential read of a ${size_mib} MiB object, s3s-fs on 127.0.0.1, median of $runs runs (min-max):
 
