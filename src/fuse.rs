@@ -55,6 +55,16 @@ fn errno(op: &str, e: &Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+fn kind(s: &Stat) -> FileType {
+    if s.dir {
+        FileType::Directory
+    } else if s.symlink {
+        FileType::Symlink
+    } else {
+        FileType::RegularFile
+    }
+}
+
 fn attr(s: &Stat) -> FileAttr {
     FileAttr {
         ino: INodeNo(s.ino),
@@ -64,13 +74,7 @@ fn attr(s: &Stat) -> FileAttr {
         mtime: s.mtime,
         ctime: s.mtime,
         crtime: s.mtime,
-        kind: if s.dir {
-            FileType::Directory
-        } else if s.symlink {
-            FileType::Symlink
-        } else {
-            FileType::RegularFile
-        },
+        kind: kind(s),
         perm: s.perm,
         nlink: if s.dir { 2 } else { 1 },
         uid: s.uid,
@@ -133,8 +137,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
             match fs.readdir(fh.0, offset, 1024).await {
                 Ok(items) => {
                     for it in items {
-                        let kind = attr(&it.stat).kind;
-                        if reply.add(INodeNo(it.stat.ino), it.next, kind, &it.name) {
+                        if reply.add(INodeNo(it.stat.ino), it.next, kind(&it.stat), &it.name) {
                             break;
                         }
                     }

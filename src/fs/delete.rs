@@ -116,12 +116,6 @@ impl<S: ObjectStore> Deleter<S> {
         s.pending.contains(&k) || s.recent.get(&k).is_some_and(|t| t.elapsed() < RECENT)
     }
 
-    /// Whether anything is queued or was deleted a moment ago (cheap check before filtering).
-    pub fn any_pending(&self) -> bool {
-        let s = self.state.lock().unwrap();
-        !s.pending.is_empty() || !s.recent.is_empty()
-    }
-
     pub fn epoch(&self) -> u64 {
         self.state.lock().unwrap().epoch
     }

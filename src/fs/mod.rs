@@ -83,7 +83,21 @@ struct KnownMeta {
     uid: Option<u32>,
     gid: Option<u32>,
     /// Every user metadata entry, and the Content-Type, when known exactly.
-    put: Option<PutMeta>,
+    put: PutMeta,
+}
+
+impl KnownMeta {
+    fn new(etag: &str, attr: &Attr, put: PutMeta) -> KnownMeta {
+        KnownMeta {
+            etag: etag.to_string(),
+            symlink: attr.symlink,
+            mtime: attr.mtime,
+            perm: attr.perm,
+            uid: attr.uid,
+            gid: attr.gid,
+            put,
+        }
+    }
 }
 
 enum FileHandle {
@@ -220,16 +234,8 @@ impl<S: ObjectStore> Fs<S> {
             etag: meta.etag.clone(),
         };
         if let (Location::File { bucket, key }, Some(etag)) = (loc, &meta.etag) {
-            let known = KnownMeta {
-                etag: etag.clone(),
-                symlink: attr.symlink,
-                mtime: attr.mtime,
-                perm: attr.perm,
-                uid: attr.uid,
-                gid: attr.gid,
-                put: Some(PutMeta { metadata: meta.metadata.clone(), content_type: meta.content_type.clone() }),
-            };
-            self.known_meta.lock().unwrap().put((bucket.clone(), key.clone()), known);
+            let put = PutMeta { metadata: meta.metadata.clone(), content_type: meta.content_type.clone() };
+            self.known_meta.lock().unwrap().put((bucket.clone(), key.clone()), KnownMeta::new(etag, &attr, put));
         }
         self.with_pending_meta(loc, attr)
     }
@@ -237,15 +243,8 @@ impl<S: ObjectStore> Fs<S> {
     /// Remembers the metadata s3drive itself just gave an object version.
     fn learn_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>, meta: &FileMeta, put: &PutMeta) {
         if let Some(etag) = etag {
-            let known = KnownMeta {
-                etag: etag.to_string(),
-                symlink: meta.symlink,
-                mtime: meta.mtime,
-                perm: Some(meta.perm),
-                uid: Some(meta.uid),
-                gid: Some(meta.gid),
-                put: Some(put.clone()),
-            };
+            // KnownMeta keeps no size: any will do.
+            let known = KnownMeta::new(etag, &meta.attr(0, None), put.clone());
             self.known_meta.lock().unwrap().put((bucket.clone(), key.to_string()), known);
         }
     }
@@ -400,7 +399,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Deleted through this mount (the DeleteObjects may not have been sent yet).
     fn hidden(&self, bucket: &str, key: &str) -> bool {
-        self.deleter.any_pending() && self.deleter.is_pending(bucket, key)
+        self.deleter.is_pending(bucket, key)
     }
 
     /// HeadObject on `prefix+name` and a one-key listing of `prefix+name/`, concurrently.

@@ -25,6 +25,11 @@ const COPY_CONCURRENCY: usize = 8;
 /// The user metadata names s3drive writes itself.
 const OWN_META: [&str; 4] = ["mode", "uid", "gid", "mtime"];
 
+/// User metadata other than the names s3drive writes itself.
+fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
+    metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect()
+}
+
 /// Attribute changes from setattr.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SetAttr {
@@ -99,32 +104,14 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     pub(super) fn staged_attr(&self, info: &WriterInfo) -> Attr {
-        Attr {
-            symlink: info.meta.symlink,
-            size: info.size,
-            mtime: info.meta.mtime,
-            perm: Some(info.meta.perm),
-            uid: Some(info.meta.uid),
-            gid: Some(info.meta.gid),
-            etag: None,
-        }
+        info.meta.attr(info.size, None)
     }
 
     /// User metadata of the object other than s3drive's own, when known for this version.
     pub(super) fn extra_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>) -> HashMap<String, String> {
         let mut known = self.known_meta.lock().unwrap();
         match known.get(&(bucket.clone(), key.to_string())) {
-            Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => k
-                .put
-                .as_ref()
-                .map(|p| {
-                    p.metadata
-                        .iter()
-                        .filter(|(n, _)| !OWN_META.contains(&n.as_str()))
-                        .map(|(n, v)| (n.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => others(k.put.metadata.clone()),
             _ => HashMap::new(),
         }
     }
@@ -185,15 +172,7 @@ impl<S: ObjectStore> Fs<S> {
         };
         let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta)?;
         staged.dirty = true; // an empty new file is uploaded too
-        let attr = Attr {
-            symlink: false,
-            size: 0,
-            mtime: meta.mtime,
-            perm: Some(meta.perm),
-            uid: Some(owner.uid),
-            gid: Some(owner.gid),
-            etag: None,
-        };
+        let attr = meta.attr(0, None);
         let ino = self.inodes.remember(parent, loc.clone(), attr.clone(), self.fresh_until());
         let writer = self.add_writer(ino, staged);
         let fh = self.add_staged_handle(ino, writer).await;
@@ -254,16 +233,7 @@ impl<S: ObjectStore> Fs<S> {
                 let put = st.meta.to_put(&st.key, &st.extra);
                 self.learn_meta(&st.bucket, &st.key, r.etag.as_deref(), &st.meta, &put);
                 self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
-                let attr = Attr {
-                    symlink: st.meta.symlink,
-                    size: st.size,
-                    mtime: st.meta.mtime,
-                    perm: Some(st.meta.perm),
-                    uid: Some(st.meta.uid),
-                    gid: Some(st.meta.gid),
-                    etag: r.etag,
-                };
-                self.inodes.set_attr(ino, attr, self.fresh_until());
+                self.inodes.set_attr(ino, st.meta.attr(st.size, r.etag), self.fresh_until());
                 if let Some(n) = self.inodes.get(ino) {
                     self.invalidate_dir(n.parent);
                 }
@@ -413,7 +383,7 @@ impl<S: ObjectStore> Fs<S> {
     /// The complete metadata for a REPLACE: ours, plus the object's other user metadata (from
     /// what we know of it, else a HeadObject).
     async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, meta: &FileMeta) -> Result<PutMeta> {
-        let known = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.to_string())).and_then(|k| k.put.clone());
+        let known = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.to_string())).map(|k| k.put.clone());
         let existing = match known {
             Some(p) => p,
             None => {
@@ -421,7 +391,7 @@ impl<S: ObjectStore> Fs<S> {
                 PutMeta { metadata: m.metadata, content_type: m.content_type }
             }
         };
-        let extra = existing.metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect();
+        let extra = others(existing.metadata);
         let mut put = meta.to_put(key, &extra);
         if existing.content_type.is_some() {
             put.content_type = existing.content_type;
@@ -494,15 +464,7 @@ impl<S: ObjectStore> Fs<S> {
         let r = self.store.put_object(bucket, key, Bytes::copy_from_slice(target), &put).await?;
         self.learn_meta(bucket, key, r.etag.as_deref(), &meta, &put);
         self.name_created(parent, name);
-        let attr = Attr {
-            symlink: true,
-            size: target.len() as u64,
-            mtime: meta.mtime,
-            perm: Some(0o777),
-            uid: Some(owner.uid),
-            gid: Some(owner.gid),
-            etag: r.etag,
-        };
+        let attr = meta.attr(target.len() as u64, r.etag);
         Ok(self.remember(parent, &Entry { name: name.clone(), loc, attr }))
     }
 
@@ -677,7 +639,7 @@ impl<S: ObjectStore> Fs<S> {
         };
         let meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(attr));
         let known = self.known_meta.lock().unwrap().pop(&(sb.clone(), sk.to_string()));
-        let put = put.or(known.and_then(|k| k.put)).unwrap_or_else(|| meta.to_put(dk, &HashMap::new()));
+        let put = put.or(known.map(|k| k.put)).unwrap_or_else(|| meta.to_put(dk, &HashMap::new()));
         self.learn_meta(db, dk, r.etag.as_deref(), &meta, &put);
         self.deleter.schedule(sb, sk.to_string());
         Ok(())

@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::error::{Error, Result};
-use super::inode::Location;
+use super::inode::{Attr, Location};
 use super::read::MemoryLimiter;
 use crate::store::{ObjectStore, PutMeta, PutResult, StoreError};
 
@@ -88,6 +88,19 @@ pub struct FileMeta {
 }
 
 impl FileMeta {
+    /// The attributes of a file with this metadata.
+    pub fn attr(&self, size: u64, etag: Option<String>) -> Attr {
+        Attr {
+            symlink: self.symlink,
+            size,
+            mtime: self.mtime,
+            perm: Some(self.perm),
+            uid: Some(self.uid),
+            gid: Some(self.gid),
+            etag,
+        }
+    }
+
     /// The user metadata and Content-Type to upload for `key`; `extra` holds other user metadata
     /// of the object, kept as it is.
     pub fn to_put(&self, key: &str, extra: &HashMap<String, String>) -> PutMeta {
@@ -349,7 +362,7 @@ impl Staged {
             // Collect finished parts, and fail early if one failed.
             while s.parts.len() >= cfg.concurrency {
                 match s.parts.join_next().await {
-                    Some(Ok(Ok(done))) => done_parts(s, done),
+                    Some(Ok(Ok(done))) => s.done.push(done),
                     Some(Ok(Err(e))) => return Err(e.into()),
                     Some(Err(e)) => return Err(Error::Io { errno: libc::EIO, msg: format!("upload task: {e}") }),
                     None => break,
@@ -433,7 +446,7 @@ impl Staged {
         let result = async {
             while let Some(r) = s.parts.join_next().await {
                 match r {
-                    Ok(Ok(done)) => done_parts(&mut s, done),
+                    Ok(Ok(done)) => s.done.push(done),
                     Ok(Err(e)) => return Err(Error::from(e)),
                     Err(e) => return Err(Error::Io { errno: libc::EIO, msg: format!("upload task: {e}") }),
                 }
@@ -456,10 +469,6 @@ impl Staged {
     pub fn discard(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn done_parts(s: &mut Stream, done: (i32, String)) {
-    s.done.push(done);
 }
 
 async fn read_part(file: &Arc<File>, start: u64, len: u64) -> Result<Bytes> {
