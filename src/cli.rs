@@ -91,6 +91,12 @@ pub struct Args {
     #[arg(long, value_name = "MIB", default_value = "8", help_heading = "Writing")]
     pub write_part_size: u64,
 
+    /// Lifetime of share links from the user.s3.presigned_url attribute: seconds, or a number
+    /// with s, m, h or d (at most 7d; temporary credentials cap it at their expiry). One link
+    /// can ask for another lifetime by name: user.s3.presigned_url.15m.
+    #[arg(long, value_name = "DURATION", default_value = "1h", help_heading = "Share links")]
+    pub presign_lifetime: String,
+
     /// Log filter, e.g. "info", "debug", "s3drive=debug,aws=warn" [env: S3DRIVE_LOG].
     #[arg(long, value_name = "FILTER", help_heading = "Logging")]
     pub log: Option<String>,

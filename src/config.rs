@@ -35,6 +35,8 @@ pub struct Config {
     pub read: ReadConfig,
     pub write: WriteConfig,
     pub s3: S3Options,
+    /// Default lifetime of presigned links.
+    pub presign_lifetime: Duration,
 }
 
 /// Read-ahead tuning; see `fs::read`.
@@ -72,6 +74,7 @@ impl Default for Config {
             read: ReadConfig::default(),
             write: WriteConfig::default(),
             s3: S3Options::default(),
+            presign_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -91,6 +94,24 @@ fn parse_mode(what: &str, s: &str) -> Result<u16, ConfigError> {
         Ok(m) if m <= 0o7777 => Ok(m),
         _ => Err(bad(format!("--{what} {s:?} is not an octal mode such as 0644"))),
     }
+}
+
+/// A lifetime such as `3600`, `90s`, `15m`, `12h` or `7d`; at least one second.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 fn parse_ttl(what: &str, secs: f64) -> Result<Duration, ConfigError> {
@@ -164,6 +185,15 @@ impl Config {
         if args.read_ahead_memory < 8 {
             return Err(bad("--read-ahead-memory must be at least 8 MiB"));
         }
+        let presign_lifetime = parse_duration(&args.presign_lifetime).ok_or_else(|| {
+            bad(format!(
+                "--presign-lifetime {:?} is not a duration such as 3600, 30m, 12h or 7d",
+                args.presign_lifetime
+            ))
+        })?;
+        if presign_lifetime > crate::store::MAX_PRESIGN {
+            return Err(bad("--presign-lifetime may be at most 7d (SigV4's limit)"));
+        }
         let part_size = args.read_part_size << 20;
         let memory_limit = args.read_ahead_memory << 20;
         // SAFETY: getuid/getgid cannot fail.
@@ -198,6 +228,7 @@ impl Config {
                 force_path_style: args.force_path_style,
                 no_sign_request: args.no_sign_request,
             },
+            presign_lifetime,
         })
     }
 }
@@ -237,6 +268,21 @@ mod tests {
         assert!(cfg(&["--file-mode", "999", "/mnt"]).unwrap_err().0.contains("octal"));
         assert!(cfg(&["--endpoint-url", "localhost:9000", "/mnt"]).unwrap_err().0.contains("http://"));
         assert!(cfg(&["--metadata-ttl=-1", "/mnt"]).unwrap_err().0.contains("seconds"));
+        assert!(cfg(&["--presign-lifetime", "soon", "/mnt"]).unwrap_err().0.contains("duration"));
+        assert!(cfg(&["--presign-lifetime", "8d", "/mnt"]).unwrap_err().0.contains("7d"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43200)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604800)));
+        for bad in ["", "0", "1w", "h", "-5", "1.5h"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(cfg(&["/mnt"]).unwrap().presign_lifetime, Duration::from_secs(3600));
     }
 
     #[test]

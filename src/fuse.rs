@@ -178,11 +178,12 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.ok();
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let pid = req.pid();
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
         self.spawn(debug_span!("open", ino = ino.0), |fs| async move {
-            match fs.open(ino.0, write, truncate).await {
+            match fs.open(ino.0, write, truncate, pid).await {
                 Ok((fh, keep)) => {
                     let flags = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
                     reply.opened(FileHandle(fh), flags)
@@ -227,9 +228,10 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         });
     }
 
-    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let pid = req.pid();
         self.spawn(debug_span!("flush", ino = ino.0, fh = fh.0), |fs| async move {
-            match fs.flush(fh.0).await {
+            match fs.flush(fh.0, Some(pid)).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("flush", &e)),
             }
@@ -263,12 +265,27 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, BLOCK, 255, BLOCK);
     }
 
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::from_i32(libc::ENODATA));
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        // Names outside user.* are never stored: answer at once (ls and cp probe ACLs and
+        // capabilities on every file).
+        let Some(name) = name.to_str().filter(|n| n.starts_with("user.")).map(str::to_string) else {
+            return reply.error(Errno::from_i32(Error::NoData.errno()));
+        };
+        self.spawn(debug_span!("getxattr", ino = ino.0, name), |fs| async move {
+            match fs.getxattr(ino.0, &name).await {
+                Ok(v) => xattr_reply(reply, size, &v),
+                Err(e) => reply.error(errno("getxattr", &e)),
+            }
+        });
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 { reply.size(0) } else { reply.data(&[]) }
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.spawn(debug_span!("listxattr", ino = ino.0), |fs| async move {
+            match fs.listxattr(ino.0).await {
+                Ok(v) => xattr_reply(reply, size, &v),
+                Err(e) => reply.error(errno("listxattr", &e)),
+            }
+        });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -459,22 +476,82 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         );
     }
 
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        self.spawn(debug_span!("copy_file_range", fh_in = fh_in.0, fh_out = fh_out.0, len), |fs| async move {
+            match fs.copy_range(fh_in.0, offset_in, fh_out.0, offset_out, len).await {
+                Ok(n) => reply.written(n as u32),
+                // Not a whole-object copy: ENOTSUP makes the kernel fall back to reads and writes
+                // (ENOSYS would turn copy_file_range off for the whole mount).
+                Err(e) => reply.error(errno("copy_file_range", &e)),
+            }
+        });
+    }
+
     fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
         // S3 has no hard links.
         reply.error(Errno::from_i32(Error::NotPermitted.errno()));
     }
 
-    fn setxattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(Error::NotSupported.errno()));
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::from_i32(Error::NotSupported.errno()));
+        };
+        let value = value.to_vec();
+        self.spawn(debug_span!("setxattr", ino = ino.0, name), |fs| async move {
+            match fs.setxattr(ino.0, &name, &value, flags).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("setxattr", &e)),
+            }
+        });
     }
 
-    fn removexattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(Error::NoData.errno()));
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::from_i32(Error::NoData.errno()));
+        };
+        self.spawn(debug_span!("removexattr", ino = ino.0, name), |fs| async move {
+            match fs.removexattr(ino.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("removexattr", &e)),
+            }
+        });
+    }
+}
+
+/// getxattr/listxattr: the size when asked for it, else the value if it fits.
+fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() <= size as usize {
+        reply.data(value);
+    } else {
+        reply.error(Errno::from_i32(libc::ERANGE));
     }
 }
 
 fn owner(req: &Request) -> Owner {
-    Owner { uid: req.uid(), gid: req.gid() }
+    Owner { uid: req.uid(), gid: req.gid(), pid: req.pid() }
 }
 
 /// A name for a new entry: one that no key could hold is refused with EINVAL.

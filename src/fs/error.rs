@@ -33,6 +33,12 @@ pub enum Error {
     CrossDevice,
     #[error("no such attribute")]
     NoData,
+    #[error("busy: the file is being written")]
+    Busy,
+    #[error("value too large for S3's 2 KiB of user metadata")]
+    TooBig,
+    #[error("no room left in S3's 2 KiB of user metadata")]
+    NoSpace,
     /// Local I/O (the staging cache), with the errno it failed with (ENOSPC on a full disk).
     #[error("{msg}")]
     Io { errno: i32, msg: String },
@@ -65,6 +71,9 @@ impl Error {
             Error::NotPermitted => libc::EPERM,
             Error::CrossDevice => libc::EXDEV,
             Error::NoData => libc::ENODATA,
+            Error::Busy => libc::EBUSY,
+            Error::TooBig => libc::E2BIG,
+            Error::NoSpace => libc::ENOSPC,
             Error::Io { errno, .. } => *errno,
         }
     }

@@ -15,6 +15,7 @@ pub mod mutate;
 pub mod names;
 pub mod read;
 pub mod write;
+pub mod xattr;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -106,6 +107,8 @@ enum FileHandle {
     Staged {
         ino: Ino,
         writer: Arc<Writer>,
+        /// The process that opened it (see `flush`).
+        pid: u32,
     },
 }
 
@@ -129,6 +132,8 @@ struct WriterInfo {
 #[derive(Clone)]
 struct PendingMeta {
     meta: FileMeta,
+    /// New `x-amz-meta-xattr` value ("" removes it), when user xattrs changed.
+    xattr: Option<String>,
     version: u64,
 }
 
@@ -151,6 +156,11 @@ pub struct Fs<S: ObjectStore> {
     /// The deleter's failure epoch the listing caches were built in.
     listing_epoch: AtomicU64,
     staging_dir: std::path::PathBuf,
+    /// Our own metadata CopyObjects: (bucket, key, old ETag) -> new ETag of the same bytes, so
+    /// that files open for reading follow them instead of failing with ESTALE.
+    meta_copies: Mutex<LruCache<(Arc<str>, String, String), String>>,
+    /// Presigned links recently handed out, by object and lifetime.
+    recent_links: Mutex<LruCache<xattr::LinkKey, (Instant, crate::store::Presigned)>>,
     /// For tasks that outlive a call (metadata timers, directory-rename copies).
     me: std::sync::Weak<Fs<S>>,
 }
@@ -183,6 +193,8 @@ impl<S: ObjectStore> Fs<S> {
             negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
             known_meta: Mutex::new(LruCache::new(NonZeroUsize::new(256 * 1024).unwrap())),
             dir_handles: Mutex::default(),
+            meta_copies: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
+            recent_links: Mutex::new(LruCache::new(NonZeroUsize::new(64).unwrap())),
             file_handles: Mutex::default(),
             next_handle: AtomicU64::new(1),
         })
@@ -595,7 +607,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Opens a file. Returns the handle and whether the kernel's cached pages are still good
     /// (same ETag as at the last open). Opening for writing stages the file; without O_TRUNC the
     /// object's bytes are brought in first.
-    pub async fn open(&self, ino: Ino, write: bool, truncate: bool) -> Result<(u64, bool)> {
+    pub async fn open(&self, ino: Ino, write: bool, truncate: bool, pid: u32) -> Result<(u64, bool)> {
         if let Some(writer) = self.writer(ino) {
             if truncate {
                 self.check_writable()?;
@@ -603,13 +615,20 @@ impl<S: ObjectStore> Fs<S> {
                 st.truncate(&self.store, 0)?;
                 writer.info.lock().unwrap().size = 0;
             }
-            return Ok((self.add_staged_handle(ino, writer).await, false));
+            return Ok((self.add_staged_handle(ino, writer, pid).await, false));
         }
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else {
             return Err(Error::IsDir);
         };
-        let attr = if node.fresh_until > Instant::now() && node.attr.etag.is_some() {
+        // A chmod/utimens still waiting for its CopyObject would change the ETag under the
+        // download below: save it first.
+        let pending =
+            (write || truncate) && self.pending_meta.lock().unwrap().contains_key(&(bucket.clone(), key.clone()));
+        if pending {
+            self.flush_meta(bucket, key, None).await?;
+        }
+        let attr = if !pending && node.fresh_until > Instant::now() && node.attr.etag.is_some() {
             self.with_pending_meta(&node.loc, node.attr.clone())
         } else {
             let meta = self.store.head_object(bucket, key).await?;
@@ -631,7 +650,7 @@ impl<S: ObjectStore> Fs<S> {
                 return Err(e);
             }
             let writer = self.add_writer(ino, staged);
-            return Ok((self.add_staged_handle(ino, writer).await, false));
+            return Ok((self.add_staged_handle(ino, writer, pid).await, false));
         }
         let keep_cache = self.inodes.swap_cached_etag(ino, attr.etag.clone());
         let reader = Reader::new(bucket.clone(), key, attr.etag.as_deref(), attr.size, &self.config.read);
@@ -645,9 +664,23 @@ impl<S: ObjectStore> Fs<S> {
         match &*handle {
             FileHandle::Read(reader) => {
                 let mut reader = reader.lock().await;
-                reader.read(&self.store, &self.memory, &self.config.read, offset, size).await
+                let r = reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
+                if let Err(Error::Store(StoreError::PreconditionFailed)) = &r {
+                    let (bucket, key, etag, _) = reader.source();
+                    let moved = etag.and_then(|e| self.meta_copies.lock().unwrap().get(&(bucket, key, e)).cloned());
+                    if let Some(new) = moved {
+                        debug!(new, "the object's metadata was changed through this mount: reading on");
+                        reader.repin(&new);
+                        return reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
+                    }
+                }
+                r
             }
-            FileHandle::Staged { writer, .. } => writer.staged.lock().await.read(offset, size),
+            FileHandle::Staged { writer, .. } => {
+                let mut st = writer.staged.lock().await;
+                st.materialize(&*self.store, self.config.read.part_size).await?;
+                st.read(offset, size)
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use super::dir::Entry;
 use super::error::{Error, Result};
 use super::inode::{Attr, Ino, Location};
 use super::names::Name;
-use super::write::{FileMeta, Staged};
+use super::write::{CopySource, FileMeta, Staged};
 use super::{FileHandle, Fs, PendingMeta, Resolved, Stat, Writer, WriterInfo};
 use crate::store::{ListRequest, ObjectStore, PutMeta, PutResult};
 
@@ -26,7 +26,7 @@ const COPY_CONCURRENCY: usize = 8;
 const OWN_META: [&str; 4] = ["mode", "uid", "gid", "mtime"];
 
 /// User metadata other than the names s3drive writes itself.
-fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
+pub(super) fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
     metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect()
 }
 
@@ -66,6 +66,8 @@ impl SetAttr {
 pub struct Owner {
     pub uid: u32,
     pub gid: u32,
+    /// The calling process.
+    pub pid: u32,
 }
 
 impl<S: ObjectStore> Fs<S> {
@@ -123,10 +125,10 @@ impl<S: ObjectStore> Fs<S> {
         w
     }
 
-    pub(super) async fn add_staged_handle(&self, ino: Ino, writer: Arc<Writer>) -> u64 {
+    pub(super) async fn add_staged_handle(&self, ino: Ino, writer: Arc<Writer>, pid: u32) -> u64 {
         writer.staged.lock().await.handles += 1;
         let fh = self.next_handle.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Staged { ino, writer }));
+        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Staged { ino, writer, pid }));
         fh
     }
 
@@ -175,7 +177,7 @@ impl<S: ObjectStore> Fs<S> {
         let attr = meta.attr(0, None);
         let ino = self.inodes.remember(parent, loc.clone(), attr.clone(), self.fresh_until());
         let writer = self.add_writer(ino, staged);
-        let fh = self.add_staged_handle(ino, writer).await;
+        let fh = self.add_staged_handle(ino, writer, owner.pid).await;
         self.name_created(parent, name);
         Ok((self.stat_of(ino, &loc, &attr), fh))
     }
@@ -184,16 +186,24 @@ impl<S: ObjectStore> Fs<S> {
         let handle = self.handle(fh)?;
         let FileHandle::Staged { writer, .. } = &*handle else { return Err(Error::BadHandle) };
         let mut st = writer.staged.lock().await;
+        st.materialize(&*self.store, self.config.read.part_size).await?;
         st.write(&self.store, &self.config.write, &self.upload_memory, offset, data).await?;
         st.meta.mtime = SystemTime::now();
         Self::sync_info(writer, &st);
         Ok(data.len() as u32)
     }
 
-    /// close(2): uploads what changed and returns the upload's outcome.
-    pub async fn flush(&self, fh: u64) -> Result<()> {
+    /// close(2): uploads what changed and returns the upload's outcome. The kernel also sends a
+    /// flush when a forked child closes its copy of the descriptor (at exec, or exit): with
+    /// `pid` given, a flush from another process than the opener uploads nothing while the
+    /// opener lives, so a writer that runs a command does not upload a half-written file.
+    pub async fn flush(&self, fh: u64, pid: Option<u32>) -> Result<()> {
         let handle = self.handle(fh)?;
-        if let FileHandle::Staged { ino, writer } = &*handle {
+        if let FileHandle::Staged { ino, writer, pid: opener } = &*handle {
+            if pid.is_some_and(|p| p != *opener && process_alive(*opener)) {
+                debug!(fh, pid, opener, "flush from another process: upload left to the opener");
+                return Ok(());
+            }
             let mut st = writer.staged.lock().await;
             self.upload(*ino, &mut st).await?;
         }
@@ -202,7 +212,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// fsync(2): the file's data and metadata are in S3 when this returns Ok.
     pub async fn fsync(&self, fh: u64) -> Result<()> {
-        self.flush(fh).await?;
+        self.flush(fh, None).await?;
         let handle = self.handle(fh)?;
         let loc = match &*handle {
             FileHandle::Staged { writer, .. } => writer.info.lock().unwrap().loc.clone(),
@@ -219,6 +229,13 @@ impl<S: ObjectStore> Fs<S> {
             return Ok(());
         }
         self.deleter.cancel(&st.bucket, &st.key).await;
+        if let Some(src) = st.copied_from.clone() {
+            if src.complete() {
+                return self.upload_copy(ino, st, &src).await;
+            }
+            // Part of an object copied, then the writer stopped: upload it the ordinary way.
+            st.materialize(&*self.store, self.config.read.part_size).await?;
+        }
         let uploaded = match st.upload(&self.store, &self.config.write, &self.upload_memory).await {
             Ok((r, false)) => Ok(r),
             Ok((_, true)) => {
@@ -252,11 +269,91 @@ impl<S: ObjectStore> Fs<S> {
         }
     }
 
+    /// Uploads a file filled by copy_file_range: a server-side copy with the file's metadata.
+    async fn upload_copy(&self, ino: Ino, st: &mut Staged, src: &CopySource) -> Result<()> {
+        let put = st.meta.to_put(&st.key, &st.extra);
+        match self.copy(&src.bucket, &src.key, &st.bucket, &st.key, src.size, Some(&put)).await {
+            Ok(r) => {
+                st.dirty = false;
+                st.failed = false;
+                st.in_s3 = true;
+                // Later local reads or writes start from the copy.
+                st.copied_from = Some(CopySource {
+                    bucket: st.bucket.clone(),
+                    key: st.key.clone(),
+                    etag: r.etag.clone(),
+                    size: src.size,
+                    len: src.size,
+                });
+                self.learn_meta(&st.bucket, &st.key, r.etag.as_deref(), &st.meta, &put);
+                self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
+                self.inodes.set_attr(ino, st.meta.attr(st.size, r.etag), self.fresh_until());
+                if let Some(n) = self.inodes.get(ino) {
+                    self.invalidate_dir(n.parent);
+                }
+                debug!(bucket = &*st.bucket, key = st.key, from = src.key, "copied server-side");
+                Ok(())
+            }
+            Err(e) => {
+                st.failed = true;
+                warn!(
+                    "server-side copy of s3://{}/{} to s3://{}/{} failed: {e}",
+                    src.bucket, src.key, st.bucket, st.key
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// copy_file_range: a copy of a whole object from the start of a file just created (or
+    /// truncated) becomes a server-side copy at close. Returns the bytes "copied"; the kernel
+    /// caps one reply below 4 GiB, so a larger object takes several calls, each continuing where
+    /// the last ended. Anything else is ENOTSUP, and the kernel or the caller falls back to
+    /// reading and writing.
+    pub async fn copy_range(&self, fh_in: u64, off_in: u64, fh_out: u64, off_out: u64, len: u64) -> Result<u64> {
+        /// The most one FUSE reply can report, rounded down to a page.
+        const MAX_REPLY: u64 = u32::MAX as u64 & !0xfff;
+        self.check_writable()?;
+        let src = self.handle(fh_in)?;
+        let FileHandle::Read(reader) = &*src else { return Err(Error::NotSupported) };
+        let (bucket, key, etag, size) = reader.lock().await.source();
+        let dst = self.handle(fh_out)?;
+        let FileHandle::Staged { writer, .. } = &*dst else { return Err(Error::BadHandle) };
+        let mut st = writer.staged.lock().await;
+        let start = match &st.copied_from {
+            None if off_in == 0 && off_out == 0 && st.size == 0 && !st.streaming() => 0,
+            Some(c)
+                if c.bucket == bucket
+                    && c.key == key
+                    && c.etag == etag
+                    && off_in == c.len
+                    && off_out == c.len
+                    && st.size == c.len =>
+            {
+                c.len
+            }
+            _ => return Err(Error::NotSupported),
+        };
+        if start >= size {
+            return Ok(0);
+        }
+        let n = (size - start).min(MAX_REPLY);
+        if len < n {
+            return Err(Error::NotSupported); // not the whole rest of the object
+        }
+        st.copied_from = Some(CopySource { bucket, key, etag, size, len: start + n });
+        st.size = start + n;
+        st.dirty = true;
+        st.meta.mtime = SystemTime::now();
+        Self::sync_info(writer, &st);
+        Ok(n)
+    }
+
     /// The last handle on a staged file closed: upload if still needed, then drop the staging
     /// file, unless an upload failed, in which case it stays in the cache directory.
     pub async fn release(&self, fh: u64) {
         let Some(handle) = self.file_handles.lock().unwrap().remove(&fh) else { return };
-        let FileHandle::Staged { ino, writer } = &*handle else { return };
+        let FileHandle::Staged { ino, writer, .. } = &*handle else { return };
         let mut st = writer.staged.lock().await;
         st.handles = st.handles.saturating_sub(1);
         if st.handles > 0 {
@@ -284,13 +381,16 @@ impl<S: ObjectStore> Fs<S> {
         if let Some(writer) = self.writer(ino) {
             let mut st = writer.staged.lock().await;
             if let Some(size) = set.size {
+                if size > 0 {
+                    st.materialize(&*self.store, self.config.read.part_size).await?;
+                }
                 st.truncate(&self.store, size)?;
             }
             let before = st.meta;
             set.apply(&mut st.meta);
             if st.meta != before && !st.dirty {
                 // Already uploaded and unchanged since: a metadata copy, not a re-upload.
-                self.set_pending_meta(&st.bucket, &st.key, st.meta);
+                self.set_pending_meta(&st.bucket, &st.key, st.meta, None);
             }
             Self::sync_info(&writer, &st);
             let info = writer.info.lock().unwrap().clone();
@@ -331,7 +431,7 @@ impl<S: ObjectStore> Fs<S> {
             return self.getattr(ino).await;
         }
         if set.changes_meta() {
-            self.set_pending_meta(bucket, key, meta);
+            self.set_pending_meta(bucket, key, meta, None);
         }
         let mut attr = current;
         attr.perm = Some(meta.perm);
@@ -342,12 +442,16 @@ impl<S: ObjectStore> Fs<S> {
         Ok(self.stat_of(ino, &node.loc, &attr))
     }
 
-    /// Records metadata to write with a CopyObject soon (or with the next rename's copy).
-    fn set_pending_meta(&self, bucket: &Arc<str>, key: &str, meta: FileMeta) {
+    /// Records metadata to write with a CopyObject soon (or with the next rename's copy);
+    /// `xattr` is a new `x-amz-meta-xattr` value ("" to remove it), `None` to keep the last one.
+    pub(super) fn set_pending_meta(&self, bucket: &Arc<str>, key: &str, meta: FileMeta, xattr: Option<String>) {
         let version = {
             let mut p = self.pending_meta.lock().unwrap();
-            let e = p.entry((bucket.clone(), key.to_string())).or_insert(PendingMeta { meta, version: 0 });
+            let e = p.entry((bucket.clone(), key.to_string())).or_insert(PendingMeta { meta, xattr: None, version: 0 });
             e.meta = meta;
+            if xattr.is_some() {
+                e.xattr = xattr;
+            }
             e.version += 1;
             e.version
         };
@@ -373,8 +477,14 @@ impl<S: ObjectStore> Fs<S> {
             }
         };
         let Some(pending) = pending else { return Ok(()) };
-        let put = self.full_put_meta(bucket, key, &pending.meta).await?;
+        let put = self.full_put_meta(bucket, key, &pending).await?;
+        let old = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.to_string())).map(|k| k.etag.clone());
         let r = self.store.copy_object(bucket, key, bucket, key, Some(&put)).await?;
+        if let (Some(old), Some(new)) = (old, r.etag.clone())
+            && old != new
+        {
+            self.meta_copies.lock().unwrap().put((bucket.clone(), key.to_string(), old), new);
+        }
         self.learn_meta(bucket, key, r.etag.as_deref(), &pending.meta, &put);
         debug!(bucket = &**bucket, key, "metadata saved");
         Ok(())
@@ -382,17 +492,28 @@ impl<S: ObjectStore> Fs<S> {
 
     /// The complete metadata for a REPLACE: ours, plus the object's other user metadata (from
     /// what we know of it, else a HeadObject).
-    async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, meta: &FileMeta) -> Result<PutMeta> {
+    async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, pending: &PendingMeta) -> Result<PutMeta> {
         let known = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.to_string())).map(|k| k.put.clone());
         let existing = match known {
             Some(p) => p,
             None => {
                 let m = self.store.head_object(bucket, key).await?;
+                // Remembers the version's ETag and metadata too.
+                self.attr_from_meta(&Location::File { bucket: bucket.clone(), key: key.to_string() }, &m);
                 PutMeta { metadata: m.metadata, content_type: m.content_type }
             }
         };
-        let extra = others(existing.metadata);
-        let mut put = meta.to_put(key, &extra);
+        let mut extra = others(existing.metadata);
+        match pending.xattr.as_deref() {
+            Some("") => {
+                extra.remove(super::xattr::XATTR_META);
+            }
+            Some(x) => {
+                extra.insert(super::xattr::XATTR_META.into(), x.to_string());
+            }
+            None => {}
+        }
+        let mut put = pending.meta.to_put(key, &extra);
         if existing.content_type.is_some() {
             put.content_type = existing.content_type;
         }
@@ -445,7 +566,7 @@ impl<S: ObjectStore> Fs<S> {
             return Err(Error::NotPermitted);
         }
         let (stat, fh) = self.create(parent, name, mode, owner).await?;
-        let r = self.flush(fh).await;
+        let r = self.flush(fh, None).await;
         self.release(fh).await;
         r.map(|_| stat)
     }
@@ -621,11 +742,14 @@ impl<S: ObjectStore> Fs<S> {
             // Uploaded and unchanged since: move the object, and point the writer at it.
             st.bucket = db.clone();
             st.key = dk.to_string();
+            if let Some(c) = st.copied_from.as_mut().filter(|c| &c.bucket == sb && c.key == sk) {
+                (c.bucket, c.key, c.etag) = (db.clone(), dk.to_string(), None);
+            }
             Self::sync_info(&writer, &st);
         }
         let pending = self.pending_meta.lock().unwrap().remove(&(sb.clone(), sk.to_string()));
         let put = match &pending {
-            Some(p) => Some(self.full_put_meta(sb, sk, &p.meta).await?),
+            Some(p) => Some(self.full_put_meta(sb, sk, p).await?),
             None => None,
         };
         let r = match self.copy(sb, sk, db, dk, attr.size, put.as_ref()).await {
@@ -685,7 +809,7 @@ impl<S: ObjectStore> Fs<S> {
                 me.deleter.cancel(&db, &dk).await;
                 let pending = me.pending_meta.lock().unwrap().get(&(sb.clone(), key.clone())).cloned();
                 let put = match &pending {
-                    Some(p) => Some(me.full_put_meta(&sb, &key, &p.meta).await?),
+                    Some(p) => Some(me.full_put_meta(&sb, &key, p).await?),
                     None => None,
                 };
                 me.copy(&sb, &key, &db, &dk, size, put.as_ref()).await.map(|_| ())
@@ -793,4 +917,11 @@ impl<S: ObjectStore> Fs<S> {
         }
         let _ = std::fs::remove_dir(&self.staging_dir); // only if empty
     }
+}
+
+/// Whether process `pid` still exists.
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

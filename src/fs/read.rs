@@ -111,6 +111,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// The object version this reader reads: bucket, key, ETag and size.
+    pub fn source(&self) -> (Arc<str>, String, Option<String>, u64) {
+        (self.bucket.clone(), self.key.to_string(), self.etag.as_deref().map(str::to_string), self.size)
+    }
+
     pub fn new(bucket: Arc<str>, key: &str, etag: Option<&str>, size: u64, cfg: &ReadConfig) -> Reader {
         Reader {
             bucket,
@@ -126,6 +131,13 @@ impl Reader {
 
     pub fn etag(&self) -> Option<&str> {
         self.etag.as_deref()
+    }
+
+    /// Follows the object to a new ETag with the same bytes (s3drive's own metadata copy).
+    pub fn repin(&mut self, etag: &str) {
+        self.etag = Some(etag.into());
+        self.parts.clear();
+        self.requested_to = self.next;
     }
 
     fn spawn<S: ObjectStore>(&mut self, store: &Arc<S>, end: u64, permit: Option<OwnedSemaphorePermit>) {

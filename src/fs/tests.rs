@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::inode::ROOT;
+use super::mutate::SetAttr;
 use super::*;
 use crate::store::memory::MemoryStore;
 
@@ -129,7 +130,7 @@ async fn denied_bucket_is_listed_but_gives_eacces_and_others_work() {
     assert_eq!(fs.readdir(fh, 0, 100).await.unwrap_err().errno(), libc::EACCES);
     let open = fs.lookup(ROOT, &name("open")).await.unwrap();
     let f = fs.lookup(open.ino, &name("a.txt")).await.unwrap();
-    let (fh, _) = fs.open(f.ino, false, false).await.unwrap();
+    let (fh, _) = fs.open(f.ino, false, false, 1).await.unwrap();
     assert_eq!(&fs.read(fh, 0, 100).await.unwrap()[..], b"hello");
 }
 
@@ -195,4 +196,27 @@ fn mtime_forms() {
     assert_eq!(parse_mtime("12.25"), Some(SystemTime::UNIX_EPOCH + Duration::from_millis(12_250)));
     assert_eq!(parse_mtime("abc"), None);
     assert_eq!(parse_mtime("1.x"), None);
+}
+
+#[tokio::test]
+async fn own_metadata_copies_do_not_break_open_files() {
+    let store = MemoryStore::new();
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    store.put("b", "f", body.clone());
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let f = fs.lookup(ROOT, &name("f")).await.unwrap();
+    let (fh, _) = fs.open(f.ino, false, false, 1).await.unwrap();
+    assert_eq!(&fs.read(fh, 0, 10).await.unwrap()[..], &body[..10]);
+    // chmod, saved with a CopyObject that gives the object a new ETag.
+    fs.setattr(f.ino, SetAttr { mode: Some(0o600), ..Default::default() }).await.unwrap();
+    let etag = fs.store.head_object("b", "f").await.unwrap().etag;
+    fs.flush_meta(&"b".into(), "f", None).await.unwrap();
+    assert_ne!(fs.store.head_object("b", "f").await.unwrap().etag, etag, "the copy changed the ETag");
+    assert_eq!(&fs.read(fh, 50_000, 10).await.unwrap()[..], &body[50_000..50_010], "the reader follows");
+    // Opening for writing with a chmod pending saves it before downloading.
+    fs.setattr(f.ino, SetAttr { mode: Some(0o640), ..Default::default() }).await.unwrap();
+    let (wfh, _) = fs.open(f.ino, true, false, 1).await.unwrap();
+    assert_eq!(&fs.read(wfh, 99_990, 10).await.unwrap()[..], &body[99_990..]);
+    fs.release(wfh).await;
 }

@@ -141,6 +141,26 @@ struct Stream {
     extra: HashMap<String, String>,
 }
 
+/// A file whose bytes are, so far, the first `len` bytes of an object in S3 (copy_file_range):
+/// nothing is in the staging file, and the upload is a server-side copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    pub bucket: Arc<str>,
+    pub key: String,
+    pub etag: Option<String>,
+    /// The source object's size.
+    pub size: u64,
+    /// How much of it has been handed to the kernel as copied.
+    pub len: u64,
+}
+
+impl CopySource {
+    /// The whole object was copied: the upload can be a CopyObject.
+    pub fn complete(&self) -> bool {
+        self.len == self.size
+    }
+}
+
 /// A file being written; see the module documentation.
 pub struct Staged {
     pub path: PathBuf,
@@ -167,6 +187,8 @@ pub struct Staged {
     /// writer's parts are sent from memory instead of being read back from the staging file.
     part_buf: bytes::BytesMut,
     stream: Option<Stream>,
+    /// Set by copy_file_range; see [`CopySource`].
+    pub copied_from: Option<CopySource>,
 }
 
 static NEXT_STAGE: AtomicU64 = AtomicU64::new(0);
@@ -207,6 +229,7 @@ impl Staged {
             seq_end: 0,
             part_buf: bytes::BytesMut::new(),
             stream: None,
+            copied_from: None,
         })
     }
 
@@ -223,19 +246,53 @@ impl Staged {
         etag: Option<&str>,
         chunk: u64,
     ) -> Result<()> {
+        let (bucket, key) = (self.bucket.clone(), self.key.clone());
+        self.size = self.fill_range(store, &bucket, &key, size, etag, chunk).await?;
+        self.in_s3 = true;
+        Ok(())
+    }
+
+    /// Writes bytes `0..size` of `bucket/key` into the staging file; returns how many there were.
+    async fn fill_range<S: ObjectStore>(
+        &self,
+        store: &S,
+        bucket: &str,
+        key: &str,
+        size: u64,
+        etag: Option<&str>,
+        chunk: u64,
+    ) -> Result<u64> {
         let mut off = 0;
         while off < size {
             let end = (off + chunk).min(size);
-            let data = store.get_range(&self.bucket, &self.key, off, end, etag).await?;
+            let data = store.get_range(bucket, key, off, end, etag).await?;
             if data.is_empty() {
                 break;
             }
             self.file.write_all_at(&data, off).map_err(local)?;
             off += data.len() as u64;
         }
-        self.size = off;
-        self.in_s3 = true;
+        Ok(off)
+    }
+
+    /// Before local reads or writes of a file filled by copy_file_range: brings the copied
+    /// bytes into the staging file.
+    pub async fn materialize<S: ObjectStore>(&mut self, store: &S, chunk: u64) -> Result<()> {
+        let Some(src) = self.copied_from.clone() else { return Ok(()) };
+        let got = self.fill_range(store, &src.bucket, &src.key, src.len, src.etag.as_deref(), chunk).await?;
+        if got != src.len {
+            return Err(Error::Store(StoreError::PreconditionFailed));
+        }
+        self.copied_from = None;
+        self.size = got;
+        self.seq_end = 0;
+        self.part_buf.clear();
         Ok(())
+    }
+
+    /// A multipart upload is under way for a sequential writer.
+    pub fn streaming(&self) -> bool {
+        self.stream.is_some()
     }
 
     pub fn read(&self, offset: u64, len: u32) -> Result<Bytes> {
@@ -284,7 +341,11 @@ impl Staged {
         }
     }
 
+    /// Sets the size; a file filled by copy_file_range must be materialized first unless `size`
+    /// is 0.
     pub fn truncate<S: ObjectStore>(&mut self, store: &Arc<S>, size: u64) -> Result<()> {
+        debug_assert!(self.copied_from.is_none() || size == 0);
+        self.copied_from = None;
         self.file.set_len(size).map_err(local)?;
         self.size = size;
         self.dirty = true;

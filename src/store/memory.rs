@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult, StoreError,
-    StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, MAX_PRESIGN, ObjectMeta, ObjectStore, Presigned, PutMeta,
+    PutResult, StoreError, StoreResult,
 };
 
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ struct State {
     counts: HashMap<&'static str, u64>,
     faults: HashMap<&'static str, VecDeque<StoreError>>,
     next_etag: u64,
+    /// When the (pretend) credentials expire, as temporary credentials do.
+    credential_expiry: Option<SystemTime>,
 }
 
 /// See the module documentation. Everything sits behind one std `Mutex`: no request awaits while
@@ -53,6 +55,11 @@ pub struct MemoryStore {
 impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore { state: Mutex::default(), page_size: 1000 }
+    }
+
+    /// Pretends the credentials are temporary and expire at `t` (presigned links die with them).
+    pub fn set_credential_expiry(&self, t: SystemTime) {
+        self.state.lock().unwrap().credential_expiry = Some(t);
     }
 
     pub fn create_bucket(&self, bucket: &str) {
@@ -331,6 +338,17 @@ impl ObjectStore for MemoryStore {
             objects.remove(k);
         }
         Ok(Vec::new())
+    }
+
+    async fn presign_get(&self, bucket: &str, key: &str, lifetime: Duration) -> StoreResult<Presigned> {
+        // Signed locally: not a request, not counted.
+        let now = SystemTime::now();
+        let mut lifetime = lifetime.min(MAX_PRESIGN);
+        if let Some(end) = self.state.lock().unwrap().credential_expiry {
+            lifetime = lifetime.min(end.duration_since(now).unwrap_or_default());
+        }
+        let secs = lifetime.as_secs();
+        Ok(Presigned { url: format!("memory://{bucket}/{key}?X-Amz-Expires={secs}"), expires: now + lifetime })
     }
 
     async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {

@@ -119,6 +119,16 @@ pub struct PutResult {
     pub etag: Option<String>,
 }
 
+/// A presigned GET URL and the moment it stops working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    pub url: String,
+    pub expires: SystemTime,
+}
+
+/// SigV4's longest presigned-URL lifetime.
+pub const MAX_PRESIGN: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Parameters of one ListObjectsV2 request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRequest<'a> {
@@ -220,6 +230,15 @@ pub trait ObjectStore: Send + Sync + 'static {
         bucket: &str,
         keys: &[String],
     ) -> impl Future<Output = StoreResult<Vec<(String, StoreError)>>> + Send;
+
+    /// A presigned GetObject URL, signed locally (no request is sent). The lifetime is capped at
+    /// [`MAX_PRESIGN`] and at the expiry of temporary credentials; `expires` is the effective one.
+    fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        lifetime: std::time::Duration,
+    ) -> impl Future<Output = StoreResult<Presigned>> + Send;
 
     fn create_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
 

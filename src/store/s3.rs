@@ -14,16 +14,20 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    Credentials, ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    SharedCredentialsProvider,
+};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, ObjectMeta, ObjectStore, PutMeta, PutResult, StoreError,
-    StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, MAX_PRESIGN, ObjectMeta, ObjectStore, Presigned, PutMeta,
+    PutResult, StoreError, StoreResult,
 };
 
 /// How to reach the service; built from the command line by `config`.
@@ -44,6 +48,9 @@ pub struct S3Store {
     discover_regions: bool,
     clients: Mutex<HashMap<String, Client>>,
     bucket_regions: Mutex<HashMap<String, String>>,
+    /// The credential chain, for presigning with credentials whose expiry is known.
+    credentials: Option<SharedCredentialsProvider>,
+    signing_credentials: tokio::sync::Mutex<Option<Credentials>>,
 }
 
 impl S3Store {
@@ -84,6 +91,8 @@ impl S3Store {
             discover_regions: opts.endpoint_url.is_none(),
             clients: Mutex::new(HashMap::new()),
             bucket_regions: Mutex::new(HashMap::new()),
+            credentials: if opts.no_sign_request { None } else { sdk.credentials_provider() },
+            signing_credentials: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -113,6 +122,25 @@ impl S3Store {
                 self.client_in(r.as_deref().unwrap_or(&self.default_region))
             }
         }
+    }
+
+    /// Credentials for presigning: the chain's current ones, reused until five minutes before
+    /// they expire (static keys never do).
+    async fn signing_credentials(&self) -> StoreResult<Credentials> {
+        let Some(provider) = &self.credentials else {
+            return Err(StoreError::BadCredentials("an unsigned mount (--no-sign-request) cannot sign links".into()));
+        };
+        let mut cached = self.signing_credentials.lock().await;
+        let fresh = |c: &Credentials| c.expiry().is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300));
+        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let c = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| StoreError::BadCredentials(format!("{}", DisplayErrorContext(&e))))?;
+        *cached = Some(c.clone());
+        Ok(c)
     }
 
     fn remember_region(&self, bucket: &str, region: &str) {
@@ -502,6 +530,40 @@ impl ObjectStore for S3Store {
                 (e.key().unwrap_or_default().to_string(), err)
             })
             .collect())
+    }
+
+    async fn presign_get(&self, bucket: &str, key: &str, lifetime: Duration) -> StoreResult<Presigned> {
+        let creds = self.signing_credentials().await?;
+        // Whole seconds, as X-Amz-Date has them, so `expires` is exactly when the URL stops.
+        let now = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(
+                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs(),
+            );
+        let mut lifetime = lifetime.min(MAX_PRESIGN);
+        if let Some(end) = creds.expiry() {
+            lifetime = lifetime.min(end.duration_since(now).unwrap_or_default());
+        }
+        let lifetime = Duration::from_secs(lifetime.as_secs());
+        if lifetime.is_zero() {
+            return Err(StoreError::BadCredentials("the credentials expire within a second".into()));
+        }
+        let conf = PresigningConfig::builder()
+            .start_time(now)
+            .expires_in(lifetime)
+            .build()
+            .map_err(|e| StoreError::Server { status: None, code: "Presign".into(), message: e.to_string() })?;
+        let req = self
+            .client(bucket)
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .customize()
+            .config_override(aws_sdk_s3::config::Builder::default().credentials_provider(creds))
+            .presigned(conf)
+            .await
+            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        Ok(Presigned { url: req.uri().to_string(), expires: now + lifetime })
     }
 
     async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {

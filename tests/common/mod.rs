@@ -25,40 +25,64 @@ fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The moto server shared by the tests of one test binary. It is started from a thread that
-/// lives as long as the process, with PR_SET_PDEATHSIG, so it dies with the test process.
+/// The moto server shared by the tests of one test binary.
 pub fn moto_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
         let port = free_port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::os::unix::process::CommandExt;
-            let log = std::fs::File::create(std::env::temp_dir().join(format!("moto-{port}.log"))).unwrap();
-            let mut cmd = Command::new(std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into()));
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(log);
-            // SAFETY: prctl is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-            let child = cmd.spawn();
-            tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string())).unwrap();
-            let _keep = child;
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap().expect("start python3 -m moto.server (run scripts/setup.sh)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut cmd = Command::new(std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into()));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        start_server(cmd, "moto", port, "start moto_server (run scripts/setup.sh)");
         port
     })
+}
+
+/// s3s-fs (credentials test/test, buckets are directories under the returned path), shared by
+/// the tests of one test binary. Unlike moto it checks signatures and the expiry of presigned
+/// URLs; its listings are not S3's (see the README), so tests of listings use moto.
+pub fn s3s_fs() -> (u16, &'static Path) {
+    static SERVER: OnceLock<(u16, PathBuf)> = OnceLock::new();
+    let (port, dir) = SERVER.get_or_init(|| {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("s3s-fs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new("s3s-fs");
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "test", "--secret-key", "test"])
+            .arg(&dir);
+        start_server(cmd, "s3s-fs", port, "start s3s-fs (run scripts/setup.sh)");
+        (port, dir)
+    });
+    (*port, dir.as_path())
+}
+
+/// Starts a server from a thread that lives as long as the process, with PR_SET_PDEATHSIG so it
+/// dies with the test process, and waits until it accepts connections.
+fn start_server(mut cmd: Command, name: &str, port: u16, hint: &str) {
+    let log = std::fs::File::create(std::env::temp_dir().join(format!("{name}-{port}.log"))).unwrap();
+    cmd.stdout(Stdio::null()).stderr(log);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string())).unwrap();
+        let _keep = child;
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap().expect(hint);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// An SDK client talking to moto directly (not through the proxy, so it is not counted).
@@ -403,11 +427,16 @@ pub fn s3drive() -> Command {
 /// Mounts through `proxy` with the given extra arguments (before the mount point), and waits
 /// until the mount is live.
 pub fn mount(proxy: &Proxy, args: &[&str]) -> Mount {
+    mount_endpoint(&proxy.endpoint(), args)
+}
+
+/// Mounts against `endpoint` (path-style) with the given extra arguments.
+pub fn mount_endpoint(endpoint: &str, args: &[&str]) -> Mount {
     let dir = tempfile::Builder::new().prefix("s3drive-mnt").tempdir().unwrap();
     let log = dir.path().with_extension("log");
     let logf = std::fs::File::create(&log).unwrap();
     let mut cmd = s3drive();
-    cmd.arg("--endpoint-url").arg(proxy.endpoint()).arg("--force-path-style").args(args).arg(dir.path());
+    cmd.arg("--endpoint-url").arg(endpoint).arg("--force-path-style").args(args).arg(dir.path());
     let child = cmd.stdout(Stdio::null()).stderr(logf).spawn().unwrap();
     let mut m = Mount { dir, child: Some(child), log };
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,0 +1,413 @@
+//! Extended attributes.
+//!
+//! - `user.s3.*` are read-only information computed on demand, never stored and never listed by
+//!   listxattr (so `cp -a` and `rsync -X` out of the mount do not copy a share link that will
+//!   expire, and copying back in does not try to set them): `user.s3.presigned_url` (a GET link,
+//!   signed locally), `user.s3.presigned_url_expires`, `user.s3.uri`, `user.s3.etag`,
+//!   `user.s3.storage_class`, `user.s3.content_type`, `user.s3.region`. A suffix asks for another
+//!   link lifetime: `user.s3.presigned_url.15m`. Setting or removing any `user.s3.*` name is EPERM.
+//! - Other `user.*` attributes of files are stored in the object's `x-amz-meta-xattr` metadata in
+//!   s3fs's layout (a URL-encoded `{"name":"base64 value",...}`), so s3fs sees them too. They are
+//!   set with the upload of a file being written, or with a metadata CopyObject, coalesced with
+//!   chmod/utimens like every metadata change.
+//! - Other namespaces (`security.`, `trusted.`, `system.`) are not stored: reads find nothing,
+//!   writes give ENOTSUP.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::error::{Error, Result};
+use super::inode::{Ino, Location};
+use super::{FileMeta, Fs};
+use crate::store::{ObjectStore, Presigned};
+
+/// The user metadata name that holds user xattrs (s3fs's name).
+pub const XATTR_META: &str = "xattr";
+/// S3's limit on user metadata per object: the sum of names and values, in bytes.
+pub const MAX_USER_META: usize = 2048;
+/// How long a link handed out stays the answer for the same file and lifetime, so getxattr's
+/// size probe and the read that follows see the same value.
+const LINK_REUSE: Duration = Duration::from_secs(5);
+
+const XATTR_CREATE: i32 = 1;
+const XATTR_REPLACE: i32 = 2;
+
+pub type Xattrs = BTreeMap<String, Vec<u8>>;
+
+/// Bucket, key and lifetime of a presigned link.
+pub type LinkKey = (String, String, Duration);
+
+/// The read-only information attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Info {
+    PresignedUrl(Option<Duration>),
+    PresignedExpires(Option<Duration>),
+    Uri,
+    Etag,
+    StorageClass,
+    ContentType,
+    Region,
+}
+
+/// What a `user.s3.` name asks for; `Err` for a malformed lifetime suffix.
+fn parse_info(rest: &str) -> Option<Result<Info>> {
+    let with_lifetime = |base: &str, make: fn(Option<Duration>) -> Info| -> Option<Result<Info>> {
+        let tail = rest.strip_prefix(base)?;
+        if tail.is_empty() {
+            return Some(Ok(make(None)));
+        }
+        let d = tail.strip_prefix('.')?;
+        Some(crate::config::parse_duration(d).map(|d| make(Some(d))).ok_or(Error::Invalid))
+    };
+    match rest {
+        "uri" => Some(Ok(Info::Uri)),
+        "etag" => Some(Ok(Info::Etag)),
+        "storage_class" => Some(Ok(Info::StorageClass)),
+        "content_type" => Some(Ok(Info::ContentType)),
+        "region" => Some(Ok(Info::Region)),
+        _ => with_lifetime("presigned_url_expires", Info::PresignedExpires)
+            .or_else(|| with_lifetime("presigned_url", Info::PresignedUrl)),
+    }
+}
+
+/// Decodes `x-amz-meta-xattr` (s3fs's layout). Entries that do not parse are skipped.
+pub fn decode(value: &str) -> Xattrs {
+    let mut out = Xattrs::new();
+    let Some(text) = percent_decode(value) else { return out };
+    let Some(body) = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')) else { return out };
+    for pair in body.split(',') {
+        let Some((k, v)) = pair.split_once(':') else { continue };
+        let (k, v) = (k.trim().trim_matches('"'), v.trim().trim_matches('"'));
+        if let Ok(bytes) = STANDARD.decode(v)
+            && !k.is_empty()
+        {
+            out.insert(k.to_string(), bytes);
+        }
+    }
+    out
+}
+
+/// Encodes user xattrs for `x-amz-meta-xattr`; `None` when there are none.
+pub fn encode(x: &Xattrs) -> Option<String> {
+    if x.is_empty() {
+        return None;
+    }
+    let body: Vec<String> = x.iter().map(|(k, v)| format!("\"{k}\":\"{}\"", STANDARD.encode(v))).collect();
+    Some(percent_encode(&format!("{{{}}}", body.join(","))))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Bytes of user metadata as S3 counts them.
+pub fn meta_size(m: &HashMap<String, String>) -> usize {
+    m.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// `2026-11-25T01:02:03Z`.
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Checks a user attribute name for storage; `user.s3.*` is ours.
+fn user_name(name: &str) -> Result<()> {
+    if name.starts_with("user.s3.") {
+        return Err(Error::NotPermitted);
+    }
+    if !name.starts_with("user.") {
+        return Err(Error::NotSupported);
+    }
+    if name.len() <= 5 || name.contains(['"', ',', ':', '{', '}']) {
+        return Err(Error::Invalid); // s3fs's layout cannot hold these characters
+    }
+    Ok(())
+}
+
+impl<S: ObjectStore> Fs<S> {
+    pub async fn getxattr(&self, ino: Ino, name: &str) -> Result<Vec<u8>> {
+        if let Some(rest) = name.strip_prefix("user.s3.") {
+            return match parse_info(rest) {
+                Some(info) => self.info(ino, info?).await,
+                None => Err(Error::NoData),
+            };
+        }
+        if !name.starts_with("user.") {
+            return Err(Error::NoData);
+        }
+        self.user_xattrs(ino).await?.remove(name).ok_or(Error::NoData)
+    }
+
+    /// The stored `user.*` names, each followed by a NUL (listxattr's format).
+    pub async fn listxattr(&self, ino: Ino) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for name in self.user_xattrs(ino).await?.keys() {
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    pub async fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: i32) -> Result<()> {
+        user_name(name)?;
+        self.check_writable()?;
+        self.change_xattrs(ino, |x| {
+            let exists = x.contains_key(name);
+            if flags & XATTR_CREATE != 0 && exists {
+                return Err(Error::Exists);
+            }
+            if flags & XATTR_REPLACE != 0 && !exists {
+                return Err(Error::NoData);
+            }
+            x.insert(name.to_string(), value.to_vec());
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn removexattr(&self, ino: Ino, name: &str) -> Result<()> {
+        match user_name(name) {
+            Err(Error::NotSupported) => return Err(Error::NoData),
+            r => r?,
+        }
+        self.check_writable()?;
+        self.change_xattrs(ino, |x| x.remove(name).map(|_| ()).ok_or(Error::NoData)).await
+    }
+
+    /// The user attributes a file has now: those of the file being written, pending changes, or
+    /// the object's metadata (known for this version, else from a HeadObject).
+    async fn user_xattrs(&self, ino: Ino) -> Result<Xattrs> {
+        if let Some(w) = self.writer(ino) {
+            let st = w.staged.lock().await;
+            return Ok(st.extra.get(XATTR_META).map(|v| decode(v)).unwrap_or_default());
+        }
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else { return Ok(Xattrs::new()) };
+        if let Some(p) = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
+            && let Some(x) = &p.xattr
+        {
+            return Ok(decode(x));
+        }
+        let metadata = self.object_metadata(ino).await?;
+        Ok(metadata.get(XATTR_META).map(|v| decode(v)).unwrap_or_default())
+    }
+
+    /// All user metadata of the object at `ino` (no pending changes applied).
+    async fn object_metadata(&self, ino: Ino) -> Result<HashMap<String, String>> {
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else { return Ok(HashMap::new()) };
+        if node.fresh_until > Instant::now()
+            && let Some(etag) = &node.attr.etag
+            && let Some(k) = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
+            && &k.etag == etag
+        {
+            return Ok(k.put.metadata.clone());
+        }
+        let meta = self.store.head_object(bucket, key).await?;
+        let attr = self.attr_from_meta(&node.loc, &meta);
+        self.inodes.set_attr(ino, attr, self.fresh_until());
+        Ok(meta.metadata)
+    }
+
+    /// Applies `change` to a file's user attributes and schedules them for S3.
+    async fn change_xattrs(&self, ino: Ino, change: impl FnOnce(&mut Xattrs) -> Result<()>) -> Result<()> {
+        if let Some(w) = self.writer(ino) {
+            let mut st = w.staged.lock().await;
+            let mut x = st.extra.get(XATTR_META).map(|v| decode(v)).unwrap_or_default();
+            change(&mut x)?;
+            let mut extra = st.extra.clone();
+            set_xattr_meta(&mut extra, &x);
+            check_size(&st.meta, &st.key, &extra, &x)?;
+            st.extra = extra;
+            if !st.dirty {
+                // Uploaded and unchanged since: a metadata copy, not a re-upload.
+                let value = extra_value(&st.extra);
+                self.set_pending_meta(&st.bucket, &st.key, st.meta, Some(value));
+            }
+            return Ok(());
+        }
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else { return Err(Error::NotSupported) };
+        let mut metadata = self.object_metadata(ino).await?;
+        let pending = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone())).cloned();
+        if let Some(x) = pending.as_ref().and_then(|p| p.xattr.as_ref()) {
+            metadata.insert(XATTR_META.into(), x.clone());
+        }
+        let mut x = metadata.get(XATTR_META).map(|v| decode(v)).unwrap_or_default();
+        change(&mut x)?;
+        set_xattr_meta(&mut metadata, &x);
+        let node = self.node(ino)?;
+        let meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(&node.attr));
+        check_size(&meta, key, &super::mutate::others(metadata.clone()), &x)?;
+        self.set_pending_meta(bucket, key, meta, Some(extra_value(&metadata)));
+        Ok(())
+    }
+
+    async fn info(&self, ino: Ino, info: Info) -> Result<Vec<u8>> {
+        let node = self.node(ino)?;
+        let (bucket, key) = match &node.loc {
+            Location::Buckets => return Err(Error::NoData),
+            Location::Dir { bucket, prefix } => (bucket.clone(), prefix.clone()),
+            Location::File { bucket, key } => (bucket.clone(), key.clone()),
+        };
+        let file = !node.loc.is_dir();
+        match info {
+            Info::Uri => Ok(format!("s3://{bucket}/{key}").into_bytes()),
+            Info::Region => Ok(self.store.head_bucket(&bucket).await?.into_bytes()),
+            Info::PresignedUrl(life) | Info::PresignedExpires(life) => {
+                if !file {
+                    return Err(Error::IsDir);
+                }
+                if let Some(w) = self.writer(ino) {
+                    let st = w.staged.lock().await;
+                    if st.dirty || !st.in_s3 {
+                        return Err(Error::Busy); // not in S3 yet: a link would fetch old bytes
+                    }
+                }
+                let link = self.link(&bucket, &key, life.unwrap_or(self.config.presign_lifetime)).await?;
+                Ok(match info {
+                    Info::PresignedUrl(_) => link.url.into_bytes(),
+                    _ => rfc3339(link.expires).into_bytes(),
+                })
+            }
+            Info::Etag | Info::StorageClass | Info::ContentType => {
+                if !file {
+                    return Err(Error::NoData);
+                }
+                if let Some(w) = self.writer(ino)
+                    && w.staged.lock().await.dirty
+                {
+                    return Err(Error::Busy);
+                }
+                let meta = self.store.head_object(&bucket, &key).await?;
+                let value = match info {
+                    Info::Etag => meta.etag,
+                    // S3 leaves the header out for the default class.
+                    Info::StorageClass => Some(meta.storage_class.unwrap_or_else(|| "STANDARD".into())),
+                    _ => meta.content_type,
+                };
+                value.map(String::into_bytes).ok_or(Error::NoData)
+            }
+        }
+    }
+
+    /// A presigned link, reused for a few seconds for the same file and lifetime.
+    async fn link(&self, bucket: &str, key: &str, lifetime: Duration) -> Result<Presigned> {
+        let k = (bucket.to_string(), key.to_string(), lifetime);
+        if let Some((at, link)) = self.recent_links.lock().unwrap().get(&k)
+            && at.elapsed() < LINK_REUSE
+        {
+            return Ok(link.clone());
+        }
+        let link = self.store.presign_get(bucket, key, lifetime).await?;
+        self.recent_links.lock().unwrap().put(k, (Instant::now(), link.clone()));
+        Ok(link)
+    }
+}
+
+/// Puts encoded `x` into `metadata` (or removes the entry when `x` is empty).
+fn set_xattr_meta(metadata: &mut HashMap<String, String>, x: &Xattrs) {
+    match encode(x) {
+        Some(v) => metadata.insert(XATTR_META.into(), v),
+        None => metadata.remove(XATTR_META),
+    };
+}
+
+/// The pending-metadata form: the encoded value, or "" for "remove".
+fn extra_value(metadata: &HashMap<String, String>) -> String {
+    metadata.get(XATTR_META).cloned().unwrap_or_default()
+}
+
+/// S3 refuses more than 2 KiB of user metadata: E2BIG if this attribute set alone cannot fit,
+/// ENOSPC if it only fails with the object's other metadata.
+fn check_size(meta: &FileMeta, key: &str, extra: &HashMap<String, String>, x: &Xattrs) -> Result<()> {
+    let total = meta_size(&meta.to_put(key, extra).metadata);
+    if total <= MAX_USER_META {
+        return Ok(());
+    }
+    let alone = XATTR_META.len() + encode(x).map_or(0, |v| v.len());
+    Err(if alone > MAX_USER_META - meta_size(&meta.to_put(key, &HashMap::new()).metadata) {
+        Error::TooBig
+    } else {
+        Error::NoSpace
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xattrs_round_trip_in_s3fs_layout() {
+        let mut x = Xattrs::new();
+        x.insert("user.color".into(), b"blue".to_vec());
+        x.insert("user.bin".into(), vec![0, 255, b'"', b',']);
+        let v = encode(&x).unwrap();
+        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b"%-_.~".contains(&b)), "{v}");
+        assert_eq!(percent_decode(&v).unwrap(), r#"{"user.bin":"AP8iLA==","user.color":"Ymx1ZQ=="}"#);
+        assert_eq!(decode(&v), x);
+        assert_eq!(encode(&Xattrs::new()), None);
+        assert!(decode("%7Bgarbage").is_empty());
+    }
+
+    #[test]
+    fn info_names() {
+        assert_eq!(parse_info("uri").unwrap().unwrap(), Info::Uri);
+        assert_eq!(parse_info("presigned_url").unwrap().unwrap(), Info::PresignedUrl(None));
+        assert_eq!(
+            parse_info("presigned_url.15m").unwrap().unwrap(),
+            Info::PresignedUrl(Some(Duration::from_secs(900)))
+        );
+        assert_eq!(parse_info("presigned_url_expires").unwrap().unwrap(), Info::PresignedExpires(None));
+        assert_eq!(parse_info("presigned_url.soon").unwrap(), Err(Error::Invalid));
+        assert!(parse_info("presigned_urlx").is_none());
+        assert!(parse_info("other").is_none());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000)), "2026-11-18T11:06:40Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+    }
+}
