@@ -36,6 +36,9 @@ use names::Name;
 use read::{MemoryLimiter, Reader};
 use write::{FileMeta, Staged};
 
+/// Bucket, key and ETag of one object version.
+type VersionKey = (Arc<str>, String, String);
+
 /// Listings longer than this are not kept for lookups (they are still served to readdir).
 const MAX_CACHED_LISTING: usize = 100_000;
 
@@ -158,7 +161,7 @@ pub struct Fs<S: ObjectStore> {
     staging_dir: std::path::PathBuf,
     /// Our own metadata CopyObjects: (bucket, key, old ETag) -> new ETag of the same bytes, so
     /// that files open for reading follow them instead of failing with ESTALE.
-    meta_copies: Mutex<LruCache<(Arc<str>, String, String), String>>,
+    meta_copies: Mutex<LruCache<VersionKey, String>>,
     /// Presigned links recently handed out, by object and lifetime.
     recent_links: Mutex<LruCache<xattr::LinkKey, (Instant, crate::store::Presigned)>>,
     /// For tasks that outlive a call (metadata timers, directory-rename copies).
