@@ -31,7 +31,7 @@ s3.put_object(Bucket="photos", Key="albums/", Body=b"")
 s3.put_object(Bucket="reports", Key="q1.csv", Body=b"month,sales\njan,10\nfeb,12\nmar,15\n")
 s3.put_object(Bucket="reports", Key="big.bin", Body=bytes(range(256)) * 4096 * 8)
 PY
-./target/release/s3drive --endpoint-url "http://127.0.0.1:$port" --force-path-style "$mnt" &
+./target/release/s3drive --foreground --endpoint-url "http://127.0.0.1:$port" --force-path-style "$mnt" &
 daemon_pid=$!
 for _ in $(seq 100); do grep -q " $mnt " /proc/mounts && break; sleep 0.1; done
 cat <<MSG
@@ -42,6 +42,8 @@ Try, in another terminal:
   cat $mnt/reports/q1.csv
   find $mnt; du -sh $mnt/reports; df -h $mnt
   cp -r $mnt/photos /tmp/photos-copy
+  getfattr -n user.s3.presigned_url --only-values $mnt/reports/q1.csv   # a share link
+  ./target/release/s3drive status $mnt
 Press Ctrl-C here to unmount and stop.
 MSG
 wait "$daemon_pid"

@@ -1,15 +1,45 @@
-//! Command-line arguments (clap derive). Doc comments are the `--help` text. Nothing here is
-//! validated beyond its type: `config::Config::from_args` does that in one step.
+//! Command-line arguments (clap derive). Doc comments are the `--help` text (and the man page).
+//! Nothing here is validated beyond its type: `config::Config::from_args` does that in one step.
+//! `-o` mount options (fstab) are turned into these flags by `options::expand` before parsing.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
 
 /// Mount Amazon S3 or an S3-compatible service (MinIO, Wasabi, DigitalOcean Spaces, Ceph) as a
 /// local directory.
 ///
 /// With only MOUNTPOINT, every bucket ListBuckets returns is a top-level directory. With
 /// SOURCE (BUCKET, BUCKET/PREFIX/ or s3://BUCKET/PREFIX/) that bucket or prefix is the root.
+/// s3drive returns once the mount is ready and serves it in the background (--foreground keeps
+/// it attached). Mount options may also be given as `-o name[=value],...` (as in fstab:
+/// `-o allow_other,region=eu-west-1,ro`), each the name of a long option below.
 #[derive(Debug, Parser)]
-#[command(name = "s3drive", version, about, long_about = None)]
+#[command(name = "s3drive", version, about, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub mount: Args,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a mount is doing: requests by kind, bytes up and down, uploads in flight,
+    /// pending deletes, recent errors.
+    Status {
+        /// The mount point of a running s3drive.
+        mountpoint: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `s3drive man > /usr/local/share/man/man1/s3drive.1`.
+    Man,
+}
+
+/// The options of a mount.
+#[derive(Debug, Parser)]
+#[command(name = "s3drive")]
 pub struct Args {
     /// [SOURCE] MOUNTPOINT: an optional bucket or bucket/prefix to mount as the root, then the
     /// directory to mount on.
@@ -97,7 +127,17 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1h", help_heading = "Share links")]
     pub presign_lifetime: String,
 
-    /// Log filter, e.g. "info", "debug", "s3drive=debug,aws=warn" [env: S3DRIVE_LOG].
+    /// Stay attached to the terminal (for systemd and debugging); logs go to stderr.
+    #[arg(short, long, help_heading = "Running")]
+    pub foreground: bool,
+
+    /// Log filter, e.g. "info", "debug", "s3drive=debug,aws=warn" [env: S3DRIVE_LOG]
+    /// [default: warn,s3drive=info].
     #[arg(long, value_name = "FILTER", help_heading = "Logging")]
     pub log: Option<String>,
+
+    /// Write the log to this file (appending) instead of stderr (foreground) or syslog
+    /// (background; a file in the cache directory when there is no syslog).
+    #[arg(long, value_name = "PATH", help_heading = "Logging")]
+    pub log_file: Option<PathBuf>,
 }

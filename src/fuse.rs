@@ -48,7 +48,10 @@ impl<S: ObjectStore> FuseFs<S> {
 
 fn errno(op: &str, e: &Error) -> Errno {
     match e.level() {
-        Level::WARN => event!(Level::WARN, op, error = %e, "operation failed"),
+        Level::WARN => {
+            event!(Level::WARN, op, error = %e, "operation failed");
+            crate::stats::error(format!("{op}: {e}"));
+        }
         Level::INFO => event!(Level::INFO, op, error = %e, "operation failed"),
         _ => event!(Level::DEBUG, op, error = %e, "operation failed"),
     }

@@ -9,13 +9,20 @@
 //!   [`fs::names`] (which keys can be names), [`fs::error`] (the one place errnos are chosen).
 //! - [`store`]: the [`store::ObjectStore`] trait; [`store::s3`] is the only module that uses
 //!   aws-sdk-s3, [`store::memory`] is an in-memory store for unit tests.
-//! - [`mount`]: start-up checks, mounting, and clean unmount on signals.
+//! - [`mount`]: start-up checks, mounting, and clean unmount on signals; [`daemon`]: running in
+//!   the background; [`options`]: fstab `-o` options; [`logging`]: log targets and redaction.
+//! - [`stats`] and [`status`]: activity counters and `s3drive status`.
 //!
 //! docs/ARCHITECTURE.md follows a read through these modules.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod fs;
 pub mod fuse;
+pub mod logging;
 pub mod mount;
+pub mod options;
+pub mod stats;
+pub mod status;
 pub mod store;

@@ -74,7 +74,8 @@ fn source_name(config: &Config) -> String {
 }
 
 /// Mounts and serves until unmounted (by `umount`, `fusermount3 -u`, SIGINT or SIGTERM).
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// `on_ready` runs once the mount is in place.
+pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let mp = &config.mountpoint;
     match std::fs::metadata(mp) {
         Ok(m) if m.is_dir() => {}
@@ -110,6 +111,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
+    let (fs_for_signal, mp_for_signal) = (fs.clone(), mountpoint.clone());
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
@@ -120,11 +122,28 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             _ = int.recv() => info!("SIGINT: unmounting"),
             _ = term.recv() => info!("SIGTERM: unmounting"),
         }
-        if let Err(e) = unmounter.unmount() {
-            warn!(error = %e, "unmount failed");
+        match unmounter.unmount() {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                // Files are open: a plain unmount would wait for them forever. Save everything
+                // now, detach the mount, and exit; the open descriptors get ENOTCONN.
+                warn!("files are still open: saving them to S3, then detaching the mount");
+                fs_for_signal.shutdown().await;
+                let detached =
+                    std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp_for_signal).status();
+                if !detached.is_ok_and(|s| s.success()) {
+                    // SAFETY: a plain C call with a valid path.
+                    let path = std::ffi::CString::new(mp_for_signal.as_os_str().as_encoded_bytes()).unwrap_or_default();
+                    unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+                }
+                info!("detached; exiting");
+                std::process::exit(0);
+            }
+            Err(e) => warn!(error = %e, "unmount failed"),
         }
     });
     info!(mountpoint = %mountpoint.display(), "mounted");
+    on_ready();
     let served = session.run().context("FUSE session failed");
     info!("unmounted; sending what is still queued");
     rt.block_on(fs.shutdown());

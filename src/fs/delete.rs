@@ -70,6 +70,11 @@ pub struct Deleter<S: ObjectStore> {
 }
 
 impl<S: ObjectStore> Deleter<S> {
+    /// Keys queued or in flight.
+    pub fn pending_count(&self) -> usize {
+        self.state.lock().unwrap().pending.len()
+    }
+
     pub fn new(store: Arc<S>) -> Arc<Self> {
         let d = Arc::new(Deleter { store, state: Mutex::default(), wake: Notify::new(), done: Notify::new() });
         if tokio::runtime::Handle::try_current().is_ok() {

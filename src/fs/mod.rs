@@ -120,6 +120,7 @@ enum FileHandle {
 struct Writer {
     staged: tokio::sync::Mutex<Staged>,
     info: Mutex<WriterInfo>,
+    progress: Arc<write::Progress>,
 }
 
 #[derive(Clone)]
@@ -162,6 +163,10 @@ pub struct Fs<S: ObjectStore> {
     /// Our own metadata CopyObjects: (bucket, key, old ETag) -> new ETag of the same bytes, so
     /// that files open for reading follow them instead of failing with ESTALE.
     meta_copies: Mutex<LruCache<VersionKey, String>>,
+    /// Set when shutdown starts: new writes are refused, so nothing arrives after the last upload.
+    closing: std::sync::atomic::AtomicBool,
+    /// The last status report and when it was made.
+    status_cache: Mutex<Option<(Instant, Vec<u8>)>>,
     /// Presigned links recently handed out, by object and lifetime.
     recent_links: Mutex<LruCache<xattr::LinkKey, (Instant, crate::store::Presigned)>>,
     /// For tasks that outlive a call (metadata timers, directory-rename copies).
@@ -197,6 +202,8 @@ impl<S: ObjectStore> Fs<S> {
             known_meta: Mutex::new(LruCache::new(NonZeroUsize::new(256 * 1024).unwrap())),
             dir_handles: Mutex::default(),
             meta_copies: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
+            status_cache: Mutex::default(),
+            closing: std::sync::atomic::AtomicBool::new(false),
             recent_links: Mutex::new(LruCache::new(NonZeroUsize::new(64).unwrap())),
             file_handles: Mutex::default(),
             next_handle: AtomicU64::new(1),

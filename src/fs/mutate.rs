@@ -72,7 +72,13 @@ pub struct Owner {
 
 impl<S: ObjectStore> Fs<S> {
     pub(super) fn check_writable(&self) -> Result<()> {
-        if self.config.read_only { Err(Error::ReadOnly) } else { Ok(()) }
+        if self.config.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Io { errno: libc::EIO, msg: "s3drive is shutting down".into() });
+        }
+        Ok(())
     }
 
     pub(super) fn writer(&self, ino: Ino) -> Option<Arc<Writer>> {
@@ -120,7 +126,9 @@ impl<S: ObjectStore> Fs<S> {
 
     pub(super) fn add_writer(&self, ino: Ino, staged: Staged) -> Arc<Writer> {
         let info = WriterInfo { loc: staged.location(), size: staged.size, meta: staged.meta, unlinked: false };
-        let w = Arc::new(Writer { staged: tokio::sync::Mutex::new(staged), info: std::sync::Mutex::new(info) });
+        let progress = staged.progress.clone();
+        let w =
+            Arc::new(Writer { staged: tokio::sync::Mutex::new(staged), info: std::sync::Mutex::new(info), progress });
         self.writers.lock().unwrap().insert(ino, w.clone());
         w
     }
@@ -185,6 +193,7 @@ impl<S: ObjectStore> Fs<S> {
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let handle = self.handle(fh)?;
         let FileHandle::Staged { writer, .. } = &*handle else { return Err(Error::BadHandle) };
+        self.check_writable()?;
         let mut st = writer.staged.lock().await;
         st.materialize(&*self.store, self.config.read.part_size).await?;
         st.write(&self.store, &self.config.write, &self.upload_memory, offset, data).await?;
@@ -200,7 +209,7 @@ impl<S: ObjectStore> Fs<S> {
     pub async fn flush(&self, fh: u64, pid: Option<u32>) -> Result<()> {
         let handle = self.handle(fh)?;
         if let FileHandle::Staged { ino, writer, pid: opener } = &*handle {
-            if pid.is_some_and(|p| p != *opener && process_alive(*opener)) {
+            if pid.is_some_and(|p| p != *opener && process_of(p) != process_of(*opener) && process_alive(*opener)) {
                 debug!(fh, pid, opener, "flush from another process: upload left to the opener");
                 return Ok(());
             }
@@ -228,6 +237,14 @@ impl<S: ObjectStore> Fs<S> {
         if !st.dirty || st.unlinked {
             return Ok(());
         }
+        let progress = st.progress.clone();
+        progress.uploading.store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = self.upload_now(ino, st).await;
+        progress.uploading.store(false, std::sync::atomic::Ordering::Relaxed);
+        r
+    }
+
+    async fn upload_now(&self, ino: Ino, st: &mut Staged) -> Result<()> {
         self.deleter.cancel(&st.bucket, &st.key).await;
         if let Some(src) = st.copied_from.clone() {
             if src.complete() {
@@ -364,6 +381,7 @@ impl<S: ObjectStore> Fs<S> {
             if st.dirty && !st.unlinked { st.failed || self.upload(*ino, &mut st).await.is_err() } else { false };
         if kept {
             warn!("s3://{}/{} was not uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
+            crate::stats::error(format!("s3://{}/{} not uploaded; kept in {}", st.bucket, st.key, st.path.display()));
         } else {
             st.cancel_stream(&self.store);
             st.discard();
@@ -898,6 +916,9 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Unmount: saves pending metadata, sends queued deletes, and says what is left staged.
     pub async fn shutdown(&self) {
+        if self.closing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return; // already done (SIGTERM with files open, then the session's end)
+        }
         let pending: Vec<(Arc<str>, String)> = self.pending_meta.lock().unwrap().keys().cloned().collect();
         for (b, k) in pending {
             if let Err(e) = self.flush_meta(&b, &k, None).await {
@@ -908,15 +929,42 @@ impl<S: ObjectStore> Fs<S> {
         for f in self.deleter.take_failures() {
             warn!("{f}");
         }
-        let writers: Vec<Arc<Writer>> = self.writers.lock().unwrap().values().cloned().collect();
-        for w in writers {
-            let st = w.staged.lock().await;
-            if st.dirty && !st.unlinked {
-                warn!("s3://{}/{} was never uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
+        // Files still open for writing: upload what they hold now (their writers will get
+        // ENOTCONN from here on), or say where the bytes are kept.
+        let writers: Vec<(Ino, Arc<Writer>)> =
+            self.writers.lock().unwrap().iter().map(|(i, w)| (*i, w.clone())).collect();
+        for (ino, w) in writers {
+            let mut st = w.staged.lock().await;
+            if !st.dirty || st.unlinked {
+                st.discard();
+                continue;
+            }
+            let r = if st.failed {
+                Err(Error::Io { errno: libc::EIO, msg: "an earlier upload failed".into() })
+            } else {
+                self.upload(ino, &mut st).await
+            };
+            match r {
+                Ok(()) => {
+                    info!(bucket = &*st.bucket, key = st.key, size = st.size, "uploaded a file still open at unmount");
+                    st.discard();
+                }
+                Err(e) => warn!(
+                    "s3://{}/{} was open at unmount and could not be uploaded ({e}); its data is kept in {}",
+                    st.bucket,
+                    st.key,
+                    st.path.display()
+                ),
             }
         }
         let _ = std::fs::remove_dir(&self.staging_dir); // only if empty
     }
+}
+
+/// The process (thread group) a thread belongs to: FUSE requests carry thread ids.
+fn process_of(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Whether process `pid` still exists.

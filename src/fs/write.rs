@@ -161,6 +161,15 @@ impl CopySource {
     }
 }
 
+/// How far a file's upload has got, readable without the staged file's lock (for status).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes of the file in S3 or in finished parts of the upload under way.
+    pub sent: AtomicU64,
+    /// close/fsync is waiting for the upload.
+    pub uploading: std::sync::atomic::AtomicBool,
+}
+
 /// A file being written; see the module documentation.
 pub struct Staged {
     pub path: PathBuf,
@@ -189,6 +198,7 @@ pub struct Staged {
     stream: Option<Stream>,
     /// Set by copy_file_range; see [`CopySource`].
     pub copied_from: Option<CopySource>,
+    pub progress: Arc<Progress>,
 }
 
 static NEXT_STAGE: AtomicU64 = AtomicU64::new(0);
@@ -230,6 +240,7 @@ impl Staged {
             part_buf: bytes::BytesMut::new(),
             stream: None,
             copied_from: None,
+            progress: Arc::default(),
         })
     }
 
@@ -361,6 +372,7 @@ impl Staged {
     /// Drops an early multipart upload (aborting it in the background).
     pub fn cancel_stream<S: ObjectStore>(&mut self, store: &Arc<S>) {
         if let Some(mut s) = self.stream.take() {
+            self.progress.sent.store(0, Ordering::Relaxed);
             s.parts.abort_all();
             let store = store.clone();
             tokio::spawn(async move {
@@ -437,9 +449,12 @@ impl Staged {
             };
             let (store, bucket, key, id) = (store.clone(), s.bucket.clone(), s.key.clone(), s.upload_id.clone());
             let part = n + 1;
+            let progress = self.progress.clone();
             s.parts.spawn(async move {
                 let _permit = permit;
-                store.upload_part(&bucket, &key, &id, part, data).await.map(|etag| (part, etag))
+                let etag = store.upload_part(&bucket, &key, &id, part, data).await?;
+                progress.sent.fetch_add(len, Ordering::Relaxed);
+                Ok((part, etag))
             });
             s.next_part += 1;
             s.sent_to = start + len;
@@ -481,6 +496,7 @@ impl Staged {
         };
         match result {
             Ok(r) => {
+                self.progress.sent.store(self.size, Ordering::Relaxed);
                 self.dirty = false;
                 self.failed = false;
                 self.in_s3 = true;

@@ -152,7 +152,7 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// Checks a user attribute name for storage; `user.s3.*` is ours.
 fn user_name(name: &str) -> Result<()> {
-    if name.starts_with("user.s3.") {
+    if name.starts_with("user.s3.") || name.starts_with("user.s3drive.") {
         return Err(Error::NotPermitted);
     }
     if !name.starts_with("user.") {
@@ -166,6 +166,9 @@ fn user_name(name: &str) -> Result<()> {
 
 impl<S: ObjectStore> Fs<S> {
     pub async fn getxattr(&self, ino: Ino, name: &str) -> Result<Vec<u8>> {
+        if name == crate::status::STATUS_XATTR {
+            return if ino == super::inode::ROOT { Ok(self.status_report()) } else { Err(Error::NoData) };
+        }
         if let Some(rest) = name.strip_prefix("user.s3.") {
             return match parse_info(rest) {
                 Some(info) => self.info(ino, info?).await,
@@ -329,6 +332,60 @@ impl<S: ObjectStore> Fs<S> {
                 value.map(String::into_bytes).ok_or(Error::NoData)
             }
         }
+    }
+
+    /// What `s3drive status` prints: requests, bytes, uploads in flight, pending deletes,
+    /// recent errors. Rendered once a second at most, so getxattr's size probe and read agree.
+    fn status_report(&self) -> Vec<u8> {
+        use std::fmt::Write;
+        let mut cached = self.status_cache.lock().unwrap();
+        if let Some((at, text)) = cached.as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return text.clone();
+        }
+        let stats = crate::stats::get();
+        let human = crate::stats::human;
+        let mut out = String::new();
+        let source = match &self.config.source {
+            crate::config::Source::AllBuckets => "all buckets".to_string(),
+            crate::config::Source::Buckets(b) => b.join(", "),
+            crate::config::Source::Prefix { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        };
+        let up = stats.started.elapsed().unwrap_or_default().as_secs();
+        let _ = writeln!(out, "s3drive {} on {}", source, self.config.mountpoint.display());
+        let _ = writeln!(out, "running for {}h {:02}m {:02}s", up / 3600, up / 60 % 60, up % 60);
+        let requests = stats.requests();
+        let total: u64 = requests.iter().map(|(_, n)| n).sum();
+        let _ = writeln!(out, "\nrequests: {total}");
+        for (op, n) in requests {
+            let _ = writeln!(out, "  {op:<24} {n}");
+        }
+        let (bytes_up, bytes_down) = stats.bytes();
+        let _ = writeln!(out, "\ntransferred: {} up, {} down", human(bytes_up), human(bytes_down));
+        let writers: Vec<_> = self.writers.lock().unwrap().values().cloned().collect();
+        let _ = writeln!(out, "\nfiles open for writing: {}", writers.len());
+        for w in writers {
+            let info = w.info.lock().unwrap().clone();
+            let sent = w.progress.sent.load(std::sync::atomic::Ordering::Relaxed).min(info.size);
+            let state =
+                if w.progress.uploading.load(std::sync::atomic::Ordering::Relaxed) { "uploading" } else { "writing" };
+            let pct = (sent * 100).checked_div(info.size).unwrap_or(100);
+            let name = match &info.loc {
+                Location::File { bucket, key } => format!("s3://{bucket}/{key}"),
+                other => format!("{other:?}"),
+            };
+            let _ = writeln!(out, "  {name}  {state}: {} of {} in S3 ({pct}%)", human(sent), human(info.size));
+        }
+        let _ = writeln!(out, "\npending deletes: {}", self.deleter.pending_count());
+        let errors = stats.errors();
+        let _ = writeln!(out, "\nrecent errors: {}", errors.len());
+        for (t, e) in errors {
+            let _ = writeln!(out, "  {} {e}", rfc3339(t));
+        }
+        let text = out.into_bytes();
+        *cached = Some((Instant::now(), text.clone()));
+        text
     }
 
     /// A presigned link, reused for a few seconds for the same file and lifetime.

@@ -215,6 +215,7 @@ where
 
 impl ObjectStore for S3Store {
     async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
+        crate::stats::request("ListBuckets");
         let client = self.client_in(&self.default_region);
         let mut out = Vec::new();
         let mut token: Option<String> = None;
@@ -242,6 +243,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn head_bucket(&self, bucket: &str) -> StoreResult<String> {
+        crate::stats::request("HeadBucket");
         let known = self.bucket_regions.lock().unwrap().get(bucket).cloned();
         let client = self.client_in(known.as_deref().unwrap_or(&self.default_region));
         match client.head_bucket().bucket(bucket).send().await {
@@ -273,6 +275,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn list_objects(&self, req: ListRequest<'_>) -> StoreResult<ListPage> {
+        crate::stats::request("ListObjectsV2");
         let client = self.client(req.bucket).await;
         let resp = client
             .list_objects_v2()
@@ -310,6 +313,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
+        crate::stats::request("HeadObject");
         let client = self.client(bucket).await;
         let resp =
             client.head_object().bucket(bucket).key(key).send().await.map_err(|e| map_err(e, StoreError::NotFound))?;
@@ -334,6 +338,7 @@ impl ObjectStore for S3Store {
         end: u64,
         if_match: Option<&str>,
     ) -> StoreResult<Bytes> {
+        crate::stats::request("GetObject");
         debug_assert!(end > start);
         let client = self.client(bucket).await;
         let resp = client
@@ -350,10 +355,14 @@ impl ObjectStore for S3Store {
             .collect()
             .await
             .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?;
-        Ok(body.into_bytes())
+        let bytes = body.into_bytes();
+        crate::stats::bytes_down(bytes.len() as u64);
+        Ok(bytes)
     }
 
     async fn put_object(&self, bucket: &str, key: &str, body: Bytes, meta: &PutMeta) -> StoreResult<PutResult> {
+        crate::stats::request("PutObject");
+        let len = body.len() as u64;
         let client = self.client(bucket).await;
         let resp = client
             .put_object()
@@ -367,10 +376,12 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        crate::stats::bytes_up(len);
         Ok(PutResult { etag: resp.e_tag().map(str::to_string) })
     }
 
     async fn create_multipart(&self, bucket: &str, key: &str, meta: &PutMeta) -> StoreResult<String> {
+        crate::stats::request("CreateMultipartUpload");
         let client = self.client(bucket).await;
         let resp = client
             .create_multipart_upload()
@@ -396,6 +407,8 @@ impl ObjectStore for S3Store {
         part: i32,
         body: Bytes,
     ) -> StoreResult<String> {
+        crate::stats::request("UploadPart");
+        let len = body.len() as u64;
         let client = self.client(bucket).await;
         let resp = client
             .upload_part()
@@ -409,6 +422,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| map_err(e, StoreError::NotFound))?;
+        crate::stats::bytes_up(len);
         Ok(resp.e_tag().unwrap_or_default().to_string())
     }
 
@@ -423,6 +437,7 @@ impl ObjectStore for S3Store {
         upload_id: &str,
         part: i32,
     ) -> StoreResult<String> {
+        crate::stats::request("UploadPartCopy");
         let client = self.client(bucket).await;
         let resp = client
             .upload_part_copy()
@@ -445,6 +460,7 @@ impl ObjectStore for S3Store {
         upload_id: &str,
         parts: &[(i32, String)],
     ) -> StoreResult<PutResult> {
+        crate::stats::request("CompleteMultipartUpload");
         let client = self.client(bucket).await;
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(
@@ -464,6 +480,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
+        crate::stats::request("AbortMultipartUpload");
         let client = self.client(bucket).await;
         client
             .abort_multipart_upload()
@@ -484,6 +501,7 @@ impl ObjectStore for S3Store {
         key: &str,
         meta: Option<&PutMeta>,
     ) -> StoreResult<PutResult> {
+        crate::stats::request("CopyObject");
         let client = self.client(bucket).await;
         let mut req = client.copy_object().bucket(bucket).key(key).copy_source(copy_source(src_bucket, src_key));
         if let Some(m) = meta {
@@ -497,6 +515,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete_objects(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<(String, StoreError)>> {
+        crate::stats::request("DeleteObjects");
         let client = self.client(bucket).await;
         let objects: Result<Vec<_>, _> = keys.iter().map(|k| ObjectIdentifier::builder().key(k).build()).collect();
         let delete = Delete::builder()
@@ -567,6 +586,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {
+        crate::stats::request("CreateBucket");
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
         let client = self.client_in(&self.default_region);
         let mut req = client.create_bucket().bucket(bucket);
@@ -585,6 +605,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
+        crate::stats::request("DeleteBucket");
         let client = self.client(bucket).await;
         client.delete_bucket().bucket(bucket).send().await.map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
         Ok(())

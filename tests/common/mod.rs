@@ -413,6 +413,12 @@ pub fn is_mounted(p: &Path) -> bool {
 
 pub fn s3drive() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3drive"));
+    test_env(&mut cmd);
+    cmd
+}
+
+/// The environment s3drive runs with in tests: test credentials, no profile, no CA bundle.
+pub fn test_env(cmd: &mut Command) -> &mut Command {
     cmd.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
@@ -420,8 +426,7 @@ pub fn s3drive() -> Command {
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_CA_BUNDLE")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("S3DRIVE_LOG", "warn,fuser=error,s3drive=debug");
-    cmd
+        .env("S3DRIVE_LOG", "warn,fuser=error,s3drive=debug")
 }
 
 /// Mounts through `proxy` with the given extra arguments (before the mount point), and waits
@@ -436,7 +441,7 @@ pub fn mount_endpoint(endpoint: &str, args: &[&str]) -> Mount {
     let log = dir.path().with_extension("log");
     let logf = std::fs::File::create(&log).unwrap();
     let mut cmd = s3drive();
-    cmd.arg("--endpoint-url").arg(endpoint).arg("--force-path-style").args(args).arg(dir.path());
+    cmd.arg("--foreground").arg("--endpoint-url").arg(endpoint).arg("--force-path-style").args(args).arg(dir.path());
     let child = cmd.stdout(Stdio::null()).stderr(logf).spawn().unwrap();
     let mut m = Mount { dir, child: Some(child), log };
     let deadline = Instant::now() + Duration::from_secs(30);

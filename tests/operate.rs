@@ -1,0 +1,245 @@
+//! Everyday operation: mounting in the background, fstab-style `mount -t fuse.s3drive`, SIGTERM
+//! with work pending, `s3drive status`, logs without secrets, completions and the man page.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Removes a file when dropped.
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
+    }
+}
+
+/// Waits until `p` is no longer a mount point.
+fn wait_unmounted(p: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_mounted(p) {
+        assert!(Instant::now() < deadline, "{} still mounted", p.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Unmounts `p` if mounted, also when a test fails.
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        if is_mounted(self.0) {
+            let _ = Command::new("fusermount3").arg("-u").arg(self.0).status();
+        }
+    }
+}
+
+fn status_of(mp: &Path) -> String {
+    let out = s3drive().arg("status").arg(mp).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn background_mount_returns_once_ready_and_errors_say_why() {
+    let c = client();
+    let b = bucket("bg");
+    create_bucket(&c, &b);
+    put(&c, &b, "hello.txt", "hi\n");
+    let proxy = Proxy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = Unmount(dir.path());
+    let log = dir.path().with_extension("log");
+    let out = s3drive()
+        .args(["--endpoint-url", &proxy.endpoint(), "--force-path-style", &b])
+        .arg(dir.path())
+        .arg("--log-file")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(is_mounted(dir.path()), "mounted when the command returns");
+    assert_eq!(fs::read_to_string(dir.path().join("hello.txt")).unwrap(), "hi\n");
+    let status = status_of(dir.path());
+    assert!(status.contains("GetObject") && status.contains("pending deletes: 0"), "{status}");
+    sh(&format!("fusermount3 -u '{}'", dir.path().display()));
+    wait_unmounted(dir.path());
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("mounted") && text.contains("unmounted"), "{text}");
+
+    // Failures: the cause on stderr, non-zero, nothing mounted.
+    let fail = |args: &[&str]| {
+        let out = s3drive().args(args).arg(dir.path()).stdin(Stdio::null()).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = fail(&["--endpoint-url", "http://127.0.0.1:1", "--force-path-style", &b]);
+    assert!(code == 1 && err.contains("cannot reach the S3 endpoint http://127.0.0.1:1"), "{code} {err}");
+    let (code, err) = fail(&["--endpoint-url", &proxy.endpoint(), "--force-path-style", "no-such-bucket"]);
+    assert!(code == 1 && err.contains("does not exist"), "{code} {err}");
+    let (code, err) = fail(&["--bogus", &b]);
+    assert!(code == 2 && err.contains("--bogus"), "{code} {err}");
+    let (code, err) = fail(&[&b, "-o", "allow_other,bogus_option"]);
+    assert!(code == 2 && err.contains("unknown mount option \"bogus_option\""), "{code} {err}");
+    assert!(!is_mounted(dir.path()));
+    let out = s3drive().arg("status").arg(dir.path()).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not an s3drive mount"));
+}
+
+#[test]
+fn fstab_style_mount_with_o_options() {
+    let c = client();
+    let b = bucket("fstab");
+    create_bucket(&c, &b);
+    put(&c, &b, "data/a.txt", "from fstab\n");
+    let proxy = Proxy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = Unmount(dir.path());
+    // mount(8) runs helpers with the standard PATH: s3drive must be installed there, as the
+    // README says. Link the binary under test into /usr/local/bin for the duration.
+    let installed = Path::new("/usr/local/bin/s3drive");
+    let _link = match fs::read_link(installed) {
+        Err(_) if !installed.exists() => {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_s3drive"), installed).unwrap();
+            Some(RemoveOnDrop(installed))
+        }
+        Ok(t) if t == Path::new(env!("CARGO_BIN_EXE_s3drive")) => Some(RemoveOnDrop(installed)),
+        _ => panic!("{} is another s3drive; this test would run it", installed.display()),
+    };
+    let opts = format!("_netdev,allow_other,endpoint_url={},force_path_style,region=us-east-1,ro", proxy.endpoint());
+    // As `s3://bucket/prefix /mnt fuse.s3drive OPTIONS 0 0` would: mount.fuse3 runs `s3drive`.
+    let st = test_env(&mut Command::new("mount"))
+        .args(["-t", "fuse.s3drive", &format!("s3://{b}/data")])
+        .arg(dir.path())
+        .args(["-o", &opts])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    assert_eq!(fs::read_to_string(dir.path().join("a.txt")).unwrap(), "from fstab\n");
+    let mounts = fs::read_to_string("/proc/mounts").unwrap();
+    let line = mounts.lines().find(|l| l.contains(dir.path().to_str().unwrap())).unwrap().to_string();
+    assert!(line.starts_with(&format!("s3://{b}/data/ ")) && line.contains(" ro,"), "{line}");
+    let err = fs::write(dir.path().join("new"), "x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    sh(&format!("umount '{}'", dir.path().display()));
+    wait_unmounted(dir.path());
+
+    // As mount(8) runs a `mount.s3drive` helper (fstab type `s3drive`).
+    let helper_dir = tempfile::tempdir().unwrap();
+    let helper = helper_dir.path().join("mount.s3drive");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_s3drive"), &helper).unwrap();
+    let st = test_env(&mut Command::new(&helper))
+        .arg(&b)
+        .arg(dir.path())
+        .args(["-n", "-o", &format!("endpoint_url={},force_path_style", proxy.endpoint())])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    assert_eq!(fs::read_to_string(dir.path().join("data/a.txt")).unwrap(), "from fstab\n");
+    sh(&format!("umount '{}'", dir.path().display()));
+    wait_unmounted(dir.path());
+}
+
+#[test]
+fn sigterm_with_an_open_upload_and_pending_deletes_loses_nothing() {
+    let c = client();
+    let b = bucket("term");
+    create_bucket(&c, &b);
+    put_many(&c, &b, (0..300).map(|i| format!("junk/f{i:03}")).collect(), b"x");
+    let proxy = Proxy::start();
+    let mut m = mount(&proxy, &[&b]);
+    sh(&format!("rm -r '{}'", m.path().join("junk").display()));
+    // A file still open for writing, 20 MiB written, never closed.
+    let body = data(20 << 20, 3);
+    let mut open = fs::File::create(m.path().join("open.bin")).unwrap();
+    open.write_all(&body).unwrap();
+    // A file closed just now.
+    fs::write(m.path().join("closed.txt"), "closed\n").unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGTERM) };
+    let st = m.child.as_mut().unwrap().wait().unwrap();
+    m.child = None;
+    let log = m.log_text();
+    assert!(st.success(), "{st}\n{log}");
+    assert!(log.contains("uploaded a file still open at unmount"), "{log}");
+    drop(open); // its descriptor is dead now
+    assert_eq!(get(&c, &b, "open.bin"), body, "the open file's bytes are in S3");
+    assert_eq!(get(&c, &b, "closed.txt"), b"closed\n");
+    let left = rt().block_on(c.list_objects_v2().bucket(&b).prefix("junk/").send()).unwrap();
+    assert_eq!(left.key_count(), Some(0), "every pending delete was sent");
+}
+
+#[test]
+fn status_shows_an_upload_in_progress_during_a_large_cp() {
+    let c = client();
+    let b = bucket("status");
+    create_bucket(&c, &b);
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("big.bin"), data(96 << 20, 4)).unwrap();
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    let mut cp = Command::new("cp").arg(src.path().join("big.bin")).arg(m.path()).spawn().unwrap();
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cp.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let s = status_of(m.path());
+        if s.contains(&format!("s3://{b}/big.bin")) && s.contains("MiB in S3") {
+            seen = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cp.wait().unwrap().success());
+    let seen = seen.expect("status never showed the upload");
+    assert!(seen.contains("files open for writing: 1"), "{seen}");
+    // The kernel releases the file just after cp's close returns.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = status_of(m.path());
+    while !after.contains("files open for writing: 0") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = status_of(m.path());
+    }
+    assert!(after.contains("files open for writing: 0"), "{after}");
+    assert!(after.contains("UploadPart") && after.contains("CompleteMultipartUpload"), "{after}");
+    assert!(after.contains("96.0 MiB up"), "{after}");
+}
+
+#[test]
+fn logs_never_hold_secrets_or_signatures() {
+    let c = client();
+    let b = bucket("logs");
+    create_bucket(&c, &b);
+    put(&c, &b, "f.txt", "x");
+    let proxy = Proxy::start();
+    let mut m = mount(&proxy, &[&b, "--log", "trace"]);
+    let out = Command::new("getfattr")
+        .args(["-n", "user.s3.presigned_url", "--only-values"])
+        .arg(m.path().join("f.txt"))
+        .output()
+        .unwrap();
+    let url = String::from_utf8(out.stdout).unwrap();
+    let sig = url.split("X-Amz-Signature=").nth(1).expect("a signed link").to_string();
+    fs::read(m.path().join("f.txt")).unwrap();
+    m.unmount();
+    let log = m.log_text();
+    assert!(log.len() > 10_000, "trace logging is on");
+    assert!(!log.contains(&sig), "the link's signature is not logged");
+    assert!(!log.contains("Signature=") || log.contains("Signature=[redacted]"));
+    assert!(!log.contains("secret_access_key: \"test\""), "no secret");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli() {
+    let out = s3drive().args(["completions", "bash"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && text.contains("--endpoint-url") && text.contains("--presign-lifetime"));
+    let out = s3drive().arg("man").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && text.contains(".TH s3drive") && text.contains("foreground"), "{text}");
+}
