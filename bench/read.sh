@@ -19,7 +19,7 @@ aws --endpoint-url "$ep" s3 cp --quiet "$work/object" s3://bench/object
 rm "$work/object"
 
 mount_s3drive() {
-  ./target/release/s3drive --endpoint-url "$ep" --force-path-style bench "$mnt" 2>"$work/daemon.log" &
+  ./target/release/s3drive --foreground --endpoint-url "$ep" --force-path-style bench "$mnt" 2>"$work/daemon.log" &
   daemon=$!
   for _ in $(seq 200); do grep -q " $mnt " /proc/mounts && return; sleep 0.05; done
   echo "mount failed" >&2; cat "$work/daemon.log" >&2; exit 1

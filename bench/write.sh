@@ -19,7 +19,7 @@ want=$(sha256sum <"$work/source" | cut -d' ' -f1)
 
 t_mount=(); t_aws=(); rss=()
 for i in $(seq "$runs"); do
-  ./target/release/s3drive --endpoint-url "$ep" --force-path-style --cache-dir "${BENCH_CACHE_DIR:-$work/cache}" bench "$mnt" 2>"$work/daemon.log" &
+  ./target/release/s3drive --foreground --endpoint-url "$ep" --force-path-style --cache-dir "${BENCH_CACHE_DIR:-$work/cache}" bench "$mnt" 2>"$work/daemon.log" &
   daemon=$!
   for _ in $(seq 200); do grep -q " $mnt " /proc/mounts && break; sleep 0.05; done
   sync  # start each timed run with no writeback pending from the last one

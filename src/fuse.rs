@@ -91,8 +91,11 @@ fn attr(s: &Stat) -> FileAttr {
 
 impl<S: ObjectStore> Filesystem for FuseFs<S> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Attributes come with listings: let the kernel take them from readdirplus.
-        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_PARALLEL_DIROPS);
+        // Attributes come with listings: let the kernel take them from readdirplus. O_TRUNC
+        // comes with open (else the kernel opens, which stages the old bytes, then truncates).
+        let _ = config.add_capabilities(
+            InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_ATOMIC_O_TRUNC,
+        );
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_background(64);
         Ok(())

@@ -338,3 +338,21 @@ fn buckets_at_the_root_and_a_name_recreated_while_its_delete_is_queued() {
     drop(m);
     assert_eq!(get(&c, &b, "again.txt"), b"second\n");
 }
+
+#[test]
+fn overwriting_an_object_does_not_download_it_first() {
+    let c = client();
+    let b = bucket("overwrite");
+    create_bucket(&c, &b);
+    put(&c, &b, "f.bin", data(3 << 20, 1));
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    let src = tempfile::NamedTempFile::new().unwrap();
+    fs::write(src.path(), data(20 << 20, 2)).unwrap();
+    fs::metadata(m.path().join("f.bin")).unwrap();
+    proxy.reset();
+    sh(&format!("cp {} {}", src.path().display(), m.path().join("f.bin").display()));
+    assert_eq!(proxy.count("GetObject"), 0, "O_TRUNC reaches open: {:?}", proxy.counts());
+    assert_eq!(proxy.count("PutObject"), 0, "no empty upload for the truncate: {:?}", proxy.counts());
+    assert_eq!(get(&c, &b, "f.bin"), data(20 << 20, 2));
+}

@@ -622,6 +622,7 @@ impl<S: ObjectStore> Fs<S> {
             if truncate {
                 self.check_writable()?;
                 let mut st = writer.staged.lock().await;
+                st.settle_disk().await?;
                 st.truncate(&self.store, 0)?;
                 writer.info.lock().unwrap().size = 0;
             }
@@ -689,6 +690,7 @@ impl<S: ObjectStore> Fs<S> {
             FileHandle::Staged { writer, .. } => {
                 let mut st = writer.staged.lock().await;
                 st.materialize(&*self.store, self.config.read.part_size).await?;
+                st.settle_disk().await?;
                 st.read(offset, size)
             }
         }

@@ -383,7 +383,7 @@ impl<S: ObjectStore> Fs<S> {
             warn!("s3://{}/{} was not uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
             crate::stats::error(format!("s3://{}/{} not uploaded; kept in {}", st.bucket, st.key, st.path.display()));
         } else {
-            st.cancel_stream(&self.store);
+            let _ = st.cancel_stream(&self.store);
             st.discard();
         }
         let mut writers = self.writers.lock().unwrap();
@@ -402,6 +402,7 @@ impl<S: ObjectStore> Fs<S> {
                 if size > 0 {
                     st.materialize(&*self.store, self.config.read.part_size).await?;
                 }
+                st.settle_disk().await?;
                 st.truncate(&self.store, size)?;
             }
             let before = st.meta;
@@ -629,7 +630,7 @@ impl<S: ObjectStore> Fs<S> {
         {
             let mut st = writer.staged.lock().await;
             st.unlinked = true;
-            st.cancel_stream(&self.store);
+            let _ = st.cancel_stream(&self.store);
             in_s3 = st.in_s3;
             Self::sync_info(&writer, &st);
         }
@@ -745,7 +746,7 @@ impl<S: ObjectStore> Fs<S> {
             let mut st = writer.staged.lock().await;
             let was_in_s3 = st.in_s3;
             if st.dirty || !was_in_s3 {
-                st.cancel_stream(&self.store);
+                st.cancel_stream(&self.store)?;
                 st.bucket = db.clone();
                 st.key = dk.to_string();
                 st.in_s3 = false;
@@ -856,7 +857,7 @@ impl<S: ObjectStore> Fs<S> {
         for (ino, _) in self.writers_under(sb, sp) {
             if let Some(writer) = self.writer(ino) {
                 let mut st = writer.staged.lock().await;
-                st.cancel_stream(&self.store);
+                st.cancel_stream(&self.store)?;
                 st.key = format!("{dp}{}", &st.key[sp.len()..]);
                 st.bucket = db.clone();
                 st.dirty = true;

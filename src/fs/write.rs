@@ -15,13 +15,14 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -125,6 +126,65 @@ pub fn format_mtime(t: SystemTime) -> String {
     if d.subsec_nanos() == 0 { d.as_secs().to_string() } else { format!("{}.{:09}", d.as_secs(), d.subsec_nanos()) }
 }
 
+/// Alignment of part buffers, for O_DIRECT writes of whole parts to the staging file.
+const ALIGN: usize = 4096;
+/// Part buffers kept for reuse: reused memory needs no page faults and no zeroing.
+const POOL_MAX: usize = 10;
+static POOL: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Where a sequential writer's bytes collect until they make a part: page-aligned, of one part's
+/// capacity, and returned to a pool when the last `Bytes` made from it is dropped.
+pub struct PartBuf {
+    vec: Vec<u8>,
+    off: usize,
+    len: usize,
+    cap: usize,
+}
+
+impl PartBuf {
+    fn new(cap: usize) -> PartBuf {
+        let reused = {
+            let mut pool = POOL.lock().unwrap();
+            pool.iter().position(|v| v.len() >= cap + ALIGN).map(|i| pool.swap_remove(i))
+        };
+        let vec = reused.unwrap_or_else(|| vec![0u8; cap + ALIGN]);
+        let off = (ALIGN - vec.as_ptr() as usize % ALIGN) % ALIGN;
+        PartBuf { vec, off, len: 0, cap }
+    }
+
+    fn spare(&self) -> usize {
+        self.cap - self.len
+    }
+
+    /// Appends what fits of `data`; returns how much that was.
+    fn push(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.spare());
+        let at = self.off + self.len;
+        self.vec[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        n
+    }
+
+    fn freeze(self) -> Bytes {
+        Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for PartBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.vec[self.off..self.off + self.len]
+    }
+}
+
+impl Drop for PartBuf {
+    fn drop(&mut self) {
+        let mut pool = POOL.lock().unwrap();
+        if pool.len() < POOL_MAX {
+            pool.push(std::mem::take(&mut self.vec));
+        }
+    }
+}
+
 /// A multipart upload started while a sequential writer is still writing.
 struct Stream {
     bucket: Arc<str>,
@@ -192,9 +252,17 @@ pub struct Staged {
     pub failed: bool,
     /// End of the bytes written strictly in order from 0.
     seq_end: u64,
-    /// The bytes just before `seq_end` not yet handed to a part upload, so that a sequential
-    /// writer's parts are sent from memory instead of being read back from the staging file.
-    part_buf: bytes::BytesMut,
+    /// The bytes just before `seq_end` not yet handed to a part upload (from `cur_start`): a
+    /// sequential writer's bytes go to the staging file only when they become a part (with
+    /// O_DIRECT, no copy through the page cache) or when something needs the file (`spill`).
+    cur: Option<PartBuf>,
+    cur_start: u64,
+    /// How many leading bytes of `cur` are in the staging file already.
+    cur_on_disk: usize,
+    /// The staging file opened with O_DIRECT, where the file system allows it.
+    direct: Option<Arc<File>>,
+    /// Writes of parts into the staging file still running (they run beside the uploads).
+    disk: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     stream: Option<Stream>,
     /// Set by copy_file_range; see [`CopySource`].
     pub copied_from: Option<CopySource>,
@@ -223,9 +291,16 @@ impl Staged {
             .create_new(true)
             .open(&path)
             .map_err(|e| io_err(e, &format!("staging file {}", path.display())))?;
+        let direct =
+            std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&path).ok().map(Arc::new);
         Ok(Staged {
             path,
             file: Arc::new(file),
+            direct,
+            disk: Vec::new(),
+            cur: None,
+            cur_start: 0,
+            cur_on_disk: 0,
             size: 0,
             dirty: false,
             unlinked: false,
@@ -237,7 +312,6 @@ impl Staged {
             handles: 0,
             failed: false,
             seq_end: 0,
-            part_buf: bytes::BytesMut::new(),
             stream: None,
             copied_from: None,
             progress: Arc::default(),
@@ -297,7 +371,7 @@ impl Staged {
         self.copied_from = None;
         self.size = got;
         self.seq_end = 0;
-        self.part_buf.clear();
+        self.cur = None;
         Ok(())
     }
 
@@ -306,7 +380,8 @@ impl Staged {
         self.stream.is_some()
     }
 
-    pub fn read(&self, offset: u64, len: u32) -> Result<Bytes> {
+    pub fn read(&mut self, offset: u64, len: u32) -> Result<Bytes> {
+        self.spill()?;
         if offset >= self.size {
             return Ok(Bytes::new());
         }
@@ -333,23 +408,89 @@ impl Staged {
         offset: u64,
         data: &[u8],
     ) -> Result<()> {
-        self.file.write_all_at(data, offset).map_err(local)?;
         let end = offset + data.len() as u64;
-        self.size = self.size.max(end);
         self.dirty = true;
-        if offset == self.seq_end {
-            self.seq_end = end;
-            if self.part_buf.is_empty() && self.part_buf.capacity() < data.len() {
-                // One allocation per part, not a doubling series.
-                self.part_buf = bytes::BytesMut::with_capacity(cfg.part_size(0) as usize + data.len());
-            }
-            self.part_buf.extend_from_slice(data);
-            self.send_ready_parts(store, cfg, memory, false).await
-        } else {
+        if offset != self.seq_end {
             // Random writes: whatever went up early is stale.
-            self.cancel_stream(store);
-            Ok(())
+            self.settle_disk().await?;
+            self.cancel_stream(store)?;
+            self.file.write_all_at(data, offset).map_err(local)?;
+            self.size = self.size.max(end);
+            return Ok(());
         }
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.cur.as_ref().is_some_and(|b| b.spare() == 0) {
+                // More is coming: the full buffer is a part (this starts a multipart upload).
+                self.hand_off(store, cfg, memory).await?;
+            }
+            if self.cur.is_none() {
+                let n = self.stream.as_ref().map_or(0, |s| s.next_part);
+                self.cur = Some(PartBuf::new(cfg.part_size(n) as usize));
+                self.cur_start = self.seq_end;
+                self.cur_on_disk = 0;
+            }
+            let n = self.cur.as_mut().expect("just set").push(rest);
+            rest = &rest[n..];
+            self.seq_end += n as u64;
+        }
+        self.size = self.size.max(end);
+        Ok(())
+    }
+
+    /// Writes the bytes of `cur` not yet in the staging file there, so the file is complete.
+    pub fn spill(&mut self) -> Result<()> {
+        if let Some(buf) = &self.cur
+            && self.cur_on_disk < buf.len
+        {
+            let at = self.cur_start + self.cur_on_disk as u64;
+            self.file.write_all_at(&buf.as_ref()[self.cur_on_disk..], at).map_err(local)?;
+            self.cur_on_disk = buf.len;
+        }
+        Ok(())
+    }
+
+    /// Puts a part's bytes into the staging file, so a failed upload loses nothing: whole
+    /// aligned parts with O_DIRECT (the device copies, not the CPU, and no page cache fills up)
+    /// on a blocking thread beside the upload; other bytes at once. `settle_disk` waits for them.
+    fn part_to_disk(&mut self, start: u64, data: &Bytes, skip: usize, guard: Arc<OwnedSemaphorePermit>) -> Result<()> {
+        let bytes = data.slice(skip..);
+        let at = start + skip as u64;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Some(d) = &self.direct
+            && skip == 0
+            && at.is_multiple_of(ALIGN as u64)
+            && bytes.len().is_multiple_of(ALIGN)
+            && (bytes.as_ptr() as usize).is_multiple_of(ALIGN)
+        {
+            let (d, f) = (d.clone(), self.file.clone());
+            self.disk.push(tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                match d.write_all_at(&bytes, at) {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => f.write_all_at(&bytes, at),
+                    r => r,
+                }
+            }));
+            return Ok(());
+        }
+        self.file.write_all_at(&bytes, at).map_err(local)
+    }
+
+    /// Waits until every part handed off is in the staging file.
+    pub async fn settle_disk(&mut self) -> Result<()> {
+        let mut first = Ok(());
+        for h in self.disk.drain(..) {
+            let r = match h.await {
+                Ok(r) => r.map_err(local),
+                Err(e) => Err(Error::Io { errno: libc::EIO, msg: format!("staging write: {e}") }),
+            };
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
     }
 
     /// Sets the size; a file filled by copy_file_range must be materialized first unless `size`
@@ -357,20 +498,24 @@ impl Staged {
     pub fn truncate<S: ObjectStore>(&mut self, store: &Arc<S>, size: u64) -> Result<()> {
         debug_assert!(self.copied_from.is_none() || size == 0);
         self.copied_from = None;
+        self.spill()?;
         self.file.set_len(size).map_err(local)?;
         self.size = size;
         self.dirty = true;
         if size < self.seq_end || self.stream.as_ref().is_some_and(|s| s.sent_to > size) {
-            self.cancel_stream(store);
+            self.cancel_stream(store)?;
         } else if size > self.seq_end {
             self.seq_end = 0; // a hole: no longer written in order
-            self.part_buf.clear();
+            self.cur = None;
         }
         Ok(())
     }
 
-    /// Drops an early multipart upload (aborting it in the background).
-    pub fn cancel_stream<S: ObjectStore>(&mut self, store: &Arc<S>) {
+    /// Drops an early multipart upload (aborting it in the background) and leaves sequential
+    /// mode; buffered bytes go to the staging file first.
+    pub fn cancel_stream<S: ObjectStore>(&mut self, store: &Arc<S>) -> Result<()> {
+        let spilled = self.spill();
+        self.cur = None;
         if let Some(mut s) = self.stream.take() {
             self.progress.sent.store(0, Ordering::Relaxed);
             s.parts.abort_all();
@@ -382,82 +527,120 @@ impl Staged {
             });
         }
         self.seq_end = 0;
-        self.part_buf.clear();
+        spilled
     }
 
-    /// Starts uploads of every complete part of the sequential prefix (and, at `last`, of the
-    /// tail too).
-    async fn send_ready_parts<S: ObjectStore>(
+    /// Starts the multipart upload if there is none yet.
+    async fn ensure_stream<S: ObjectStore>(&mut self, store: &Arc<S>) -> Result<()> {
+        if self.stream.is_none() {
+            let put = self.meta.to_put(&self.key, &self.extra);
+            let upload_id = store.create_multipart(&self.bucket, &self.key, &put).await?;
+            debug!(bucket = &*self.bucket, key = self.key, "started multipart upload");
+            self.stream = Some(Stream {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                upload_id,
+                next_part: 0,
+                sent_to: 0,
+                parts: JoinSet::new(),
+                done: Vec::new(),
+                meta: self.meta,
+                extra: self.extra.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends `data` (file bytes from `start`) as the next part, once fewer than
+    /// `cfg.concurrency` parts are in flight and the upload memory budget allows.
+    async fn send_part<S: ObjectStore>(
         &mut self,
         store: &Arc<S>,
         cfg: &WriteConfig,
         memory: &MemoryLimiter,
-        last: bool,
+        start: u64,
+        data: Bytes,
+        guard: Option<Arc<OwnedSemaphorePermit>>,
     ) -> Result<()> {
+        let len = data.len() as u64;
+        let permit = match guard {
+            Some(g) => g,
+            None => Arc::new(memory.take(len).await),
+        };
+        let s = self.stream.as_mut().expect("a stream");
+        if s.next_part >= MAX_PARTS {
+            return Err(Error::Store(StoreError::Server {
+                status: None,
+                code: "TooLarge".into(),
+                message: "file exceeds 10,000 parts".into(),
+            }));
+        }
+        // Collect finished parts, and fail early if one failed.
+        while s.parts.len() >= cfg.concurrency {
+            match s.parts.join_next().await {
+                Some(Ok(Ok(done))) => s.done.push(done),
+                Some(Ok(Err(e))) => return Err(e.into()),
+                Some(Err(e)) => return Err(Error::Io { errno: libc::EIO, msg: format!("upload task: {e}") }),
+                None => break,
+            }
+        }
+        let (store, bucket, key, id) = (store.clone(), s.bucket.clone(), s.key.clone(), s.upload_id.clone());
+        let part = s.next_part + 1;
+        let progress = self.progress.clone();
+        s.parts.spawn(async move {
+            let _permit = permit;
+            let etag = store.upload_part(&bucket, &key, &id, part, data).await?;
+            progress.sent.fetch_add(len, Ordering::Relaxed);
+            Ok((part, etag))
+        });
+        s.next_part += 1;
+        s.sent_to = start + len;
+        Ok(())
+    }
+
+    /// Hands the sequential buffer to a part upload: its bytes go to the staging file, then up.
+    async fn hand_off<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        cfg: &WriteConfig,
+        memory: &MemoryLimiter,
+    ) -> Result<()> {
+        let Some(buf) = self.cur.take() else { return Ok(()) };
+        if buf.len == 0 {
+            return Ok(());
+        }
+        let (start, skip) = (self.cur_start, self.cur_on_disk);
+        let data = buf.freeze();
+        // One budget for the bytes, held until both the disk write and the upload are done.
+        let guard = Arc::new(memory.take(data.len() as u64).await);
+        if let Err(e) = self.part_to_disk(start, &data, skip, guard.clone()) {
+            // Keep the bytes for a retry from the staging file: put them there the plain way.
+            let _ = self.file.write_all_at(&data[skip..], start + skip as u64);
+            return Err(e);
+        }
+        self.cur_on_disk = 0;
+        self.ensure_stream(store).await?;
+        self.send_part(store, cfg, memory, start, data, Some(guard)).await
+    }
+
+    /// Uploads the whole file from the staging file as a multipart upload (a file not written
+    /// in order).
+    async fn stream_from_file<S: ObjectStore>(
+        &mut self,
+        store: &Arc<S>,
+        cfg: &WriteConfig,
+        memory: &MemoryLimiter,
+    ) -> Result<()> {
+        self.ensure_stream(store).await?;
         loop {
-            let (n, start) = match &self.stream {
-                Some(s) => (s.next_part, s.sent_to),
-                None => (0, 0),
-            };
-            let want = cfg.part_size(n);
-            let avail = self.seq_end.saturating_sub(start);
-            let ready = avail >= want || (last && avail > 0);
-            // Don't start a multipart upload for what may still fit one PutObject.
-            if !ready || (self.stream.is_none() && (last || self.seq_end <= cfg.part_size(0))) {
+            let s = self.stream.as_ref().expect("a stream");
+            let (n, start) = (s.next_part, s.sent_to);
+            if start >= self.size {
                 return Ok(());
             }
-            if n >= MAX_PARTS {
-                return Err(Error::Store(StoreError::Server {
-                    status: None,
-                    code: "TooLarge".into(),
-                    message: "file exceeds 10,000 parts".into(),
-                }));
-            }
-            if self.stream.is_none() {
-                let put = self.meta.to_put(&self.key, &self.extra);
-                let upload_id = store.create_multipart(&self.bucket, &self.key, &put).await?;
-                debug!(bucket = &*self.bucket, key = self.key, "started multipart upload while writing");
-                self.stream = Some(Stream {
-                    bucket: self.bucket.clone(),
-                    key: self.key.clone(),
-                    upload_id,
-                    next_part: 0,
-                    sent_to: 0,
-                    parts: JoinSet::new(),
-                    done: Vec::new(),
-                    meta: self.meta,
-                    extra: self.extra.clone(),
-                });
-            }
-            let len = want.min(avail);
-            let permit = memory.take(len).await;
-            let s = self.stream.as_mut().expect("just set");
-            // Collect finished parts, and fail early if one failed.
-            while s.parts.len() >= cfg.concurrency {
-                match s.parts.join_next().await {
-                    Some(Ok(Ok(done))) => s.done.push(done),
-                    Some(Ok(Err(e))) => return Err(e.into()),
-                    Some(Err(e)) => return Err(Error::Io { errno: libc::EIO, msg: format!("upload task: {e}") }),
-                    None => break,
-                }
-            }
-            let buffered_from = self.seq_end - self.part_buf.len() as u64;
-            let data = if buffered_from == start && self.part_buf.len() as u64 >= len {
-                self.part_buf.split_to(len as usize).freeze()
-            } else {
-                read_part(&self.file, start, len).await?
-            };
-            let (store, bucket, key, id) = (store.clone(), s.bucket.clone(), s.key.clone(), s.upload_id.clone());
-            let part = n + 1;
-            let progress = self.progress.clone();
-            s.parts.spawn(async move {
-                let _permit = permit;
-                let etag = store.upload_part(&bucket, &key, &id, part, data).await?;
-                progress.sent.fetch_add(len, Ordering::Relaxed);
-                Ok((part, etag))
-            });
-            s.next_part += 1;
-            s.sent_to = start + len;
+            let len = cfg.part_size(n).min(self.size - start);
+            let data = read_part(&self.file, start, len).await?;
+            self.send_part(store, cfg, memory, start, data, None).await?;
         }
     }
 
@@ -472,27 +655,39 @@ impl Staged {
     ) -> Result<(PutResult, bool)> {
         if self.stream.is_some() && self.seq_end != self.size {
             // Not all of the file was written in order after all (a hole from ftruncate).
-            self.cancel_stream(store);
+            self.settle_disk().await?;
+            self.cancel_stream(store)?;
         }
         let put = self.meta.to_put(&self.key, &self.extra);
         let stale = |st: &Staged| st.stream.as_ref().is_some_and(|s| s.meta != st.meta || s.extra != st.extra);
         let mut stale_meta = stale(self);
         let result = if self.stream.is_some() {
-            self.finish_stream(store, cfg, memory).await
+            // Sequential: the buffered tail is the last part.
+            match self.hand_off(store, cfg, memory).await {
+                Ok(()) => self.finish_stream(store).await,
+                Err(e) => Err(e),
+            }
         } else if self.size <= cfg.part_size(0) {
-            let data = if self.seq_end == self.size && self.part_buf.len() as u64 == self.size {
-                self.part_buf.clone().freeze()
+            self.settle_disk().await?;
+            self.spill()?;
+            let whole = self.cur.as_ref().is_some_and(|b| self.cur_start == 0 && b.len as u64 == self.size);
+            let data = if whole {
+                self.cur.take().expect("checked").freeze()
             } else {
                 read_part(&self.file, 0, self.size).await?
             };
             store.put_object(&self.bucket, &self.key, data, &put).await.map_err(Error::from)
         } else {
-            // Not written in order: send the whole file now, as a sequential writer would.
-            self.seq_end = self.size;
-            self.part_buf.clear();
-            self.send_ready_parts(store, cfg, memory, false).await?;
+            // Not written in order: send the whole file now from the staging file.
+            self.settle_disk().await?;
+            self.spill()?;
+            self.cur = None;
+            let sent = self.stream_from_file(store, cfg, memory).await;
             stale_meta = stale(self);
-            self.finish_stream(store, cfg, memory).await
+            match sent {
+                Ok(()) => self.finish_stream(store).await,
+                Err(e) => Err(e),
+            }
         };
         match result {
             Ok(r) => {
@@ -501,24 +696,21 @@ impl Staged {
                 self.failed = false;
                 self.in_s3 = true;
                 self.seq_end = 0;
-                self.part_buf = bytes::BytesMut::new();
+                self.cur = None;
                 Ok((r, stale_meta))
             }
             Err(e) => {
+                // Every byte must be in the staging file before the caller hears of the failure.
                 self.failed = true;
-                self.cancel_stream(store);
+                let settled = self.settle_disk().await;
+                self.cancel_stream(store)?;
+                settled?;
                 Err(e)
             }
         }
     }
 
-    async fn finish_stream<S: ObjectStore>(
-        &mut self,
-        store: &Arc<S>,
-        cfg: &WriteConfig,
-        memory: &MemoryLimiter,
-    ) -> Result<PutResult> {
-        self.send_ready_parts(store, cfg, memory, true).await?;
+    async fn finish_stream<S: ObjectStore>(&mut self, store: &Arc<S>) -> Result<PutResult> {
         let mut s = self.stream.take().expect("a stream");
         let result = async {
             while let Some(r) = s.parts.join_next().await {
