@@ -79,7 +79,7 @@ sync
 # ----- helpers -----
 s3get() { curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ep/bench$1"; }
 # Keys under a prefix (first 1,000 is all the workloads need).
-count_keys() { s3get "?list-type=2&prefix=$1" | grep -o '<Key>' | wc -l; }
+count_keys() { s3get "/?list-type=2&prefix=${1//\//%2F}" | grep -o '<Key>' | wc -l; }
 wait_keys() { until [ "$(count_keys "$1")" -eq "$2" ]; do sleep 0.02; done; }
 object_size() { curl -sfI --aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ep/bench/$1" | awk 'tolower($1)=="content-length:" {print $2+0}'; }
 wait_size() { until [ "$(object_size "$1" || echo 0)" = "$2" ]; do sleep 0.02; done; }

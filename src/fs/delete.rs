@@ -104,9 +104,10 @@ impl<S: ObjectStore> Deleter<S> {
         q.first.get_or_insert(now);
         q.last = Some(now);
         q.keys.push(key);
-        let full = q.keys.len() >= BATCH;
+        // The sender sleeps until the earliest deadline: a queue that was empty has a new one.
+        let wake = q.keys.len() == 1 || q.keys.len() >= BATCH;
         drop(s);
-        if full {
+        if wake {
             self.wake.notify_one();
         }
     }
@@ -260,6 +261,18 @@ impl<S: ObjectStore> Deleter<S> {
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn a_lone_delete_goes_out_when_the_queue_is_idle_without_a_flush() {
+        let store = Arc::new(MemoryStore::new());
+        store.put("b", "k", "x");
+        let d = Deleter::new(store.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await; // the sender sleeps on an empty queue
+        d.schedule(&"b".into(), "k".into());
+        tokio::time::sleep(IDLE * 3).await;
+        assert_eq!(store.count("DeleteObjects"), 1);
+        assert!(store.object("b", "k").is_none());
+    }
 
     #[tokio::test]
     async fn batches_of_a_thousand_and_hidden_at_once() {
