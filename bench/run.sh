@@ -53,9 +53,13 @@ done
 # ----- data, written straight into s3s-fs's directory (a directory per bucket) -----
 echo "preparing data" >&2
 mkdir -p "$d/read" "$d/par" "$d/list" "$d/tree" "$work/small" "$work/mixed"
-head -c $((READ_MIB << 20)) /dev/urandom >"$d/read/big"
+sig=(--aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+# Large objects go in through PutObject: s3s-fs keeps their MD5 then, instead of hashing the
+# whole file again for every ranged GET.
+put_random() { head -c $(($2 << 20)) /dev/urandom >"$work/tmp.obj"; curl -sf "${sig[@]}" -T "$work/tmp.obj" "$ep/$1" >/dev/null; rm -f "$work/tmp.obj"; }
+put_random read/big "$READ_MIB"
+for i in $(seq "$PAR_N"); do put_random "par/p$i" "$PAR_MIB"; done
 head -c $((WRITE_MIB << 20)) /dev/urandom >"$work/write.src"
-for i in $(seq "$PAR_N"); do head -c $((PAR_MIB << 20)) /dev/urandom >"$d/par/p$i"; done
 python3 - "$d" "$work" "$LS_N" "$TREE_DIRS" "$TREE_FILES" "$SMALL_N" "$MIXED_MIB" <<'PY'
 import os, random, sys
 d, work, ls_n, dirs, files, small_n, mixed_mib = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
@@ -80,7 +84,6 @@ PY
 sync
 
 # ----- helpers -----
-sig=(--aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
 count_keys() { curl -sf "${sig[@]}" "$ep/$1/?list-type=2" | grep -o '<Key>' | wc -l; } # bucket (<= 1000 keys)
 object_size() { curl -sfI "${sig[@]}" "$ep/$1" | awk 'tolower($1)=="content-length:" {print $2+0}'; }
 gave_up() { notes+=("$tool, $w: S3 did not show the result within ${WAIT_MAX}s (timed as ${WAIT_MAX}s)"); }
