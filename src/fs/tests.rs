@@ -220,3 +220,25 @@ async fn own_metadata_copies_do_not_break_open_files() {
     assert_eq!(&fs.read(wfh, 99_990, 10).await.unwrap()[..], &body[99_990..]);
     fs.release(wfh).await;
 }
+
+#[tokio::test]
+async fn share_links_die_with_temporary_credentials() {
+    let store = MemoryStore::new();
+    store.put("b", "f", "x");
+    let expiry = std::time::SystemTime::now() + Duration::from_secs(600);
+    store.set_credential_expiry(expiry);
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let f = fs.lookup(ROOT, &name("f")).await.unwrap();
+    fs.store.reset_counts();
+    let secs = |url: &str| -> u64 { url.split("X-Amz-Expires=").nth(1).unwrap().parse().unwrap() };
+    let url = String::from_utf8(fs.getxattr(f.ino, "user.s3.presigned_url").await.unwrap()).unwrap();
+    assert!((595..=600).contains(&secs(&url)), "an hour, capped at the credentials' 10 minutes: {url}");
+    let long = String::from_utf8(fs.getxattr(f.ino, "user.s3.presigned_url.30d").await.unwrap()).unwrap();
+    assert!((595..=600).contains(&secs(&long)), "{long}");
+    let expires = String::from_utf8(fs.getxattr(f.ino, "user.s3.presigned_url_expires").await.unwrap()).unwrap();
+    assert!(expires.ends_with('Z') && expires.len() == 20, "{expires}");
+    assert_eq!(fs.store.total_count(), 0, "signed locally");
+    let dir_err = fs.getxattr(ROOT, "user.s3.presigned_url").await.unwrap_err();
+    assert_eq!(dir_err.errno(), libc::EISDIR);
+}

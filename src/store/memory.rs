@@ -99,6 +99,11 @@ impl MemoryStore {
         self.state.lock().unwrap().counts.get(op).copied().unwrap_or(0)
     }
 
+    /// Requests of every kind.
+    pub fn total_count(&self) -> u64 {
+        self.state.lock().unwrap().counts.values().sum()
+    }
+
     pub fn reset_counts(&self) {
         self.state.lock().unwrap().counts.clear();
     }
