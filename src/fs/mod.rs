@@ -622,8 +622,7 @@ impl<S: ObjectStore> Fs<S> {
             if truncate {
                 self.check_writable()?;
                 let mut st = writer.staged.lock().await;
-                st.settle_disk().await?;
-                st.truncate(&self.store, 0)?;
+                st.truncate(&self.store, 0).await?;
                 writer.info.lock().unwrap().size = 0;
             }
             return Ok((self.add_staged_handle(ino, writer, pid).await, false));
@@ -690,8 +689,7 @@ impl<S: ObjectStore> Fs<S> {
             FileHandle::Staged { writer, .. } => {
                 let mut st = writer.staged.lock().await;
                 st.materialize(&*self.store, self.config.read.part_size).await?;
-                st.settle_disk().await?;
-                st.read(offset, size)
+                st.read(offset, size).await
             }
         }
     }

@@ -402,8 +402,7 @@ impl<S: ObjectStore> Fs<S> {
                 if size > 0 {
                     st.materialize(&*self.store, self.config.read.part_size).await?;
                 }
-                st.settle_disk().await?;
-                st.truncate(&self.store, size)?;
+                st.truncate(&self.store, size).await?;
             }
             let before = st.meta;
             set.apply(&mut st.meta);
@@ -441,7 +440,7 @@ impl<S: ObjectStore> Fs<S> {
                     let e = current.etag.as_deref();
                     staged.fill_from(&*self.store, keep, e, self.config.read.part_size).await?;
                 }
-                staged.truncate(&self.store, size)?;
+                staged.truncate(&self.store, size).await?;
                 self.upload(ino, &mut staged).await
             }
             .await;

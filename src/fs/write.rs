@@ -380,7 +380,8 @@ impl Staged {
         self.stream.is_some()
     }
 
-    pub fn read(&mut self, offset: u64, len: u32) -> Result<Bytes> {
+    pub async fn read(&mut self, offset: u64, len: u32) -> Result<Bytes> {
+        self.settle_disk().await?;
         self.spill()?;
         if offset >= self.size {
             return Ok(Bytes::new());
@@ -495,9 +496,10 @@ impl Staged {
 
     /// Sets the size; a file filled by copy_file_range must be materialized first unless `size`
     /// is 0.
-    pub fn truncate<S: ObjectStore>(&mut self, store: &Arc<S>, size: u64) -> Result<()> {
+    pub async fn truncate<S: ObjectStore>(&mut self, store: &Arc<S>, size: u64) -> Result<()> {
         debug_assert!(self.copied_from.is_none() || size == 0);
         self.copied_from = None;
+        self.settle_disk().await?;
         self.spill()?;
         self.file.set_len(size).map_err(local)?;
         self.size = size;
