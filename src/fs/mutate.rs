@@ -265,12 +265,7 @@ impl<S: ObjectStore> Fs<S> {
         match uploaded {
             Ok(r) => {
                 let put = st.meta.to_put(&st.key, &st.extra);
-                self.learn_meta(&st.bucket, &st.key, r.etag.as_deref(), &st.meta, &put);
-                self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
-                self.inodes.set_attr(ino, st.meta.attr(st.size, r.etag), self.fresh_until());
-                if let Some(n) = self.inodes.get(ino) {
-                    self.invalidate_dir(n.parent);
-                }
+                self.now_in_s3(ino, st, r.etag, &put);
                 debug!(bucket = &*st.bucket, key = st.key, size = st.size, "uploaded");
                 Ok(())
             }
@@ -283,6 +278,17 @@ impl<S: ObjectStore> Fs<S> {
                 );
                 Err(e)
             }
+        }
+    }
+
+    /// A staged file's bytes and metadata (`put`) are in S3 as version `etag`: remember its
+    /// metadata, drop pending changes it carries, refresh the node and its parent's listing.
+    fn now_in_s3(&self, ino: Ino, st: &Staged, etag: Option<String>, put: &PutMeta) {
+        self.learn_meta(&st.bucket, &st.key, etag.as_deref(), &st.meta, put);
+        self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
+        self.inodes.set_attr(ino, st.meta.attr(st.size, etag), self.fresh_until());
+        if let Some(n) = self.inodes.get(ino) {
+            self.invalidate_dir(n.parent);
         }
     }
 
@@ -302,12 +308,7 @@ impl<S: ObjectStore> Fs<S> {
                     size: src.size,
                     len: src.size,
                 });
-                self.learn_meta(&st.bucket, &st.key, r.etag.as_deref(), &st.meta, &put);
-                self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
-                self.inodes.set_attr(ino, st.meta.attr(st.size, r.etag), self.fresh_until());
-                if let Some(n) = self.inodes.get(ino) {
-                    self.invalidate_dir(n.parent);
-                }
+                self.now_in_s3(ino, st, r.etag, &put);
                 debug!(bucket = &*st.bucket, key = st.key, from = src.key, "copied server-side");
                 Ok(())
             }

@@ -222,7 +222,7 @@ impl<S: ObjectStore> Fs<S> {
     async fn user_xattrs(&self, ino: Ino) -> Result<Xattrs> {
         if let Some(w) = self.writer(ino) {
             let st = w.staged.lock().await;
-            return Ok(st.extra.get(XATTR_META).map(|v| decode(v)).unwrap_or_default());
+            return Ok(xattrs_in(&st.extra));
         }
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else { return Ok(Xattrs::new()) };
@@ -232,7 +232,7 @@ impl<S: ObjectStore> Fs<S> {
             return Ok(decode(x));
         }
         let metadata = self.object_metadata(ino).await?;
-        Ok(metadata.get(XATTR_META).map(|v| decode(v)).unwrap_or_default())
+        Ok(xattrs_in(&metadata))
     }
 
     /// All user metadata of the object at `ino` (no pending changes applied).
@@ -256,7 +256,7 @@ impl<S: ObjectStore> Fs<S> {
     async fn change_xattrs(&self, ino: Ino, change: impl FnOnce(&mut Xattrs) -> Result<()>) -> Result<()> {
         if let Some(w) = self.writer(ino) {
             let mut st = w.staged.lock().await;
-            let mut x = st.extra.get(XATTR_META).map(|v| decode(v)).unwrap_or_default();
+            let mut x = xattrs_in(&st.extra);
             change(&mut x)?;
             let mut extra = st.extra.clone();
             set_xattr_meta(&mut extra, &x);
@@ -276,7 +276,7 @@ impl<S: ObjectStore> Fs<S> {
         if let Some(x) = pending.as_ref().and_then(|p| p.xattr.as_ref()) {
             metadata.insert(XATTR_META.into(), x.clone());
         }
-        let mut x = metadata.get(XATTR_META).map(|v| decode(v)).unwrap_or_default();
+        let mut x = xattrs_in(&metadata);
         change(&mut x)?;
         set_xattr_meta(&mut metadata, &x);
         let node = self.node(ino)?;
@@ -400,6 +400,11 @@ impl<S: ObjectStore> Fs<S> {
         self.recent_links.lock().unwrap().put(k, (Instant::now(), link.clone()));
         Ok(link)
     }
+}
+
+/// The user xattrs held in a set of user metadata.
+fn xattrs_in(metadata: &HashMap<String, String>) -> Xattrs {
+    metadata.get(XATTR_META).map(|v| decode(v)).unwrap_or_default()
 }
 
 /// Puts encoded `x` into `metadata` (or removes the entry when `x` is empty).
