@@ -71,7 +71,13 @@ fn background_mount_returns_once_ready_and_errors_say_why() {
     assert!(status.contains("GetObject") && status.contains("pending deletes: 0"), "{status}");
     sh(&format!("fusermount3 -u '{}'", dir.path().display()));
     wait_unmounted(dir.path());
-    let text = fs::read_to_string(&log).unwrap();
+    // The daemon logs its shutdown just after the kernel lets go of the mount.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = fs::read_to_string(&log).unwrap();
+    while !text.contains("unmounted") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = fs::read_to_string(&log).unwrap();
+    }
     assert!(text.contains("mounted") && text.contains("unmounted"), "{text}");
 
     // Failures: the cause on stderr, non-zero, nothing mounted.

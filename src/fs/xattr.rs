@@ -32,6 +32,10 @@ pub const MAX_USER_META: usize = 2048;
 /// size probe and the read that follows see the same value.
 const LINK_REUSE: Duration = Duration::from_secs(5);
 
+/// How long a status report is reused: long enough for getxattr's size probe and read to agree,
+/// short enough that `s3drive status` in a loop sees a short upload.
+const STATUS_REUSE: Duration = Duration::from_millis(200);
+
 const XATTR_CREATE: i32 = 1;
 const XATTR_REPLACE: i32 = 2;
 
@@ -335,12 +339,12 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// What `s3drive status` prints: requests, bytes, uploads in flight, pending deletes,
-    /// recent errors. Rendered once a second at most, so getxattr's size probe and read agree.
+    /// recent errors. Reused for `STATUS_REUSE`, so getxattr's size probe and read agree.
     fn status_report(&self) -> Vec<u8> {
         use std::fmt::Write;
         let mut cached = self.status_cache.lock().unwrap();
         if let Some((at, text)) = cached.as_ref()
-            && at.elapsed() < Duration::from_secs(1)
+            && at.elapsed() < STATUS_REUSE
         {
             return text.clone();
         }
