@@ -6,6 +6,7 @@
 #
 #   bench/run.sh            default sizes; about 10-15 minutes on a 2-core machine
 #   RUNS=5 READ_MIB=512 TOOLS="s3drive rclone" bench/run.sh
+#   ONLY="1 6" TOOLS=s3drive RUNS=1 bench/run.sh     only workloads 1 and 6, only s3drive
 #
 # Workloads: (1) sequential read of a READ_MIB object, cold (fresh mount) and warm (again);
 # (2) sequential write of a WRITE_MIB file until the object is in S3; (3) `ls -l` of LS_N
@@ -28,6 +29,7 @@ MIXED_MIB=${MIXED_MIB:-200}
 PAR_N=${PAR_N:-8}
 PAR_MIB=${PAR_MIB:-128}
 TOOLS=${TOOLS:-"s3drive rclone s3fs direct"}
+ONLY=${ONLY:-"1 2 3 4 5 6"}   # which workloads to run, by number
 WAIT_MAX=${WAIT_MAX:-120}
 port=${BENCH_PORT:-8917}
 size_mib=$READ_MIB
@@ -111,14 +113,17 @@ mount_tool() { # tool bucket
   echo "$1 did not mount" >&2; exit 1
 }
 unmount_tool() {
-  local hwm
+  local hwm k
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon/status" 2>/dev/null || echo 0)
-  eval "rss_$tool=\$(( \${rss_$tool:-0} > hwm ? \${rss_$tool:-0} : hwm ))"
+  for k in "$@"; do # the workloads this mount served: keep each one's highest peak
+    [ "${rss[$k|$tool]:-0}" -ge "$hwm" ] || rss[$k|$tool]=$hwm
+  done
   for _ in $(seq 50); do fusermount3 -u "$mnt" 2>/dev/null && break; sleep 0.2; done
   wait "$daemon" 2>/dev/null || true; daemon=
 }
 
-declare -A times reqs
+declare -A times reqs rss
+selected() { [[ " $ONLY " == *" ${1%%.*} "* ]]; }
 record() { times[$1|$2]+="$3 "; reqs[$1|$2]+="$4 "; }
 
 # run_case WORKLOAD BUCKET BODY: per run, a fresh mount of BUCKET (BUCKET may use $p, the run's
@@ -126,6 +131,7 @@ record() { times[$1|$2]+="$3 "; reqs[$1|$2]+="$4 "; }
 run_case() {
   local bucket r0 s
   w=$1
+  selected "$w" || return 0
   for run in $(seq "$RUNS"); do
     p="$tool-$run"; bucket=$(eval echo "$2")
     mkdir -p "$d/$bucket"
@@ -135,7 +141,7 @@ run_case() {
     eval "$3"
     T=$(echo "$(date +%s.%N) - $s" | bc -l)
     record "$w" "$tool" "$T" "$(( $(requests) - r0 ))"
-    if [ "$tool" != direct ]; then unmount_tool; fi
+    if [ "$tool" != direct ]; then unmount_tool "$w"; fi
     if [ -n "${post:-}" ]; then eval "$post"; fi
   done
 }
@@ -162,14 +168,14 @@ for tool in $TOOLS; do
   fi
   # 1. cold, then warm, in one mount
   w="1. read ${READ_MIB} MiB"
-  for run in $(seq "$RUNS"); do
+  selected "$w" && for run in $(seq "$RUNS"); do
     mount_tool "$tool" read
     for kind in cold warm; do
       r0=$(requests); s=$(date +%s.%N)
       cat "$mnt/big" >/dev/null
       record "$w, $kind" "$tool" "$(echo "$(date +%s.%N) - $s" | bc -l)" "$(( $(requests) - r0 ))"
     done
-    unmount_tool
+    unmount_tool "$w, cold" "$w, warm"
   done
   post='rm -rf "$d/wr-$p"'
   run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'cp "$work/write.src" "$mnt/file"; wait_size "wr-$p/file" $((WRITE_MIB << 20))'
@@ -192,8 +198,8 @@ echo "s3drive $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) co
 echo "$(rclone version 2>/dev/null | head -1); $(s3fs --version 2>/dev/null | head -1 | cut -c1-60); aws-cli $(aws --version 2>&1 | cut -d' ' -f1 | cut -d/ -f2)."
 echo "Median of $RUNS runs (min-max). Requests: as s3s-fs logged them, median per run."
 echo
-echo "| workload | tool | seconds | MiB/s | requests | time vs s3drive |"
-echo "|---|---|---|---|---|---|"
+echo "| workload | tool | seconds | MiB/s | requests | peak RSS MiB | time vs s3drive |"
+echo "|---|---|---|---|---|---|---|"
 while IFS= read -r w; do
   base=$(printf '%s\n' ${times[$w|s3drive]:-} | median)
   for t in $TOOLS; do
@@ -202,9 +208,15 @@ while IFS= read -r w; do
     rq=$(printf '%s\n' ${reqs[$w|$t]} | median)
     mib=$(mib_of "$w"); thr=; [ -n "$mib" ] && thr=$(echo "scale=1; $mib / $med" | bc -l)
     ratio=; [ -n "$base" ] && ratio="$(echo "scale=2; $med / $base" | bc -l)x"
-    printf '| %s | %s | %.2f (%s) | %s | %s | %s |\n' "$w" "$t" "$med" "$(range ${times[$w|$t]})" "$thr" "$rq" "$ratio"
+    mem=; [ -n "${rss[$w|$t]:-}" ] && mem=$(( ${rss[$w|$t]} / 1024 ))
+    printf '| %s | %s | %.2f (%s) | %s | %s | %s | %s |\n' "$w" "$t" "$med" "$(range ${times[$w|$t]})" "$thr" "$rq" "$mem" "$ratio"
   done
 done < <(printf '%s\n' "${!times[@]}" | cut -d'|' -f1 | sort -u)
 echo
-printf 'Daemon peak RSS:'; for t in $TOOLS; do [ "$t" = direct ] && continue; v="rss_$t"; printf ' %s %d MiB;' "$t" $(( ${!v:-0} / 1024 )); done; echo
+printf 'Daemon peak RSS over all workloads:'
+for t in $TOOLS; do
+  [ "$t" = direct ] && continue
+  m=0; for k in "${!rss[@]}"; do [[ $k == *"|$t" ]] && [ "${rss[$k]}" -gt "$m" ] && m=${rss[$k]}; done
+  printf ' %s %d MiB;' "$t" $((m / 1024))
+done; echo
 for n in "${notes[@]}"; do echo "Note: $n"; done

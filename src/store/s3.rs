@@ -22,7 +22,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tracing::{debug, warn};
 
 use super::{
@@ -350,14 +350,26 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| map_err(e, StoreError::NotFound))?;
-        let body = resp
-            .body
-            .collect()
+        // Straight into one buffer of the range's size: collecting the chunks and then joining
+        // them would hold each part twice (plus the chunks' slack) at the moment of the join.
+        let want = (end - start) as usize;
+        let mut buf = BytesMut::with_capacity(want);
+        let mut body = resp.body;
+        while let Some(chunk) = body
+            .try_next()
             .await
-            .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?;
-        let bytes = body.into_bytes();
-        crate::stats::bytes_down(bytes.len() as u64);
-        Ok(bytes)
+            .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?
+        {
+            if buf.len() + chunk.len() > want {
+                return Err(StoreError::Network(format!(
+                    "the server sent more than the {want} bytes of range {start}-{} of {key}",
+                    end - 1
+                )));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        crate::stats::bytes_down(buf.len() as u64);
+        Ok(buf.freeze())
     }
 
     async fn put_object(&self, bucket: &str, key: &str, body: Bytes, meta: &PutMeta) -> StoreResult<PutResult> {
