@@ -9,8 +9,9 @@
 #   ONLY="1 6" TOOLS=s3drive RUNS=1 bench/run.sh     only workloads 1 and 6, only s3drive
 #
 # Workloads: (1) sequential read of a READ_MIB object, cold (fresh mount) and warm (again);
-# (2) sequential write of a WRITE_MIB file until the object is in S3; (3) `ls -l` of LS_N
-# objects, `find` over TREE_DIRS folders of TREE_FILES objects; (4) `cp -r` of SMALL_N 4 KiB
+# (2) sequential write of a WRITE_MIB file until the object is in S3; (3) `ls -l` of a folder
+# of each size in LS_NS (s3s-fs reads its whole directory for every page, so time grows with
+# the square of the size: compare tools within a row), `find` over TREE_DIRS folders of TREE_FILES objects; (4) `cp -r` of SMALL_N 4 KiB
 # files until all are in S3, `rm` of them until S3 has none; (5) `rsync -a` of a MIXED_MIB set
 # of files of mixed sizes, then again; (6) PAR_N parallel readers of PAR_MIB objects.
 #
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 READ_MIB=${READ_MIB:-1024}
 WRITE_MIB=${WRITE_MIB:-1024}
-LS_N=${LS_N:-10000}
+LS_NS=${LS_NS:-"5000 10000"}
 TREE_DIRS=${TREE_DIRS:-500}
 TREE_FILES=${TREE_FILES:-10}
 SMALL_N=${SMALL_N:-1000}
@@ -54,7 +55,7 @@ done
 
 # ----- data, written straight into s3s-fs's directory (a directory per bucket) -----
 echo "preparing data" >&2
-mkdir -p "$d/read" "$d/par" "$d/list" "$d/tree" "$work/small" "$work/mixed"
+mkdir -p "$d/read" "$d/par" "$d/tree" "$work/small" "$work/mixed"
 sig=(--aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
 # Large objects go in through PutObject: s3s-fs keeps their MD5 then, instead of hashing the
 # whole file again for every ranged GET.
@@ -62,11 +63,13 @@ put_random() { head -c $(($2 << 20)) /dev/urandom >"$work/tmp.obj"; curl -sf "${
 put_random read/big "$READ_MIB"
 for i in $(seq "$PAR_N"); do put_random "par/p$i" "$PAR_MIB"; done
 head -c $((WRITE_MIB << 20)) /dev/urandom >"$work/write.src"
-python3 - "$d" "$work" "$LS_N" "$TREE_DIRS" "$TREE_FILES" "$SMALL_N" "$MIXED_MIB" <<'PY'
+python3 - "$d" "$work" "$LS_NS" "$TREE_DIRS" "$TREE_FILES" "$SMALL_N" "$MIXED_MIB" <<'PY'
 import os, random, sys
-d, work, ls_n, dirs, files, small_n, mixed_mib = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
-for i in range(ls_n):
-    open(f"{d}/list/f{i:06d}", "wb").write(b"x" * (i % 100))
+d, work, ls_ns, (dirs, files, small_n, mixed_mib) = sys.argv[1], sys.argv[2], sys.argv[3], map(int, sys.argv[4:])
+for n in map(int, ls_ns.split()):
+    os.makedirs(f"{d}/list-{n}", exist_ok=True)
+    for i in range(n):
+        open(f"{d}/list-{n}/f{i:06d}", "wb").write(b"x" * (i % 100))
 for k in range(dirs):
     os.makedirs(f"{d}/tree/d{k:04d}", exist_ok=True)
     for f in range(files):
@@ -155,7 +158,7 @@ for tool in $TOOLS; do
     post='rm -rf "$d/wr-$p"'
     run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'aws_ s3 cp --quiet "$work/write.src" "s3://wr-$p/file"'
     post=
-    run_case "3. ls -l ${LS_N} objects" list 'aws_ s3 ls s3://list/ >/dev/null'
+    for n in $LS_NS; do run_case "3. ls -l $n objects" "list-$n" 'aws_ s3 ls s3://list-$n/ >/dev/null'; done
     run_case "3. find $((TREE_DIRS * TREE_FILES)) objects" tree 'aws_ s3 ls --recursive s3://tree/ >/dev/null'
     run_case "4. cp -r ${SMALL_N} x 4 KiB" 'sm-$p' 'aws_ s3 cp --quiet --recursive "$work/small" "s3://sm-$p/"'
     run_case "4. rm ${SMALL_N} files" 'sm-$p' 'aws_ s3 rm --quiet --recursive "s3://sm-$p/"'
@@ -180,7 +183,7 @@ for tool in $TOOLS; do
   post='rm -rf "$d/wr-$p"'
   run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'cp "$work/write.src" "$mnt/file"; wait_size "wr-$p/file" $((WRITE_MIB << 20))'
   post=
-  run_case "3. ls -l ${LS_N} objects" list 'ls -l "$mnt" >/dev/null'
+  for n in $LS_NS; do run_case "3. ls -l $n objects" "list-$n" 'ls -l "$mnt" >/dev/null'; done
   run_case "3. find $((TREE_DIRS * TREE_FILES)) objects" tree 'timeout "$WAIT_MAX" find "$mnt" >/dev/null || gave_up'
   run_case "4. cp -r ${SMALL_N} x 4 KiB" 'sm-$p' 'cp -r "$work/small/." "$mnt/"; wait_keys "sm-$p" "$SMALL_N"'
   run_case "4. rm ${SMALL_N} files" 'sm-$p' 'find "$mnt" -type f -delete; wait_keys "sm-$p" 0'

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::error::Result;
 use super::inode::{Attr, Location};
 use super::names::{Child, Name, object_child, prefix_child};
-use crate::store::{BucketInfo, ListRequest, ObjectStore};
+use crate::store::{BucketInfo, ListPage, ListRequest, ObjectStore, StoreError, StoreResult};
 
 /// One name in a directory, with the attributes the listing gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,19 @@ pub struct Listing {
     pub done: bool,
     /// When the first page was requested: what the listing shows was true at least then.
     pub started: Option<Instant>,
+    /// The next page, requested as soon as the previous one arrived, so that S3 lists it while
+    /// the caller (`ls -l` stat'ing each name) works through the entries already here.
+    prefetch: Option<Prefetch>,
+}
+
+/// A page being listed in the background; dropped unused (`ls | head`), it is cancelled.
+#[derive(Debug)]
+struct Prefetch(JoinHandle<StoreResult<ListPage>>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Listing {
@@ -84,9 +98,10 @@ impl Listing {
     }
 
     /// Fetches the next page of a directory listing and adds its entries.
+    /// The page after it is requested at once, in the background.
     pub async fn fetch_page<S: ObjectStore>(
         &mut self,
-        store: &S,
+        store: &Arc<S>,
         bucket: &Arc<str>,
         prefix: &str,
         dir_mtime: SystemTime,
@@ -96,15 +111,34 @@ impl Listing {
             return Ok(());
         }
         self.started.get_or_insert_with(Instant::now);
-        let page = store
-            .list_objects(ListRequest {
-                bucket,
-                prefix,
-                delimiter: Some("/"),
-                continuation: self.token.as_deref(),
-                max_keys: None,
-            })
-            .await?;
+        let page = match self.prefetch.take() {
+            Some(mut task) => {
+                (&mut task.0).await.map_err(|e| StoreError::Network(format!("listing task failed: {e}")))??
+            }
+            None => {
+                let req = ListRequest {
+                    bucket,
+                    prefix,
+                    delimiter: Some("/"),
+                    continuation: self.token.as_deref(),
+                    max_keys: None,
+                };
+                store.list_objects(req).await?
+            }
+        };
+        if let Some(token) = page.next.clone() {
+            let (store, bucket, prefix) = (store.clone(), bucket.clone(), prefix.to_string());
+            self.prefetch = Some(Prefetch(tokio::spawn(async move {
+                let req = ListRequest {
+                    bucket: &bucket,
+                    prefix: &prefix,
+                    delimiter: Some("/"),
+                    continuation: Some(&token),
+                    max_keys: None,
+                };
+                store.list_objects(req).await
+            })));
+        }
         // Merge the two sorted runs so entries come out in key order.
         let mut objects = page.objects.into_iter().peekable();
         let mut prefixes = page.prefixes.into_iter().peekable();
@@ -154,7 +188,7 @@ mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
 
-    async fn list_all(store: &MemoryStore, prefix: &str) -> Listing {
+    async fn list_all(store: &Arc<MemoryStore>, prefix: &str) -> Listing {
         let mut l = Listing::default();
         let b: Arc<str> = "b".into();
         while !l.done {
@@ -174,6 +208,7 @@ mod tests {
         for k in ["d/", "d/x", "d/x-1", "d/x/y", "d//z", "d/./q", "d/y", "d/z/"] {
             store.put("b", k, "1");
         }
+        let store = Arc::new(store);
         let l = list_all(&store, "d/").await;
         assert_eq!(
             names(&l),

@@ -578,7 +578,7 @@ impl<S: ObjectStore> Fs<S> {
                 Location::Buckets => *listing = self.root_listing().await?,
                 Location::Dir { bucket, prefix } => {
                     let hide = |key: &str| self.hidden(bucket, key);
-                    listing.fetch_page(&*self.store, bucket, prefix, self.mount_time, &hide).await?;
+                    listing.fetch_page(&self.store, bucket, prefix, self.mount_time, &hide).await?;
                     if listing.done {
                         for (_, info) in self.writers_under(bucket, prefix) {
                             let attr = self.staged_attr(&info);
