@@ -136,8 +136,8 @@ fn ls_l_of_10000_objects_sends_10_listings_and_no_head() {
     let out = sh(&format!("ls -l {}", m.path().join("many").display()));
     assert_eq!(out.lines().filter(|l| l.ends_with(".txt")).count(), 10_000);
     assert!(out.lines().filter(|l| l.ends_with(".txt")).all(|l| l.contains(" 10 ")));
-    assert_eq!(proxy.count("ListObjectsV2"), 10 + 1, "10 pages, plus the one-key probe that looked up `many`");
-    assert_eq!(proxy.count("HeadObject"), 1, "only the lookup of `many` itself");
+    assert_eq!(proxy.count("ListObjectsV2"), 10 + 1, "10 pages, plus the bucket's listing that looked up `many`");
+    assert_eq!(proxy.count("HeadObject"), 0, "a directory found in a listing needs no HeadObject");
     // A second `ls -l` inside the metadata TTL costs nothing.
     proxy.reset();
     sh(&format!("ls -l {} > /dev/null", m.path().join("many").display()));
@@ -199,6 +199,8 @@ fn server_errors_are_eio_and_a_denied_bucket_is_eacces() {
     create_bucket(&c, &denied);
     put(&c, &ok, "a.txt", "fine\n");
     put(&c, &ok, "broken.txt", "never read\n");
+    put(&c, &ok, "unseen.txt", "listed, never looked up\n");
+    put(&c, &ok, "sub/deep.txt", "in a folder not listed yet\n");
     put(&c, &denied, "secret.txt", "no\n");
     let proxy = Proxy::start();
     let m = mount(&proxy, &["--bucket", &ok, "--bucket", &denied]);
@@ -214,8 +216,14 @@ fn server_errors_are_eio_and_a_denied_bucket_is_eacces() {
     proxy.fail(Fault { op: "GetObject", bucket: Some(ok.clone()), status: 500, code: "InternalError" });
     let err = fs::read(&broken).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "a 500 is EIO, never ENOENT: {err}");
+    // A listed file's lookup needs its metadata: HeadObject fails.
     proxy.fail(Fault { op: "HeadObject", bucket: Some(ok.clone()), status: 500, code: "InternalError" });
-    let err = fs::metadata(m.path().join(&ok).join("not-seen-before")).unwrap_err();
+    let err = fs::metadata(m.path().join(&ok).join("unseen.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    proxy.clear_faults();
+    // The listing that answers lookups in a folder fails.
+    proxy.fail(Fault { op: "ListObjectsV2", bucket: Some(ok.clone()), status: 500, code: "InternalError" });
+    let err = fs::metadata(m.path().join(&ok).join("sub/not-seen-before")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     proxy.clear_faults();
     assert_eq!(fs::read_to_string(&broken).unwrap(), "never read\n", "the mount keeps working");

@@ -170,6 +170,8 @@ fn mv_files_and_directories_within_and_across_buckets() {
     sh(&format!("mv {} {}", r1.join("dir").display(), r1.join("renamed").display()));
     assert_eq!(fs::read_to_string(r1.join("renamed/sub/y.txt")).unwrap(), "y\n");
     assert!(!r1.join("dir").exists());
+    let listed: Vec<_> = fs::read_dir(&r1).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!listed.iter().any(|n| n == "dir"), "old name still listed: {listed:?}");
     sh(&format!("mv {} {}", r1.join("renamed").display(), r2.join("far").display()));
     assert_eq!(fs::read_to_string(r2.join("far/x.txt")).unwrap(), "x\n");
 

@@ -6,7 +6,7 @@
 //! out to also be a directory: the directory wins and replaces the file entry (the object is
 //! shadowed, and logged).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -29,8 +29,11 @@ pub struct Entry {
 /// A directory's entries, as far as they have been listed.
 #[derive(Debug, Default)]
 pub struct Listing {
+    /// In listing order, then names added through this mount. Positions never move (readdir
+    /// offsets are positions): a removed name leaves its slot, marked in `gone`.
     pub entries: Vec<Entry>,
     index: HashMap<Name, usize>,
+    gone: HashSet<usize>,
     /// Continuation token of the next page; `None` with `done` at the end.
     token: Option<String>,
     pub done: bool,
@@ -54,6 +57,29 @@ impl Drop for Prefetch {
 impl Listing {
     pub fn get(&self, name: &Name) -> Option<&Entry> {
         self.index.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// Whether the slot `i` of `entries` was removed.
+    pub fn is_gone(&self, i: usize) -> bool {
+        self.gone.contains(&i)
+    }
+
+    /// A name created or replaced through this mount.
+    pub fn put(&mut self, entry: Entry) {
+        match self.index.get(&entry.name) {
+            Some(&i) => self.entries[i] = entry,
+            None => {
+                self.index.insert(entry.name.clone(), self.entries.len());
+                self.entries.push(entry);
+            }
+        }
+    }
+
+    /// A name removed through this mount.
+    pub fn remove(&mut self, name: &Name) {
+        if let Some(i) = self.index.remove(name) {
+            self.gone.insert(i);
+        }
     }
 
     fn push(&mut self, entry: Entry) {
@@ -98,7 +124,7 @@ impl Listing {
     }
 
     /// Fetches the next page of a directory listing and adds its entries.
-    /// The page after it is requested at once, in the background.
+    /// With `prefetch`, the page after it is requested at once, in the background.
     pub async fn fetch_page<S: ObjectStore>(
         &mut self,
         store: &Arc<S>,
@@ -106,6 +132,7 @@ impl Listing {
         prefix: &str,
         dir_mtime: SystemTime,
         hidden: &(dyn Fn(&str) -> bool + Sync),
+        prefetch: bool,
     ) -> Result<()> {
         if self.done {
             return Ok(());
@@ -126,7 +153,7 @@ impl Listing {
                 store.list_objects(req).await?
             }
         };
-        if let Some(token) = page.next.clone() {
+        if let Some(token) = page.next.clone().filter(|_| prefetch) {
             let (store, bucket, prefix) = (store.clone(), bucket.clone(), prefix.to_string());
             self.prefetch = Some(Prefetch(tokio::spawn(async move {
                 let req = ListRequest {
@@ -192,7 +219,7 @@ mod tests {
         let mut l = Listing::default();
         let b: Arc<str> = "b".into();
         while !l.done {
-            l.fetch_page(store, &b, prefix, SystemTime::UNIX_EPOCH, &|_| false).await.unwrap();
+            l.fetch_page(store, &b, prefix, SystemTime::UNIX_EPOCH, &|_| false, true).await.unwrap();
         }
         l
     }

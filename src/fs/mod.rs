@@ -148,6 +148,9 @@ pub struct Fs<S: ObjectStore> {
     inodes: InodeTable,
     listings: Mutex<LruCache<Ino, Arc<tokio::sync::Mutex<Listing>>>>,
     negative: Mutex<LruCache<(Ino, Name), Instant>>,
+    /// Directories found to need more than one listing page, until when: their lookups use
+    /// HeadObject and a one-key listing rather than listing the directory.
+    large_dirs: Mutex<LruCache<Ino, Instant>>,
     known_meta: Mutex<LruCache<(Arc<str>, String), KnownMeta>>,
     dir_handles: Mutex<HashMap<u64, Arc<DirHandle>>>,
     file_handles: Mutex<HashMap<u64, Arc<FileHandle>>>,
@@ -199,6 +202,7 @@ impl<S: ObjectStore> Fs<S> {
             inodes: InodeTable::new(root, Attr::dir(mount_time)),
             listings: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
             negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
+            large_dirs: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
             known_meta: Mutex::new(LruCache::new(NonZeroUsize::new(256 * 1024).unwrap())),
             dir_handles: Mutex::default(),
             meta_copies: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
@@ -326,15 +330,40 @@ impl<S: ObjectStore> Fs<S> {
         self.listings.lock().unwrap().get(&ino).cloned()
     }
 
-    /// A directory's contents changed through this mount.
-    fn invalidate_dir(&self, dir: Ino) {
-        self.listings.lock().unwrap().pop(&dir);
+    /// Applies a change made through this mount to `dir`'s cached listing, which so stays
+    /// good for answering lookups; a listing being filled right now is dropped instead.
+    fn edit_listing(&self, dir: Ino, edit: impl FnOnce(&mut Listing)) {
+        let Some(l) = self.cached_listing(dir) else { return };
+        match l.try_lock() {
+            Ok(mut g) => edit(&mut g),
+            Err(_) => {
+                self.listings.lock().unwrap().pop(&dir);
+            }
+        }
     }
 
-    /// A name now exists (created through this mount).
-    fn name_created(&self, parent: Ino, name: &Name) {
-        self.invalidate_dir(parent);
-        self.negative.lock().unwrap().pop(&(parent, name.clone()));
+    /// `entry` now exists in directory `dir` (created or replaced through this mount).
+    fn entry_added(&self, dir: Ino, entry: Entry) {
+        self.negative.lock().unwrap().pop(&(dir, entry.name.clone()));
+        self.edit_listing(dir, |l| l.put(entry));
+    }
+
+    /// `name` in directory `dir` was removed through this mount.
+    fn entry_removed(&self, dir: Ino, name: &Name) {
+        self.edit_listing(dir, |l| l.remove(name));
+    }
+
+    /// The entry for file `loc` in directory `dir`, if `loc` lies directly in it.
+    fn file_entry(&self, dir: Ino, loc: &Location, attr: Attr) -> Option<Entry> {
+        let (Some(inode::Node { loc: Location::Dir { bucket: db, prefix }, .. }), Location::File { bucket, key }) =
+            (self.inodes.get(dir), loc)
+        else {
+            return None;
+        };
+        match (db == *bucket, names::object_child(&prefix, key)) {
+            (true, names::Child::File(name)) => Some(Entry { name, loc: loc.clone(), attr }),
+            _ => None,
+        }
     }
 
     /// A listing that is complete and fresh, for answering lookups.
@@ -392,9 +421,18 @@ impl<S: ObjectStore> Fs<S> {
         {
             return Ok(Some(Resolved::Staged(info)));
         }
+        if let Some(e) = self.fresh_node(&pnode.loc, name) {
+            return Ok(Some(Resolved::Entry(e)));
+        }
         if let Some(listing) = self.fresh_listing(parent) {
-            let l = listing.lock().await;
-            return Ok(l.get(name).cloned().map(Resolved::Entry));
+            let (found, started) = {
+                let l = listing.lock().await;
+                (l.get(name).cloned(), l.started)
+            };
+            // A name the listing lacks is missing for `negative_ttl` only (it may be lower).
+            if found.is_some() || started.is_some_and(|t| t + self.config.negative_ttl > Instant::now()) {
+                return Ok(self.listed_entry(found).await?.map(Resolved::Entry));
+            }
         }
         let neg_key = (parent, name.clone());
         if let Some(until) = self.negative.lock().unwrap().get(&neg_key)
@@ -409,7 +447,13 @@ impl<S: ObjectStore> Fs<S> {
                 self.listings.lock().unwrap().put(parent, Arc::new(tokio::sync::Mutex::new(l)));
                 found
             }
-            Location::Dir { .. } => self.lookup_in_s3(&pnode.loc, name).await?,
+            Location::Dir { bucket, prefix } => match self.listing_for_lookups(parent, bucket, prefix).await? {
+                Some(l) => {
+                    let found = l.lock().await.get(name).cloned();
+                    self.listed_entry(found).await?
+                }
+                None => self.lookup_in_s3(&pnode.loc, name).await?,
+            },
             Location::File { .. } => unreachable!("checked is_dir"),
         };
         if entry.is_none() {
@@ -424,19 +468,74 @@ impl<S: ObjectStore> Fs<S> {
         self.deleter.is_pending(bucket, key)
     }
 
+    /// A node the kernel still holds with fresh attributes: it needs no request.
+    fn fresh_node(&self, dir: &Location, name: &Name) -> Option<Entry> {
+        let locs = [dir.child(name, true)?, dir.child(name, false)?];
+        locs.iter().find_map(|loc| {
+            let (_, n) = self.inodes.find(loc)?;
+            (n.fresh_until > Instant::now()).then(|| Entry { name: name.clone(), loc: n.loc, attr: n.attr })
+        })
+    }
+
+    /// A lookup answered by a complete listing. A name it lacks does not exist and a directory
+    /// is as listed; a file needs its metadata (mode, mtime, owner, symlink), which listings
+    /// do not carry: known from an upload or a HeadObject of the same ETag, or else one
+    /// HeadObject.
+    async fn listed_entry(&self, found: Option<Entry>) -> Result<Option<Entry>> {
+        let Some(e) = found else { return Ok(None) };
+        let Location::File { bucket, key } = &e.loc else { return Ok(Some(e)) };
+        let known = e.attr.perm.is_some()
+            || self
+                .known_meta
+                .lock()
+                .unwrap()
+                .peek(&(bucket.clone(), key.clone()))
+                .is_some_and(|k| e.attr.etag.as_ref() == Some(&k.etag));
+        if known {
+            return Ok(Some(e));
+        }
+        match self.store.head_object(bucket, key).await {
+            Ok(_) if self.hidden(bucket, key) => Ok(None),
+            Ok(meta) => Ok(Some(Entry { attr: self.attr_from_meta(&e.loc, &meta), ..e })),
+            Err(StoreError::NotFound) => Ok(None), // deleted since it was listed
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A listing of directory `dir` made to answer lookups: its first page, which, when it is
+    /// the whole directory, is cached like a readdir's listing and returned. A larger
+    /// directory is remembered as such for the metadata TTL and gives `None`: its lookups use
+    /// HeadObject and a one-key listing instead (a page of 1,000 names per lookup costs more).
+    async fn listing_for_lookups(
+        &self,
+        dir: Ino,
+        bucket: &Arc<str>,
+        prefix: &str,
+    ) -> Result<Option<Arc<tokio::sync::Mutex<Listing>>>> {
+        if self.large_dirs.lock().unwrap().get(&dir).is_some_and(|until| *until > Instant::now()) {
+            return Ok(None);
+        }
+        let mut l = Listing::default();
+        let hide = |key: &str| self.hidden(bucket, key);
+        l.fetch_page(&self.store, bucket, prefix, self.mount_time, &hide, false).await?;
+        if !l.done {
+            self.large_dirs.lock().unwrap().put(dir, Instant::now() + self.config.metadata_ttl);
+            return Ok(None);
+        }
+        for (_, info) in self.writers_under(bucket, prefix) {
+            let attr = self.staged_attr(&info);
+            l.add_staged(prefix, info.loc, attr);
+        }
+        let l = Arc::new(tokio::sync::Mutex::new(l));
+        self.listings.lock().unwrap().put(dir, l.clone());
+        Ok(Some(l))
+    }
+
     /// HeadObject on `prefix+name` and a one-key listing of `prefix+name/`, concurrently.
     async fn lookup_in_s3(&self, dir: &Location, name: &Name) -> Result<Option<Entry>> {
         let (Some(file_loc), Some(dir_loc)) = (dir.child(name, false), dir.child(name, true)) else {
             return Ok(None);
         };
-        // A node the kernel still holds with fresh attributes needs no request.
-        for loc in [&dir_loc, &file_loc] {
-            if let Some((_, n)) = self.inodes.find(loc)
-                && n.fresh_until > Instant::now()
-            {
-                return Ok(Some(Entry { name: name.clone(), loc: n.loc, attr: n.attr }));
-            }
-        }
         let (Location::File { bucket, key }, Location::Dir { prefix: dir_prefix, .. }) = (&file_loc, &dir_loc) else {
             unreachable!("child() builds these kinds");
         };
@@ -578,7 +677,7 @@ impl<S: ObjectStore> Fs<S> {
                 Location::Buckets => *listing = self.root_listing().await?,
                 Location::Dir { bucket, prefix } => {
                     let hide = |key: &str| self.hidden(bucket, key);
-                    listing.fetch_page(&self.store, bucket, prefix, self.mount_time, &hide).await?;
+                    listing.fetch_page(&self.store, bucket, prefix, self.mount_time, &hide, true).await?;
                     if listing.done {
                         for (_, info) in self.writers_under(bucket, prefix) {
                             let attr = self.staged_attr(&info);
@@ -590,13 +689,18 @@ impl<S: ObjectStore> Fs<S> {
             }
         }
         let start = offset.saturating_sub(2) as usize;
-        for (i, e) in listing.entries.iter().enumerate().skip(start).take(max.saturating_sub(items.len())) {
+        let live = listing.entries.iter().enumerate().skip(start).filter(|(i, _)| !listing.is_gone(*i));
+        for (i, e) in live.take(max.saturating_sub(items.len())) {
             let ino = self.inodes.ino_hint(&e.loc);
+            let mut e = e.clone();
+            if let Some((_, info)) = self.writer_at(&e.loc) {
+                e.attr = self.staged_attr(&info); // being written: size and times as they are now
+            }
             items.push(DirItem {
                 next: i as u64 + 3,
                 name: e.name.to_string(),
                 stat: self.stat_of(ino, &e.loc, &self.with_known_meta(&e.loc, &e.attr)),
-                entry: Some(e.clone()),
+                entry: Some(e),
             });
         }
         if listing.done && listing.entries.len() <= MAX_CACHED_LISTING {

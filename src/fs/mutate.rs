@@ -186,8 +186,9 @@ impl<S: ObjectStore> Fs<S> {
         let ino = self.inodes.remember(parent, loc.clone(), attr.clone(), self.fresh_until());
         let writer = self.add_writer(ino, staged);
         let fh = self.add_staged_handle(ino, writer, owner.pid).await;
-        self.name_created(parent, name);
-        Ok((self.stat_of(ino, &loc, &attr), fh))
+        let stat = self.stat_of(ino, &loc, &attr);
+        self.entry_added(parent, Entry { name: name.clone(), loc, attr });
+        Ok((stat, fh))
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
@@ -286,9 +287,12 @@ impl<S: ObjectStore> Fs<S> {
     fn now_in_s3(&self, ino: Ino, st: &Staged, etag: Option<String>, put: &PutMeta) {
         self.learn_meta(&st.bucket, &st.key, etag.as_deref(), &st.meta, put);
         self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
-        self.inodes.set_attr(ino, st.meta.attr(st.size, etag), self.fresh_until());
-        if let Some(n) = self.inodes.get(ino) {
-            self.invalidate_dir(n.parent);
+        let attr = st.meta.attr(st.size, etag);
+        self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
+        if let Some(n) = self.inodes.get(ino)
+            && let Some(entry) = self.file_entry(n.parent, &n.loc, attr)
+        {
+            self.entry_added(n.parent, entry);
         }
     }
 
@@ -573,10 +577,10 @@ impl<S: ObjectStore> Fs<S> {
             }
             Location::File { .. } => return Err(Error::NotDir),
         };
-        self.name_created(parent, name);
         let mut attr = Attr::dir(now);
         attr.perm = Some((mode & 0o7777) as u16);
         let entry = Entry { name: name.clone(), loc, attr };
+        self.entry_added(parent, entry.clone());
         Ok(self.remember(parent, &entry))
     }
 
@@ -603,9 +607,9 @@ impl<S: ObjectStore> Fs<S> {
         let put = meta.to_put(key, &HashMap::new());
         let r = self.store.put_object(bucket, key, Bytes::copy_from_slice(target), &put).await?;
         self.learn_meta(bucket, key, r.etag.as_deref(), &meta, &put);
-        self.name_created(parent, name);
-        let attr = meta.attr(target.len() as u64, r.etag);
-        Ok(self.remember(parent, &Entry { name: name.clone(), loc, attr }))
+        let entry = Entry { name: name.clone(), loc, attr: meta.attr(target.len() as u64, r.etag) };
+        self.entry_added(parent, entry.clone());
+        Ok(self.remember(parent, &entry))
     }
 
     pub async fn readlink(&self, ino: Ino) -> Result<Bytes> {
@@ -640,7 +644,7 @@ impl<S: ObjectStore> Fs<S> {
         self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
         self.known_meta.lock().unwrap().pop(&(bucket.clone(), key.clone()));
         self.inodes.detach(&loc);
-        self.invalidate_dir(parent);
+        self.entry_removed(parent, name);
         Ok(())
     }
 
@@ -661,7 +665,7 @@ impl<S: ObjectStore> Fs<S> {
             self.deleter.schedule(bucket, prefix.clone());
         }
         self.inodes.detach(&loc);
-        self.invalidate_dir(parent);
+        self.entry_removed(parent, name);
         Ok(())
     }
 
@@ -731,8 +735,15 @@ impl<S: ObjectStore> Fs<S> {
         if let Some((ino, _)) = self.inodes.find(&src) {
             self.inodes.relocate(ino, dst.clone());
         }
-        self.invalidate_dir(parent);
-        self.name_created(newparent, newname);
+        if dst.is_dir() {
+            // Cached listings under the moved directory name old keys.
+            self.listings.lock().unwrap().clear();
+            self.negative.lock().unwrap().pop(&(newparent, newname.clone()));
+        } else {
+            self.entry_removed(parent, name);
+            let attr = self.inodes.find(&dst).map_or(src_attr, |(_, n)| n.attr);
+            self.entry_added(newparent, Entry { name: newname.clone(), loc: dst, attr });
+        }
         Ok(())
     }
 
@@ -849,9 +860,15 @@ impl<S: ObjectStore> Fs<S> {
             warn!("renaming s3://{sb}/{sp} to s3://{db}/{dp} failed midway ({e}); no source was deleted");
             return Err(e);
         }
+        let had_marker = keys.iter().any(|(k, _)| k == sp);
         for (key, _) in keys {
             self.pending_meta.lock().unwrap().remove(&(sb.clone(), key.clone()));
             self.deleter.schedule(sb, key);
+        }
+        if !had_marker {
+            // Hides the old name until its keys are deleted, as rmdir does (listings would show
+            // the prefix until then). Deleting a key that is not there is no error in S3.
+            self.deleter.schedule(sb, sp.to_string());
         }
         // Files being written under the directory go to the new place.
         for (ino, _) in self.writers_under(sb, sp) {

@@ -78,8 +78,25 @@ async fn lookup_directory_wins_over_object_of_same_name() {
     );
     assert!(fs.lookup(ROOT, &name("x")).await.unwrap().dir);
     assert!(fs.lookup(ROOT, &name("empty")).await.unwrap().dir, "a marker object alone makes a directory");
-    assert_eq!(fs.store.count("HeadObject"), 2);
-    assert_eq!(fs.store.count("ListObjectsV2"), 2);
+    // The root fits in one listing page: it answers both lookups.
+    assert_eq!(fs.store.count("HeadObject"), 0);
+    assert_eq!(fs.store.count("ListObjectsV2"), 1);
+
+    // A directory larger than a page: each lookup is a HeadObject and a one-key listing.
+    let mut store = MemoryStore::new();
+    store.page_size = 2;
+    for k in ["x", "x/inner", "empty/", "y", "z"] {
+        store.put("b", k, "1");
+    }
+    let fs = fs_with(
+        store,
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
+    );
+    assert!(fs.lookup(ROOT, &name("x")).await.unwrap().dir);
+    assert!(fs.lookup(ROOT, &name("empty")).await.unwrap().dir);
+    assert!(!fs.lookup(ROOT, &name("y")).await.unwrap().dir);
+    assert_eq!(fs.store.count("HeadObject"), 3);
+    assert_eq!(fs.store.count("ListObjectsV2"), 1 + 3, "one page found the root large; then a probe per name");
 }
 
 #[tokio::test]
@@ -95,7 +112,8 @@ async fn negative_lookups_are_cached_for_their_ttl() {
     for _ in 0..3 {
         assert_eq!(fs.lookup(ROOT, &name("missing")).await, Err(Error::NotFound));
     }
-    assert_eq!(fs.store.count("HeadObject"), 1);
+    assert_eq!(fs.store.count("ListObjectsV2"), 1, "the root's one-page listing answers all three");
+    assert_eq!(fs.store.count("HeadObject"), 0);
     tokio::time::sleep(Duration::from_millis(250)).await;
     fs.store.put("b", "missing", "now here");
     assert_eq!(fs.lookup(ROOT, &name("missing")).await.unwrap().size, 8);
@@ -109,13 +127,18 @@ async fn server_error_is_eio_not_enoent() {
         store,
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
+    fs.store.put("b", "f", "x");
     let e = StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
-    fs.store.inject_fault("HeadObject", e.clone());
-    let err = fs.lookup(ROOT, &name("f")).await.unwrap_err();
-    assert_eq!(err.errno(), libc::EIO);
-    fs.store.inject_fault("ListObjectsV2", e);
+    // The directory listing that would answer the lookup fails.
+    fs.store.inject_fault("ListObjectsV2", e.clone());
     let err = fs.lookup(ROOT, &name("g")).await.unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
+    // The listing shows f; its HeadObject (for the metadata) fails.
+    fs.store.inject_fault("HeadObject", e);
+    let err = fs.lookup(ROOT, &name("f")).await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    assert_eq!(fs.lookup(ROOT, &name("g")).await, Err(Error::NotFound));
+    assert_eq!(fs.lookup(ROOT, &name("f")).await.unwrap().size, 1);
 }
 
 #[tokio::test]
@@ -241,4 +264,51 @@ async fn share_links_die_with_temporary_credentials() {
     assert_eq!(fs.store.total_count(), 0, "signed locally");
     let dir_err = fs.getxattr(ROOT, "user.s3.presigned_url").await.unwrap_err();
     assert_eq!(dir_err.errno(), libc::EISDIR);
+}
+
+#[tokio::test]
+async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_changes() {
+    let store = MemoryStore::new();
+    let md = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    store.put("b", "d/", "");
+    store.put_with_meta("b", "d/old", "abc", md(&[("mtime", "1700000000"), ("mode", "33216")]));
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let d = fs.lookup(ROOT, &name("d")).await.unwrap().ino;
+    fs.store.reset_counts();
+
+    // `cp -r` into it: each name is looked up (missing), created, written and closed.
+    let owner = mutate::Owner { uid: 0, gid: 0, pid: 1 };
+    for i in 0..50 {
+        let n = name(&format!("n{i}"));
+        assert_eq!(fs.lookup(d, &n).await, Err(Error::NotFound));
+        let (_, fh) = fs.create(d, &n, 0o644, owner).await.unwrap();
+        fs.write(fh, 0, b"0123456789").await.unwrap();
+        fs.flush(fh, None).await.unwrap();
+        fs.release(fh).await;
+    }
+    assert_eq!(fs.store.count("ListObjectsV2"), 1, "one page answered all 50 lookups");
+    assert_eq!(fs.store.count("HeadObject"), 0);
+    assert_eq!(fs.store.count("PutObject"), 50);
+
+    // A file the listing shows but whose metadata is unknown costs one HeadObject.
+    let old = fs.lookup(d, &name("old")).await.unwrap();
+    assert_eq!((old.perm, old.mtime), (0o700, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+    assert_eq!(fs.store.count("HeadObject"), 1);
+
+    // The listing kept up with the uploads: readdir needs no request and shows the sizes.
+    let names = list_names(&fs, d).await;
+    assert_eq!(names.len(), 2 + 1 + 50, "{names:?}");
+    assert_eq!(fs.lookup(d, &name("n7")).await.unwrap().size, 10);
+    assert_eq!(fs.store.count("ListObjectsV2"), 1);
+
+    // Removed and renamed names are gone from it at once; the new name is there.
+    fs.unlink(d, &name("n0")).await.unwrap();
+    fs.rename(d, &name("n1"), d, &name("m1"), false).await.unwrap();
+    assert_eq!(fs.lookup(d, &name("n0")).await, Err(Error::NotFound));
+    assert_eq!(fs.lookup(d, &name("n1")).await, Err(Error::NotFound));
+    assert_eq!(fs.lookup(d, &name("m1")).await.unwrap().size, 10);
+    let names = list_names(&fs, d).await;
+    assert!(!names.contains(&"n0".to_string()) && !names.contains(&"n1".to_string()) && names.contains(&"m1".into()));
+    assert_eq!(fs.store.count("ListObjectsV2"), 1);
 }
