@@ -356,5 +356,7 @@ fn overwriting_an_object_does_not_download_it_first() {
     sh(&format!("cp {} {}", src.path().display(), m.path().join("f.bin").display()));
     assert_eq!(proxy.count("GetObject"), 0, "O_TRUNC reaches open: {:?}", proxy.counts());
     assert_eq!(proxy.count("PutObject"), 0, "no empty upload for the truncate: {:?}", proxy.counts());
+    assert_eq!(proxy.count("CompleteMultipartUpload"), 1, "{:?}", proxy.counts());
+    assert_eq!(proxy.count("CopyObject"), 0, "no copy to refresh the mtime afterwards: {:?}", proxy.counts());
     assert_eq!(get(&c, &b, "f.bin"), data(20 << 20, 2));
 }

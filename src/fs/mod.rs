@@ -295,6 +295,7 @@ impl<S: ObjectStore> Fs<S> {
             uid: attr.uid.unwrap_or(self.config.uid),
             gid: attr.gid.unwrap_or(self.config.gid),
             mtime: attr.mtime,
+            mtime_set: true,
             symlink: attr.symlink,
         }
     }

@@ -53,6 +53,7 @@ impl SetAttr {
         }
         if let Some(t) = self.mtime {
             m.mtime = t;
+            m.mtime_set = true;
         }
     }
 
@@ -178,6 +179,7 @@ impl<S: ObjectStore> Fs<S> {
             uid: owner.uid,
             gid: owner.gid,
             mtime: SystemTime::now(),
+            mtime_set: false,
             symlink: false,
         };
         let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta)?;
@@ -199,6 +201,7 @@ impl<S: ObjectStore> Fs<S> {
         st.materialize(&*self.store, self.config.read.part_size).await?;
         st.write(&self.store, &self.config.write, &self.upload_memory, offset, data).await?;
         st.meta.mtime = SystemTime::now();
+        st.meta.mtime_set = false;
         Self::sync_info(writer, &st);
         Ok(data.len() as u32)
     }
@@ -257,9 +260,10 @@ impl<S: ObjectStore> Fs<S> {
         let uploaded = match st.upload(&self.store, &self.config.write, &self.upload_memory).await {
             Ok((r, false)) => Ok(r),
             Ok((_, true)) => {
-                // chmod/utimens came while the multipart upload was running: set them now.
+                // chmod/utimens came while the multipart upload was running: set them now
+                // (a multipart copy above 5 GiB).
                 let put = st.meta.to_put(&st.key, &st.extra);
-                self.store.copy_object(&st.bucket, &st.key, &st.bucket, &st.key, Some(&put)).await.map_err(Error::from)
+                self.copy(&st.bucket, &st.key, &st.bucket, &st.key, st.size, Some(&put)).await
             }
             Err(e) => Err(e),
         };
@@ -367,6 +371,7 @@ impl<S: ObjectStore> Fs<S> {
         st.size = start + n;
         st.dirty = true;
         st.meta.mtime = SystemTime::now();
+        st.meta.mtime_set = false;
         Self::sync_info(writer, &st);
         Ok(n)
     }
@@ -567,6 +572,7 @@ impl<S: ObjectStore> Fs<S> {
                     uid: owner.uid,
                     gid: owner.gid,
                     mtime: now,
+                    mtime_set: true,
                     symlink: false,
                 };
                 let mut put = meta.to_put(prefix, &HashMap::new());
@@ -603,7 +609,14 @@ impl<S: ObjectStore> Fs<S> {
         let Some(loc @ Location::File { .. }) = pnode.loc.child(name, false) else { return Err(Error::NotPermitted) };
         let Location::File { bucket, key } = &loc else { unreachable!() };
         self.deleter.cancel(bucket, key).await;
-        let meta = FileMeta { perm: 0o777, uid: owner.uid, gid: owner.gid, mtime: SystemTime::now(), symlink: true };
+        let meta = FileMeta {
+            perm: 0o777,
+            uid: owner.uid,
+            gid: owner.gid,
+            mtime: SystemTime::now(),
+            mtime_set: true,
+            symlink: true,
+        };
         let put = meta.to_put(key, &HashMap::new());
         let r = self.store.put_object(bucket, key, Bytes::copy_from_slice(target), &put).await?;
         self.learn_meta(bucket, key, r.etag.as_deref(), &meta, &put);

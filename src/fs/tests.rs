@@ -312,3 +312,48 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
     assert!(!names.contains(&"n0".to_string()) && !names.contains(&"n1".to_string()) && names.contains(&"m1".into()));
     assert_eq!(fs.store.count("ListObjectsV2"), 1);
 }
+
+#[tokio::test]
+async fn a_multipart_upload_needs_no_copy_for_the_mtime_of_its_writes() {
+    let store = MemoryStore::new();
+    store.create_bucket("b");
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let owner = mutate::Owner { uid: 0, gid: 0, pid: 1 };
+    let chunk = vec![7u8; 1 << 20];
+    let part = fs.config().write.part_size(0);
+    let write_big = |n: &'static str| {
+        let fs = fs.clone();
+        let chunk = chunk.clone();
+        async move {
+            let (st, fh) = fs.create(ROOT, &name(n), 0o640, owner).await.unwrap();
+            let mut off = 0;
+            while off < 2 * part + (1 << 20) {
+                fs.write(fh, off, &chunk).await.unwrap();
+                off += chunk.len() as u64;
+            }
+            (st.ino, fh)
+        }
+    };
+
+    // Plain writes, then close: the writes moved the mtime after the upload began; that alone
+    // costs no CopyObject (the object's LastModified is its mtime).
+    let (_, fh) = write_big("plain").await;
+    fs.flush(fh, None).await.unwrap();
+    fs.release(fh).await;
+    assert!(fs.store.count("UploadPart") >= 3);
+    assert_eq!(fs.store.count("CopyObject"), 0);
+    let meta = fs.store.head_object("b", "plain").await.unwrap().metadata;
+    assert_eq!(meta.get("mode").map(String::as_str), Some("33184"), "{meta:?}");
+    assert!(!meta.contains_key("mtime"), "{meta:?}");
+
+    // An mtime set after the last write (cp -p, rsync -t) is saved, with one CopyObject.
+    let (ino, fh) = write_big("stamped").await;
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    fs.setattr(ino, SetAttr { mtime: Some(t), ..Default::default() }).await.unwrap();
+    fs.flush(fh, None).await.unwrap();
+    fs.release(fh).await;
+    assert_eq!(fs.store.count("CopyObject"), 1);
+    let meta = fs.store.head_object("b", "stamped").await.unwrap().metadata;
+    assert_eq!(meta.get("mtime").map(String::as_str), Some("1600000000"));
+}

@@ -85,6 +85,10 @@ pub struct FileMeta {
     pub uid: u32,
     pub gid: u32,
     pub mtime: SystemTime,
+    /// The mtime was set (utimens) or came from S3, rather than being the time of the last
+    /// write. Only such an mtime goes into a multipart upload's metadata: that is fixed when
+    /// the upload starts, and the writes after it would make it stale.
+    pub mtime_set: bool,
     pub symlink: bool,
 }
 
@@ -117,6 +121,23 @@ impl FileMeta {
             mime_guess::from_path(key).first_or_octet_stream().essence_str().to_string()
         };
         PutMeta { metadata, content_type: Some(content_type) }
+    }
+
+    /// The metadata for a multipart upload, which starts while the file is still being
+    /// written: without an mtime that later writes would change (S3's LastModified, the
+    /// upload's completion, stands for it then).
+    pub fn to_put_streaming(&self, key: &str, extra: &HashMap<String, String>) -> PutMeta {
+        let mut put = self.to_put(key, extra);
+        if !self.mtime_set {
+            put.metadata.remove("mtime");
+        }
+        put
+    }
+
+    /// Whether a multipart upload started with metadata `self` still carries `now`'s.
+    pub fn streams_as(&self, now: &FileMeta) -> bool {
+        let key = |m: &FileMeta| (m.perm, m.uid, m.gid, m.symlink, m.mtime_set.then_some(m.mtime));
+        key(self) == key(now)
     }
 }
 
@@ -535,7 +556,7 @@ impl Staged {
     /// Starts the multipart upload if there is none yet.
     async fn ensure_stream<S: ObjectStore>(&mut self, store: &Arc<S>) -> Result<()> {
         if self.stream.is_none() {
-            let put = self.meta.to_put(&self.key, &self.extra);
+            let put = self.meta.to_put_streaming(&self.key, &self.extra);
             let upload_id = store.create_multipart(&self.bucket, &self.key, &put).await?;
             debug!(bucket = &*self.bucket, key = self.key, "started multipart upload");
             self.stream = Some(Stream {
@@ -661,7 +682,8 @@ impl Staged {
             self.cancel_stream(store)?;
         }
         let put = self.meta.to_put(&self.key, &self.extra);
-        let stale = |st: &Staged| st.stream.as_ref().is_some_and(|s| s.meta != st.meta || s.extra != st.extra);
+        let stale =
+            |st: &Staged| st.stream.as_ref().is_some_and(|s| !s.meta.streams_as(&st.meta) || s.extra != st.extra);
         let mut stale_meta = stale(self);
         let result = if self.stream.is_some() {
             // Sequential: the buffered tail is the last part.
