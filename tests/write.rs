@@ -244,6 +244,31 @@ fn random_writes_truncate_append_and_hard_links() {
     let head = rt().block_on(c.head_object().bucket(&b).key("photo.jpg").send()).unwrap();
     assert_eq!(head.content_type(), Some("image/jpeg"));
 
+    // Files opened for writing bypass the page cache; shared mmap of them still works.
+    {
+        use std::os::fd::AsRawFd;
+        let f = fs::File::options().read(true).write(true).create(true).open(m.path().join("mapped.bin")).unwrap();
+        f.set_len(3 * 4096).unwrap();
+        // SAFETY: a fresh shared mapping of the whole file, written and unmapped here only.
+        unsafe {
+            let len = 3 * 4096;
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+            std::slice::from_raw_parts_mut(p as *mut u8, len).fill(b'm');
+            assert_eq!(libc::msync(p, len, libc::MS_SYNC), 0);
+            assert_eq!(libc::munmap(p, len), 0);
+        }
+        f.sync_all().unwrap();
+    }
+    assert_eq!(get(&c, &b, "mapped.bin"), vec![b'm'; 3 * 4096]);
+
     let err = fs::hard_link(m.path().join("log.txt"), m.path().join("hard")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
     fs::create_dir(m.path().join("d")).unwrap();
