@@ -247,7 +247,13 @@ fn random_writes_truncate_append_and_hard_links() {
     // Files opened for writing bypass the page cache; shared mmap of them still works.
     {
         use std::os::fd::AsRawFd;
-        let f = fs::File::options().read(true).write(true).create(true).open(m.path().join("mapped.bin")).unwrap();
+        let f = fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(m.path().join("mapped.bin"))
+            .unwrap();
         f.set_len(3 * 4096).unwrap();
         // SAFETY: a fresh shared mapping of the whole file, written and unmapped here only.
         unsafe {

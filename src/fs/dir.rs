@@ -142,29 +142,12 @@ impl Listing {
             Some(mut task) => {
                 (&mut task.0).await.map_err(|e| StoreError::Network(format!("listing task failed: {e}")))??
             }
-            None => {
-                let req = ListRequest {
-                    bucket,
-                    prefix,
-                    delimiter: Some("/"),
-                    continuation: self.token.as_deref(),
-                    max_keys: None,
-                };
-                store.list_objects(req).await?
-            }
+            None => list_page(&**store, bucket, prefix, self.token.as_deref()).await?,
         };
         if let Some(token) = page.next.clone().filter(|_| prefetch) {
             let (store, bucket, prefix) = (store.clone(), bucket.clone(), prefix.to_string());
-            self.prefetch = Some(Prefetch(tokio::spawn(async move {
-                let req = ListRequest {
-                    bucket: &bucket,
-                    prefix: &prefix,
-                    delimiter: Some("/"),
-                    continuation: Some(&token),
-                    max_keys: None,
-                };
-                store.list_objects(req).await
-            })));
+            self.prefetch =
+                Some(Prefetch(tokio::spawn(async move { list_page(&*store, &bucket, &prefix, Some(&token)).await })));
         }
         // Merge the two sorted runs so entries come out in key order.
         let mut objects = page.objects.into_iter().peekable();
@@ -208,6 +191,16 @@ impl Listing {
         self.done = self.token.is_none();
         Ok(())
     }
+}
+
+/// One page of a directory listing (delimiter '/').
+async fn list_page<S: ObjectStore>(
+    store: &S,
+    bucket: &str,
+    prefix: &str,
+    token: Option<&str>,
+) -> StoreResult<ListPage> {
+    store.list_objects(ListRequest { bucket, prefix, delimiter: Some("/"), continuation: token, max_keys: None }).await
 }
 
 #[cfg(test)]
