@@ -523,13 +523,18 @@ impl<S: ObjectStore> Fs<S> {
             self.large_dirs.lock().unwrap().put(dir, Instant::now() + self.config.metadata_ttl);
             return Ok(None);
         }
-        for (_, info) in self.writers_under(bucket, prefix) {
-            let attr = self.staged_attr(&info);
-            l.add_staged(prefix, info.loc, attr);
-        }
+        self.add_writers(&mut l, bucket, prefix);
         let l = Arc::new(tokio::sync::Mutex::new(l));
         self.listings.lock().unwrap().put(dir, l.clone());
         Ok(Some(l))
+    }
+
+    /// Adds to a complete listing of `prefix` the files being written there (not in S3 yet).
+    fn add_writers(&self, listing: &mut Listing, bucket: &str, prefix: &str) {
+        for (_, info) in self.writers_under(bucket, prefix) {
+            let attr = self.staged_attr(&info);
+            listing.add_staged(prefix, info.loc, attr);
+        }
     }
 
     /// HeadObject on `prefix+name` and a one-key listing of `prefix+name/`, concurrently.
@@ -680,10 +685,7 @@ impl<S: ObjectStore> Fs<S> {
                     let hide = |key: &str| self.hidden(bucket, key);
                     listing.fetch_page(&self.store, bucket, prefix, self.mount_time, &hide, true).await?;
                     if listing.done {
-                        for (_, info) in self.writers_under(bucket, prefix) {
-                            let attr = self.staged_attr(&info);
-                            listing.add_staged(prefix, info.loc, attr);
-                        }
+                        self.add_writers(&mut listing, bucket, prefix);
                     }
                 }
                 Location::File { .. } => return Err(Error::NotDir),
