@@ -11,10 +11,12 @@
 //!   aws-sdk-s3, [`store::memory`] is an in-memory store for unit tests.
 //! - [`mount`]: start-up checks, mounting, and clean unmount on signals; [`daemon`]: running in
 //!   the background; [`options`]: fstab `-o` options; [`logging`]: log targets and redaction.
+//! - [`buf`]: part-sized buffers reused through one pool.
 //! - [`stats`] and [`status`]: activity counters and `s3drive status`.
 //!
 //! docs/ARCHITECTURE.md follows a read through these modules.
 
+pub mod buf;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -107,6 +107,14 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         let _rt = rt.enter();
         Fs::new(store, config)
     };
+    // Buffers idle in the pool are freed, so an idle mount does not keep its peak memory.
+    rt.spawn(async {
+        let mut tick = tokio::time::interval(crate::buf::IDLE);
+        loop {
+            tick.tick().await;
+            crate::buf::POOL.trim(crate::buf::IDLE);
+        }
+    });
     let adapter = FuseFs::new(fs.clone(), rt.handle().clone());
     let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use crate::buf::{ALIGN, PoolBuf};
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
@@ -147,65 +148,6 @@ pub fn format_mtime(t: SystemTime) -> String {
     if d.subsec_nanos() == 0 { d.as_secs().to_string() } else { format!("{}.{:09}", d.as_secs(), d.subsec_nanos()) }
 }
 
-/// Alignment of part buffers, for O_DIRECT writes of whole parts to the staging file.
-const ALIGN: usize = 4096;
-/// Part buffers kept for reuse: reused memory needs no page faults and no zeroing.
-const POOL_MAX: usize = 10;
-static POOL: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-
-/// Where a sequential writer's bytes collect until they make a part: page-aligned, of one part's
-/// capacity, and returned to a pool when the last `Bytes` made from it is dropped.
-pub struct PartBuf {
-    vec: Vec<u8>,
-    off: usize,
-    len: usize,
-    cap: usize,
-}
-
-impl PartBuf {
-    fn new(cap: usize) -> PartBuf {
-        let reused = {
-            let mut pool = POOL.lock().unwrap();
-            pool.iter().position(|v| v.len() >= cap + ALIGN).map(|i| pool.swap_remove(i))
-        };
-        let vec = reused.unwrap_or_else(|| vec![0u8; cap + ALIGN]);
-        let off = (ALIGN - vec.as_ptr() as usize % ALIGN) % ALIGN;
-        PartBuf { vec, off, len: 0, cap }
-    }
-
-    fn spare(&self) -> usize {
-        self.cap - self.len
-    }
-
-    /// Appends what fits of `data`; returns how much that was.
-    fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.spare());
-        let at = self.off + self.len;
-        self.vec[at..at + n].copy_from_slice(&data[..n]);
-        self.len += n;
-        n
-    }
-
-    fn freeze(self) -> Bytes {
-        Bytes::from_owner(self)
-    }
-}
-
-impl AsRef<[u8]> for PartBuf {
-    fn as_ref(&self) -> &[u8] {
-        &self.vec[self.off..self.off + self.len]
-    }
-}
-
-impl Drop for PartBuf {
-    fn drop(&mut self) {
-        let mut pool = POOL.lock().unwrap();
-        if pool.len() < POOL_MAX {
-            pool.push(std::mem::take(&mut self.vec));
-        }
-    }
-}
-
 /// A multipart upload started while a sequential writer is still writing.
 struct Stream {
     bucket: Arc<str>,
@@ -276,7 +218,7 @@ pub struct Staged {
     /// The bytes just before `seq_end` not yet handed to a part upload (from `cur_start`): a
     /// sequential writer's bytes go to the staging file only when they become a part (with
     /// O_DIRECT, no copy through the page cache) or when something needs the file (`spill`).
-    cur: Option<PartBuf>,
+    cur: Option<PoolBuf>,
     cur_start: u64,
     /// How many leading bytes of `cur` are in the staging file already.
     cur_on_disk: usize,
@@ -448,7 +390,7 @@ impl Staged {
             }
             if self.cur.is_none() {
                 let n = self.stream.as_ref().map_or(0, |s| s.next_part);
-                self.cur = Some(PartBuf::new(cfg.part_size(n) as usize));
+                self.cur = Some(PoolBuf::new(cfg.part_size(n) as usize));
                 self.cur_start = self.seq_end;
                 self.cur_on_disk = 0;
             }
@@ -463,11 +405,11 @@ impl Staged {
     /// Writes the bytes of `cur` not yet in the staging file there, so the file is complete.
     pub fn spill(&mut self) -> Result<()> {
         if let Some(buf) = &self.cur
-            && self.cur_on_disk < buf.len
+            && self.cur_on_disk < buf.len()
         {
             let at = self.cur_start + self.cur_on_disk as u64;
             self.file.write_all_at(&buf.as_ref()[self.cur_on_disk..], at).map_err(local)?;
-            self.cur_on_disk = buf.len;
+            self.cur_on_disk = buf.len();
         }
         Ok(())
     }
@@ -629,7 +571,7 @@ impl Staged {
         memory: &MemoryLimiter,
     ) -> Result<()> {
         let Some(buf) = self.cur.take() else { return Ok(()) };
-        if buf.len == 0 {
+        if buf.is_empty() {
             return Ok(());
         }
         let (start, skip) = (self.cur_start, self.cur_on_disk);
@@ -694,7 +636,7 @@ impl Staged {
         } else if self.size <= cfg.part_size(0) {
             self.settle_disk().await?;
             self.spill()?;
-            let whole = self.cur.as_ref().is_some_and(|b| self.cur_start == 0 && b.len as u64 == self.size);
+            let whole = self.cur.as_ref().is_some_and(|b| self.cur_start == 0 && b.len() as u64 == self.size);
             let data = if whole {
                 self.cur.take().expect("checked").freeze()
             } else {

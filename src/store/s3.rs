@@ -22,13 +22,14 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::{
     BucketInfo, ListPage, ListRequest, ListedObject, MAX_PRESIGN, ObjectMeta, ObjectStore, Presigned, PutMeta,
     PutResult, StoreError, StoreResult,
 };
+use crate::buf::PoolBuf;
 
 /// How to reach the service; built from the command line by `config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -352,21 +353,21 @@ impl ObjectStore for S3Store {
             .map_err(|e| map_err(e, StoreError::NotFound))?;
         // Straight into one buffer of the range's size: collecting the chunks and then joining
         // them would hold each part twice (plus the chunks' slack) at the moment of the join.
+        // Large buffers come from the pool, already faulted in.
         let want = (end - start) as usize;
-        let mut buf = BytesMut::with_capacity(want);
+        let mut buf = PoolBuf::new(want);
         let mut body = resp.body;
         while let Some(chunk) = body
             .try_next()
             .await
             .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?
         {
-            if buf.len() + chunk.len() > want {
+            if buf.push(&chunk) < chunk.len() {
                 return Err(StoreError::Network(format!(
                     "the server sent more than the {want} bytes of range {start}-{} of {key}",
                     end - 1
                 )));
             }
-            buf.extend_from_slice(&chunk);
         }
         crate::stats::bytes_down(buf.len() as u64);
         Ok(buf.freeze())
