@@ -118,10 +118,15 @@ fn rsync_twice_copies_nothing_the_second_time_with_three_writes_per_file() {
     assert_eq!(proxy.count("PutObject") + proxy.count("CopyObject"), 0, "{:?}", proxy.counts());
     drop(m);
 
-    // And after a remount: mtimes and sizes come from S3.
+    // And after a remount: mtimes and sizes come from S3, one HeadObject per file, sent ahead
+    // of rsync's lookups (which come one at a time, in listing order) several at once.
     let m = mount(&proxy, &[&b]);
+    proxy.reset();
+    proxy.delay("HeadObject", 10);
     let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), m.path().join("backup").display()));
     assert!(out.contains("Number of regular files transferred: 0"), "{out}");
+    assert_eq!(proxy.count("HeadObject"), 1000, "{:?}", proxy.counts());
+    assert!(proxy.peak("HeadObject") > 1, "HeadObjects were sent one at a time: {:?}", proxy.counts());
 }
 
 #[test]

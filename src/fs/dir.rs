@@ -42,7 +42,35 @@ pub struct Listing {
     /// The next page, requested as soon as the previous one arrived, so that S3 lists it while
     /// the caller (`ls -l` stat'ing each name) works through the entries already here.
     prefetch: Option<Prefetch>,
+    /// Lookups walking this listing in order, for fetching metadata ahead of them.
+    ahead: StatAhead,
 }
+
+/// Metadata read-ahead ("stat-ahead"): `rsync` and `ls -l` without readdirplus look names up one
+/// at a time in sorted order, which is listing order. Listings carry no user metadata, so each
+/// such lookup of a file would wait for its own HeadObject. After [`STAT_AHEAD_AFTER`] lookups
+/// in order, the entries just ahead are handed out for fetching concurrently: as many as lookups
+/// have come in order so far, from [`STAT_AHEAD_MIN`] up to [`STAT_AHEAD_MAX`], so that what a
+/// walk that stops early leaves unused stays in proportion to what it used. Any other lookup
+/// resets it.
+#[derive(Debug, Default)]
+struct StatAhead {
+    /// Position of the last lookup.
+    last: Option<usize>,
+    /// Lookups in order so far.
+    streak: usize,
+    /// Positions below this were already handed out.
+    to: usize,
+}
+
+/// Lookups in listing order before entries ahead are fetched.
+pub const STAT_AHEAD_AFTER: usize = 3;
+/// The fewest and the most entries fetched ahead of the last lookup.
+pub const STAT_AHEAD_MIN: usize = 8;
+pub const STAT_AHEAD_MAX: usize = 32;
+/// A lookup at most this many positions after the last one still counts as in order (rsync
+/// skips names that are excluded or are not in the source).
+const STAT_AHEAD_GAP: usize = 4;
 
 /// A page being listed in the background; dropped unused (`ls | head`), it is cancelled.
 #[derive(Debug)]
@@ -57,6 +85,31 @@ impl Drop for Prefetch {
 impl Listing {
     pub fn get(&self, name: &Name) -> Option<&Entry> {
         self.index.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// Notes a lookup of `name` answered by this listing; returns the entries after it whose
+    /// metadata to fetch now, if lookups are walking the listing in order (see [`StatAhead`]).
+    pub fn stat_ahead(&mut self, name: &Name) -> Vec<Entry> {
+        let Some(&p) = self.index.get(name) else { return Vec::new() };
+        let a = &mut self.ahead;
+        let in_order = a.last.is_some_and(|q| q < p && p <= q + STAT_AHEAD_GAP);
+        a.last = Some(p);
+        if !in_order {
+            *a = StatAhead { last: Some(p), streak: 1, to: p + 1 };
+            return Vec::new();
+        }
+        a.streak += 1;
+        if a.streak < STAT_AHEAD_AFTER {
+            return Vec::new();
+        }
+        let window = a.streak.clamp(STAT_AHEAD_MIN, STAT_AHEAD_MAX);
+        let from = a.to.max(p + 1);
+        let to = (p + 1 + window).min(self.entries.len());
+        if from >= to {
+            return Vec::new();
+        }
+        a.to = to;
+        (from..to).filter(|i| !self.gone.contains(i)).map(|i| self.entries[i].clone()).collect()
     }
 
     /// Whether the slot `i` of `entries` was removed.

@@ -42,6 +42,12 @@ type VersionKey = (Arc<str>, String, String);
 /// Listings longer than this are not kept for lookups (they are still served to readdir).
 const MAX_CACHED_LISTING: usize = 100_000;
 
+/// Bucket and key.
+type ObjectKey = (Arc<str>, String);
+
+/// The answer to one HeadObject, shared by whoever waits for it.
+type HeadCell = tokio::sync::OnceCell<crate::store::StoreResult<ObjectMeta>>;
+
 /// What the adapter needs to build a `stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
@@ -152,6 +158,8 @@ pub struct Fs<S: ObjectStore> {
     /// HeadObject and a one-key listing rather than listing the directory.
     large_dirs: Mutex<LruCache<Ino, Instant>>,
     known_meta: Mutex<LruCache<(Arc<str>, String), KnownMeta>>,
+    /// HeadObjects of listed files in flight, shared by a lookup and the stat-ahead.
+    heads: Mutex<HashMap<ObjectKey, Arc<HeadCell>>>,
     dir_handles: Mutex<HashMap<u64, Arc<DirHandle>>>,
     file_handles: Mutex<HashMap<u64, Arc<FileHandle>>>,
     next_handle: AtomicU64,
@@ -204,6 +212,7 @@ impl<S: ObjectStore> Fs<S> {
             negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
             large_dirs: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
             known_meta: Mutex::new(LruCache::new(NonZeroUsize::new(256 * 1024).unwrap())),
+            heads: Mutex::default(),
             dir_handles: Mutex::default(),
             meta_copies: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
             status_cache: Mutex::default(),
@@ -427,8 +436,12 @@ impl<S: ObjectStore> Fs<S> {
         }
         if let Some(listing) = self.fresh_listing(parent) {
             let (found, started) = {
-                let l = listing.lock().await;
-                (l.get(name).cloned(), l.started)
+                let mut l = listing.lock().await;
+                let found = l.get(name).cloned();
+                if found.is_some() {
+                    self.fetch_meta_ahead(l.stat_ahead(name));
+                }
+                (found, l.started)
             };
             // A name the listing lacks is missing for `negative_ttl` only (it may be lower).
             if found.is_some() || started.is_some_and(|t| t + self.config.negative_ttl > Instant::now()) {
@@ -450,7 +463,14 @@ impl<S: ObjectStore> Fs<S> {
             }
             Location::Dir { bucket, prefix } => match self.listing_for_lookups(parent, bucket, prefix).await? {
                 Some(l) => {
-                    let found = l.lock().await.get(name).cloned();
+                    let found = {
+                        let mut l = l.lock().await;
+                        let found = l.get(name).cloned();
+                        if found.is_some() {
+                            self.fetch_meta_ahead(l.stat_ahead(name));
+                        }
+                        found
+                    };
                     self.listed_entry(found).await?
                 }
                 None => self.lookup_in_s3(&pnode.loc, name).await?,
@@ -485,21 +505,76 @@ impl<S: ObjectStore> Fs<S> {
     async fn listed_entry(&self, found: Option<Entry>) -> Result<Option<Entry>> {
         let Some(e) = found else { return Ok(None) };
         let Location::File { bucket, key } = &e.loc else { return Ok(Some(e)) };
-        let known = e.attr.perm.is_some()
-            || self
-                .known_meta
-                .lock()
-                .unwrap()
-                .peek(&(bucket.clone(), key.clone()))
-                .is_some_and(|k| e.attr.etag.as_ref() == Some(&k.etag));
-        if known {
+        if !self.needs_meta(&e) {
             return Ok(Some(e));
         }
-        match self.store.head_object(bucket, key).await {
+        match self.head_listed(&e.loc, bucket, key).await {
             Ok(_) if self.hidden(bucket, key) => Ok(None),
             Ok(meta) => Ok(Some(Entry { attr: self.attr_from_meta(&e.loc, &meta), ..e })),
             Err(StoreError::NotFound) => Ok(None), // deleted since it was listed
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Whether a listed file's user metadata is unknown: neither set by this mount nor learned
+    /// from a HeadObject of the same ETag.
+    fn needs_meta(&self, e: &Entry) -> bool {
+        let Location::File { bucket, key } = &e.loc else { return false };
+        e.attr.perm.is_none()
+            && self
+                .known_meta
+                .lock()
+                .unwrap()
+                .peek(&(bucket.clone(), key.clone()))
+                .is_none_or(|k| e.attr.etag.as_ref() != Some(&k.etag))
+    }
+
+    /// HeadObject of a listed file. A lookup and the stat-ahead asking for the same key share one
+    /// request: whoever comes first sends it, the other waits for its answer. The metadata is
+    /// remembered (by ETag) before the request stops being shared, so a later lookup needs none.
+    async fn head_listed(&self, loc: &Location, bucket: &Arc<str>, key: &str) -> crate::store::StoreResult<ObjectMeta> {
+        let id = (bucket.clone(), key.to_string());
+        let cell = self.heads.lock().unwrap().entry(id.clone()).or_default().clone();
+        self.head_shared(&cell, id, loc).await
+    }
+
+    async fn head_shared(
+        &self,
+        cell: &Arc<HeadCell>,
+        id: ObjectKey,
+        loc: &Location,
+    ) -> crate::store::StoreResult<ObjectMeta> {
+        let result = cell.get_or_init(|| self.store.head_object(&id.0, &id.1)).await.clone();
+        if let Ok(meta) = &result {
+            self.attr_from_meta(loc, meta);
+        }
+        let mut heads = self.heads.lock().unwrap();
+        if heads.get(&id).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            heads.remove(&id);
+        }
+        result
+    }
+
+    /// Fetches, concurrently and in the background, the metadata of the listed files that
+    /// [`Listing::stat_ahead`] handed out and that is not known yet. Each is registered as in
+    /// flight before this returns, so the next lookup waits for it instead of asking again.
+    fn fetch_meta_ahead(&self, entries: Vec<Entry>) {
+        let Some(me) = self.me.upgrade() else { return };
+        for e in entries.into_iter().filter(|e| self.needs_meta(e)) {
+            let Location::File { bucket, key } = &e.loc else { continue };
+            let id = (bucket.clone(), key.clone());
+            let cell = {
+                let mut heads = self.heads.lock().unwrap();
+                if heads.contains_key(&id) {
+                    continue; // already on its way
+                }
+                heads.entry(id.clone()).or_default().clone()
+            };
+            let me = me.clone();
+            tokio::spawn(async move {
+                // A failure is not kept: a lookup waiting meets it, a later one asks again.
+                let _ = me.head_shared(&cell, id, &e.loc).await;
+            });
         }
     }
 

@@ -357,3 +357,58 @@ async fn a_multipart_upload_needs_no_copy_for_the_mtime_of_its_writes() {
     let meta = fs.store.head_object("b", "stamped").await.unwrap().metadata;
     assert_eq!(meta.get("mtime").map(String::as_str), Some("1600000000"));
 }
+
+#[tokio::test]
+async fn lookups_walking_a_listing_in_order_fetch_metadata_ahead_without_extra_requests() {
+    let store = MemoryStore::new();
+    let md = |mode: &str| [("mode".to_string(), mode.to_string())].into_iter().collect();
+    for dir in ["walk", "scattered", "stop"] {
+        for i in 0..50 {
+            store.put_with_meta("b", &format!("{dir}/f{i:02}"), "x", md("33216"));
+        }
+    }
+    store.put("b", "walk/f20x/inner", "a directory among the files");
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let settle = || tokio::time::sleep(Duration::from_millis(50));
+
+    // rsync's pattern: every name, in sorted order, one lookup at a time.
+    let walk = fs.lookup(ROOT, &name("walk")).await.unwrap().ino;
+    fs.store.reset_counts();
+    for i in 0..3 {
+        fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(fs.store.count("HeadObject"), 3 + dir::STAT_AHEAD_MIN as u64, "the third lookup in order fetched ahead");
+    for i in 3..3 + dir::STAT_AHEAD_MIN {
+        let st = fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+        assert_eq!(st.perm, 0o700, "metadata fetched ahead is the object's");
+    }
+    for i in 3 + dir::STAT_AHEAD_MIN..50 {
+        fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+        if i == 20 {
+            assert!(fs.lookup(walk, &name("f20x")).await.unwrap().dir);
+        }
+    }
+    settle().await;
+    assert_eq!(fs.store.count("HeadObject"), 50, "one HeadObject per file, none twice");
+    assert_eq!(fs.store.count("ListObjectsV2"), 1);
+
+    // Lookups out of order fetch nothing ahead.
+    let scattered = fs.lookup(ROOT, &name("scattered")).await.unwrap().ino;
+    fs.store.reset_counts();
+    for i in [0, 9, 10, 30, 11, 12, 40, 41] {
+        fs.lookup(scattered, &name(&format!("f{i:02}"))).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(fs.store.count("HeadObject"), 8);
+
+    // A walk that stops early leaves a bounded number unused.
+    let stop = fs.lookup(ROOT, &name("stop")).await.unwrap().ino;
+    fs.store.reset_counts();
+    for i in 0..5 {
+        fs.lookup(stop, &name(&format!("f{i:02}"))).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(fs.store.count("HeadObject"), 5 + dir::STAT_AHEAD_MIN as u64);
+}

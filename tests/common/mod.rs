@@ -161,6 +161,11 @@ pub struct Fault {
 struct ProxyState {
     counts: HashMap<String, u64>,
     faults: Vec<Fault>,
+    /// Requests of these operations wait this long before going on (a distant server).
+    delays: HashMap<String, std::time::Duration>,
+    /// Delayed requests of each operation waiting now, and the most there ever were at once.
+    waiting: HashMap<String, u64>,
+    peak: HashMap<String, u64>,
 }
 
 /// An HTTP/1.1 proxy in front of moto that names and counts each S3 request, and can answer
@@ -210,6 +215,17 @@ impl Proxy {
 
     pub fn fail(&self, f: Fault) {
         self.state.lock().unwrap().faults.push(f);
+    }
+
+    /// Requests of `op` wait `ms` milliseconds before reaching the server, so that requests
+    /// sent together are seen together ([`Proxy::peak`]).
+    pub fn delay(&self, op: &str, ms: u64) {
+        self.state.lock().unwrap().delays.insert(op.to_string(), std::time::Duration::from_millis(ms));
+    }
+
+    /// The most delayed requests of `op` that were waiting at the same time.
+    pub fn peak(&self, op: &str) -> u64 {
+        self.state.lock().unwrap().peak.get(op).copied().unwrap_or(0)
     }
 
     pub fn clear_faults(&self) {
@@ -296,6 +312,24 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
             *s.counts.entry(op.clone()).or_default() += 1;
             s.faults.iter().find(|f| f.op == op && (f.bucket.is_none() || f.bucket == bucket)).cloned()
         };
+        let delay = {
+            let mut s = st.lock().unwrap();
+            let d = s.delays.get(&op).copied();
+            if d.is_some() {
+                let now = {
+                    let w = s.waiting.entry(op.clone()).or_default();
+                    *w += 1;
+                    *w
+                };
+                let p = s.peak.entry(op.clone()).or_default();
+                *p = (*p).max(now);
+            }
+            d
+        };
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+            *st.lock().unwrap().waiting.entry(op.clone()).or_default() -= 1;
+        }
         let len: u64 = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let chunked = headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
         if let Some(f) = fault {
