@@ -111,6 +111,13 @@ pub struct Args {
     #[arg(long, value_name = "MIB", default_value = "8", help_heading = "Performance")]
     pub read_part_size: u64,
 
+    /// Files of at least this size, in MiB, are read past the kernel's page cache (direct I/O):
+    /// streaming a large file once neither pays for filling the cache nor pushes out what is in
+    /// it, but reading it again fetches it again. Smaller files are cached by the kernel while
+    /// their ETag is unchanged. 0 reads every file directly.
+    #[arg(long, value_name = "MIB", default_value = "64", help_heading = "Performance")]
+    pub direct_read_size: u64,
+
     /// Where files being written are staged before upload (and kept if an upload fails)
     /// [default: $XDG_CACHE_HOME/s3drive or ~/.cache/s3drive].
     #[arg(long, value_name = "DIR", help_heading = "Writing")]

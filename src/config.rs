@@ -50,11 +50,19 @@ pub struct ReadConfig {
     pub max_window: u64,
     /// Read-ahead bytes held across all readers.
     pub memory_limit: u64,
+    /// Files at least this large are read with direct I/O, past the page cache (see `fuse`).
+    pub direct_size: u64,
 }
 
 impl Default for ReadConfig {
     fn default() -> Self {
-        ReadConfig { part_size: 8 << 20, initial_window: 1 << 20, max_window: 64 << 20, memory_limit: 128 << 20 }
+        ReadConfig {
+            part_size: 8 << 20,
+            initial_window: 1 << 20,
+            max_window: 64 << 20,
+            memory_limit: 128 << 20,
+            direct_size: 64 << 20,
+        }
     }
 }
 
@@ -214,6 +222,7 @@ impl Config {
                 initial_window: (1 << 20).min(part_size),
                 max_window: (part_size * 8).min(memory_limit / 2).max(part_size),
                 memory_limit,
+                direct_size: args.direct_read_size.saturating_mul(1 << 20),
             },
             write: WriteConfig {
                 cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),

@@ -29,14 +29,15 @@ pub struct FuseFs<S: ObjectStore> {
     fs: Arc<Fs<S>>,
     rt: tokio::runtime::Handle,
     ttl: Duration,
-    /// How files opened for writing are opened: see `init`.
-    write_flags: FopenFlags,
+    /// How files opened for writing, and large files opened for reading, are opened: direct
+    /// I/O where the kernel allows it with shared mmap (see `init`).
+    direct_flags: FopenFlags,
 }
 
 impl<S: ObjectStore> FuseFs<S> {
     pub fn new(fs: Arc<Fs<S>>, rt: tokio::runtime::Handle) -> Self {
         let ttl = fs.config().metadata_ttl;
-        FuseFs { fs, rt, ttl, write_flags: FopenFlags::empty() }
+        FuseFs { fs, rt, ttl, direct_flags: FopenFlags::empty() }
     }
 
     /// Runs `f` on the runtime inside a span named for the operation.
@@ -105,8 +106,11 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         // page-cache pages that nobody reads again (for a 4 GiB `cp` that copy cost the
         // writer 4-12 s of CPU, and as much memory). Only where the kernel still allows shared
         // mmap of such files (Linux 6.6+), so programs that mmap what they write keep working.
+        // Large files opened for reading bypass it too (`--direct-read-size`): a cold read of
+        // 1 GiB spent more of the daemon's CPU copying into fresh page-cache pages than on
+        // everything else, for pages that a file streamed once never needs again.
         if config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP).is_ok() {
-            self.write_flags = FopenFlags::FOPEN_DIRECT_IO;
+            self.direct_flags = FopenFlags::FOPEN_DIRECT_IO;
         }
         Ok(())
     }
@@ -198,15 +202,15 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         let pid = req.pid();
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        let write_flags = self.write_flags;
+        let direct_flags = self.direct_flags;
         self.spawn(debug_span!("open", ino = ino.0), |fs| async move {
             match fs.open(ino.0, write, truncate, pid).await {
-                Ok((fh, keep)) => {
-                    let mut flags = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
-                    if write {
-                        flags |= write_flags;
+                Ok(o) => {
+                    let mut flags = if o.keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                    if write || o.direct_read {
+                        flags |= direct_flags;
                     }
-                    reply.opened(FileHandle(fh), flags)
+                    reply.opened(FileHandle(o.fh), flags)
                 }
                 Err(e) => reply.error(errno("open", &e)),
             }
@@ -360,7 +364,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         let Some(name) = name_arg("create", name) else {
             return reply.error(Errno::from_i32(Error::Invalid.errno()));
         };
-        let write_flags = self.write_flags;
+        let write_flags = self.direct_flags;
         let (owner, ttl) = (owner(req), self.ttl);
         self.spawn(debug_span!("create", parent = parent.0, %name), |fs| async move {
             match fs.create(parent.0, &name, mode, owner).await {

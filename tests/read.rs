@@ -175,6 +175,43 @@ fn reads_are_exact_sequential_and_random_with_bounded_memory() {
 }
 
 #[test]
+fn small_files_stay_in_the_page_cache_large_ones_are_read_past_it() {
+    let c = client();
+    let b = bucket("pagecache");
+    create_bucket(&c, &b);
+    let (small, large) = (data(512 << 10, 1), data(3 << 20, 2));
+    put(&c, &b, "small", small.clone());
+    put(&c, &b, "large", large.clone());
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b, "--direct-read-size", "1"]);
+    let (sp, lp) = (m.path().join("small"), m.path().join("large"));
+    assert!(fs::read(&sp).unwrap() == small);
+    assert!(fs::read(&lp).unwrap() == large);
+
+    proxy.reset();
+    assert!(fs::read(&sp).unwrap() == small);
+    assert_eq!(proxy.count("GetObject"), 0, "read again, a small file comes from the page cache");
+    assert!(fs::read(&lp).unwrap() == large);
+    let gets = proxy.count("GetObject");
+    assert!(gets >= 1, "a file of --direct-read-size or more is read past the page cache: {gets} GetObject");
+
+    // Shared read-only mmap of a file read directly still works (the kernel fills its pages).
+    {
+        use std::os::fd::AsRawFd;
+        let f = fs::File::open(&lp).unwrap();
+        let len = large.len();
+        // SAFETY: a fresh read-only mapping of the whole file, read and unmapped here only.
+        unsafe {
+            let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0);
+            assert_ne!(p, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+            let mapped = std::slice::from_raw_parts(p as *const u8, len);
+            assert!(mapped == &large[..], "mmap of a directly read file differs");
+            assert_eq!(libc::munmap(p, len), 0);
+        }
+    }
+}
+
+#[test]
 fn object_replaced_while_open_gives_estale_not_mixed_bytes() {
     let c = client();
     let b = bucket("stale");

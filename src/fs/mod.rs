@@ -48,6 +48,22 @@ type ObjectKey = (Arc<str>, String);
 /// The answer to one HeadObject, shared by whoever waits for it.
 type HeadCell = tokio::sync::OnceCell<crate::store::StoreResult<ObjectMeta>>;
 
+/// An open file handle and how the kernel's page cache should treat it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    /// The page cache holds this object version already (same ETag as the last open): keep it.
+    pub keep_cache: bool,
+    /// A large object opened for reading: read it past the page cache (`ReadConfig::direct_size`).
+    pub direct_read: bool,
+}
+
+impl Opened {
+    fn cached(fh: u64, keep_cache: bool) -> Opened {
+        Opened { fh, keep_cache, direct_read: false }
+    }
+}
+
 /// What the adapter needs to build a `stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
@@ -799,7 +815,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Opens a file. Returns the handle and whether the kernel's cached pages are still good
     /// (same ETag as at the last open). Opening for writing stages the file; without O_TRUNC the
     /// object's bytes are brought in first.
-    pub async fn open(&self, ino: Ino, write: bool, truncate: bool, pid: u32) -> Result<(u64, bool)> {
+    pub async fn open(&self, ino: Ino, write: bool, truncate: bool, pid: u32) -> Result<Opened> {
         if let Some(writer) = self.writer(ino) {
             if truncate {
                 self.check_writable()?;
@@ -807,7 +823,7 @@ impl<S: ObjectStore> Fs<S> {
                 st.truncate(&self.store, 0).await?;
                 writer.info.lock().unwrap().size = 0;
             }
-            return Ok((self.add_staged_handle(ino, writer, pid).await, false));
+            return Ok(Opened::cached(self.add_staged_handle(ino, writer, pid).await, false));
         }
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else {
@@ -842,13 +858,16 @@ impl<S: ObjectStore> Fs<S> {
                 return Err(e);
             }
             let writer = self.add_writer(ino, staged);
-            return Ok((self.add_staged_handle(ino, writer, pid).await, false));
+            return Ok(Opened::cached(self.add_staged_handle(ino, writer, pid).await, false));
         }
+        // The page cache holds bytes of this ETag at most: an open that does not keep it makes
+        // the kernel drop it, a direct read adds nothing to it (but for mmap, of this ETag).
         let keep_cache = self.inodes.swap_cached_etag(ino, attr.etag.clone());
+        let direct = attr.size >= self.config.read.direct_size;
         let reader = Reader::new(bucket.clone(), key, attr.etag.as_deref(), attr.size, &self.config.read);
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Read(tokio::sync::Mutex::new(reader))));
-        Ok((fh, keep_cache))
+        Ok(Opened { fh, keep_cache, direct_read: direct })
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {

@@ -254,7 +254,13 @@ mod tests {
     }
 
     fn cfg() -> ReadConfig {
-        ReadConfig { part_size: 64 << 10, initial_window: 16 << 10, max_window: 256 << 10, memory_limit: 1 << 20 }
+        ReadConfig {
+            part_size: 64 << 10,
+            initial_window: 16 << 10,
+            max_window: 256 << 10,
+            memory_limit: 1 << 20,
+            ..ReadConfig::default()
+        }
     }
 
     async fn reader(store: &MemoryStore, size: usize) -> Reader {

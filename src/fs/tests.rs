@@ -153,7 +153,7 @@ async fn denied_bucket_is_listed_but_gives_eacces_and_others_work() {
     assert_eq!(fs.readdir(fh, 0, 100).await.unwrap_err().errno(), libc::EACCES);
     let open = fs.lookup(ROOT, &name("open")).await.unwrap();
     let f = fs.lookup(open.ino, &name("a.txt")).await.unwrap();
-    let (fh, _) = fs.open(f.ino, false, false, 1).await.unwrap();
+    let fh = fs.open(f.ino, false, false, 1).await.unwrap().fh;
     assert_eq!(&fs.read(fh, 0, 100).await.unwrap()[..], b"hello");
 }
 
@@ -229,7 +229,7 @@ async fn own_metadata_copies_do_not_break_open_files() {
     let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
     let fs = fs_with(store, config);
     let f = fs.lookup(ROOT, &name("f")).await.unwrap();
-    let (fh, _) = fs.open(f.ino, false, false, 1).await.unwrap();
+    let fh = fs.open(f.ino, false, false, 1).await.unwrap().fh;
     assert_eq!(&fs.read(fh, 0, 10).await.unwrap()[..], &body[..10]);
     // chmod, saved with a CopyObject that gives the object a new ETag.
     fs.setattr(f.ino, SetAttr { mode: Some(0o600), ..Default::default() }).await.unwrap();
@@ -239,7 +239,7 @@ async fn own_metadata_copies_do_not_break_open_files() {
     assert_eq!(&fs.read(fh, 50_000, 10).await.unwrap()[..], &body[50_000..50_010], "the reader follows");
     // Opening for writing with a chmod pending saves it before downloading.
     fs.setattr(f.ino, SetAttr { mode: Some(0o640), ..Default::default() }).await.unwrap();
-    let (wfh, _) = fs.open(f.ino, true, false, 1).await.unwrap();
+    let wfh = fs.open(f.ino, true, false, 1).await.unwrap().fh;
     assert_eq!(&fs.read(wfh, 99_990, 10).await.unwrap()[..], &body[99_990..]);
     fs.release(wfh).await;
 }
