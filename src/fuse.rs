@@ -290,10 +290,12 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        // Names outside user.* are never stored: answer at once (ls and cp probe ACLs and
-        // capabilities on every file).
+        // Names outside user.* are never stored: answer at once that the namespace is not
+        // supported, as the VFS does for a namespace without a handler. `ls -l` probes
+        // security.selinux and the POSIX ACL of every file, but stops asking on a device that
+        // answered ENOTSUP once (ENODATA cost it two round trips per file).
         let Some(name) = name.to_str().filter(|n| n.starts_with("user.")).map(str::to_string) else {
-            return reply.error(Errno::from_i32(Error::NoData.errno()));
+            return reply.error(Errno::from_i32(Error::NotSupported.errno()));
         };
         self.spawn(debug_span!("getxattr", ino = ino.0, name), |fs| async move {
             match fs.getxattr(ino.0, &name).await {

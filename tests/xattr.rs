@@ -170,9 +170,14 @@ fn user_xattrs_persist_and_survive_cp_a_and_rsync_x_round_trips() {
         let big = "v".repeat(3000);
         let e = setfattr(&["-n", "user.big", "-v", &big], &up).unwrap_err();
         assert!(e.contains("Argument list too long"), "{e}");
-        // Other namespaces are not stored.
+        // Other namespaces are not supported, for reading either: `ls -l` then stops probing
+        // the SELinux label and ACL of every file after the first.
         let e = setfattr(&["-n", "trusted.x", "-v", "1"], &up).unwrap_err();
         assert!(e.contains("Operation not supported"), "{e}");
+        for name in ["security.selinux", "system.posix_acl_access", "trusted.x"] {
+            let e = getfattr(&up, name).unwrap_err();
+            assert!(e.contains("Operation not supported"), "{name}: {e}");
+        }
     }
     // Unmounting saved every change: they are in S3 now, in s3fs's metadata layout.
     let head = rt().block_on(c.head_object().bucket(&b).key("tree/uploaded.txt").send()).unwrap();

@@ -10,8 +10,8 @@
 //!   s3fs's layout (a URL-encoded `{"name":"base64 value",...}`), so s3fs sees them too. They are
 //!   set with the upload of a file being written, or with a metadata CopyObject, coalesced with
 //!   chmod/utimens like every metadata change.
-//! - Other namespaces (`security.`, `trusted.`, `system.`) are not stored: reads find nothing,
-//!   writes give ENOTSUP.
+//! - Other namespaces (`security.`, `trusted.`, `system.`, so POSIX ACLs) are not supported:
+//!   reads and writes give ENOTSUP (the adapter answers reads without reaching the core).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
@@ -180,7 +180,7 @@ impl<S: ObjectStore> Fs<S> {
             };
         }
         if !name.starts_with("user.") {
-            return Err(Error::NoData);
+            return Err(Error::NotSupported);
         }
         self.user_xattrs(ino).await?.remove(name).ok_or(Error::NoData)
     }
