@@ -128,6 +128,17 @@ impl Listing {
         }
     }
 
+    /// Metadata of a listed file read after the listing was made (a HeadObject): it replaces what
+    /// the listing said, unless the name has since been removed or replaced by something else.
+    pub fn refresh_file(&mut self, name: &Name, loc: &Location, attr: Attr) {
+        if let Some(&i) = self.index.get(name)
+            && !self.gone.contains(&i)
+            && &self.entries[i].loc == loc
+        {
+            self.entries[i].attr = attr;
+        }
+    }
+
     /// A name removed through this mount.
     pub fn remove(&mut self, name: &Name) {
         if let Some(i) = self.index.remove(name) {

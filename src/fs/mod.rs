@@ -45,6 +45,9 @@ const MAX_CACHED_LISTING: usize = 100_000;
 /// Bucket and key.
 type ObjectKey = (Arc<str>, String);
 
+/// A directory listing shared by readdir handles and lookups.
+type ListingRef = Arc<tokio::sync::Mutex<Listing>>;
+
 /// The answer to one HeadObject, shared by whoever waits for it.
 type HeadCell = tokio::sync::OnceCell<crate::store::StoreResult<ObjectMeta>>;
 
@@ -455,7 +458,7 @@ impl<S: ObjectStore> Fs<S> {
                 let mut l = listing.lock().await;
                 let found = l.get(name).cloned();
                 if found.is_some() {
-                    self.fetch_meta_ahead(l.stat_ahead(name));
+                    self.fetch_meta_ahead(&listing, l.stat_ahead(name));
                 }
                 (found, l.started)
             };
@@ -478,12 +481,12 @@ impl<S: ObjectStore> Fs<S> {
                 found
             }
             Location::Dir { bucket, prefix } => match self.listing_for_lookups(parent, bucket, prefix).await? {
-                Some(l) => {
+                Some(listing) => {
                     let found = {
-                        let mut l = l.lock().await;
+                        let mut l = listing.lock().await;
                         let found = l.get(name).cloned();
                         if found.is_some() {
-                            self.fetch_meta_ahead(l.stat_ahead(name));
+                            self.fetch_meta_ahead(&listing, l.stat_ahead(name));
                         }
                         found
                     };
@@ -551,18 +554,26 @@ impl<S: ObjectStore> Fs<S> {
     async fn head_listed(&self, loc: &Location, bucket: &Arc<str>, key: &str) -> crate::store::StoreResult<ObjectMeta> {
         let id = (bucket.clone(), key.to_string());
         let cell = self.heads.lock().unwrap().entry(id.clone()).or_default().clone();
-        self.head_shared(&cell, id, loc).await
+        self.head_shared(&cell, id, loc, None).await
     }
 
+    /// Waits for (or sends) the shared HeadObject and learns its metadata; with a listing and
+    /// a name, also puts the answer in that listing before the request stops being shared, so
+    /// a lookup arriving afterwards finds it there. That holds whether or not the server's
+    /// listings carry ETags to match learned metadata by (s3s-fs's do not).
     async fn head_shared(
         &self,
         cell: &Arc<HeadCell>,
         id: ObjectKey,
         loc: &Location,
+        listed: Option<(&ListingRef, &Name)>,
     ) -> crate::store::StoreResult<ObjectMeta> {
         let result = cell.get_or_init(|| self.store.head_object(&id.0, &id.1)).await.clone();
         if let Ok(meta) = &result {
-            self.attr_from_meta(loc, meta);
+            let attr = self.attr_from_meta(loc, meta);
+            if let Some((listing, name)) = listed {
+                listing.lock().await.refresh_file(name, loc, attr);
+            }
         }
         let mut heads = self.heads.lock().unwrap();
         if heads.get(&id).is_some_and(|c| Arc::ptr_eq(c, cell)) {
@@ -574,7 +585,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Fetches, concurrently and in the background, the metadata of the listed files that
     /// [`Listing::stat_ahead`] handed out and that is not known yet. Each is registered as in
     /// flight before this returns, so the next lookup waits for it instead of asking again.
-    fn fetch_meta_ahead(&self, entries: Vec<Entry>) {
+    fn fetch_meta_ahead(&self, listing: &ListingRef, entries: Vec<Entry>) {
         let Some(me) = self.me.upgrade() else { return };
         for e in entries.into_iter().filter(|e| self.needs_meta(e)) {
             let Location::File { bucket, key } = &e.loc else { continue };
@@ -586,10 +597,10 @@ impl<S: ObjectStore> Fs<S> {
                 }
                 heads.entry(id.clone()).or_default().clone()
             };
-            let me = me.clone();
+            let (me, listing) = (me.clone(), listing.clone());
             tokio::spawn(async move {
                 // A failure is not kept: a lookup waiting meets it, a later one asks again.
-                let _ = me.head_shared(&cell, id, &e.loc).await;
+                let _ = me.head_shared(&cell, id, &e.loc, Some((&listing, &e.name))).await;
             });
         }
     }

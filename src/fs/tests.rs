@@ -412,3 +412,28 @@ async fn lookups_walking_a_listing_in_order_fetch_metadata_ahead_without_extra_r
     settle().await;
     assert_eq!(fs.store.count("HeadObject"), 5 + dir::STAT_AHEAD_MIN as u64);
 }
+
+#[tokio::test]
+async fn metadata_fetched_ahead_serves_lookups_when_listings_carry_no_etags() {
+    // Some servers list no ETags, so what a HeadObject learned cannot be matched to a listed
+    // entry by ETag: the stat-ahead's answers go into the listing itself.
+    let mut store = MemoryStore::new();
+    store.list_without_etags = true;
+    let md = |mode: &str| [("mode".to_string(), mode.to_string())].into_iter().collect();
+    for i in 0..40 {
+        store.put_with_meta("b", &format!("walk/f{i:02}"), "x", md("33216"));
+    }
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let walk = fs.lookup(ROOT, &name("walk")).await.unwrap().ino;
+    fs.store.reset_counts();
+    for i in 0..40 {
+        let st = fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+        assert_eq!(st.perm, 0o700, "f{i:02}: the object's mode, from its HeadObject");
+        if i % 7 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await; // let fetches ahead finish
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fs.store.count("HeadObject"), 40, "one HeadObject per file, none twice");
+}

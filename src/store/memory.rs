@@ -50,11 +50,13 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Page size for listings when the request gives none (S3's is 1,000).
     pub page_size: usize,
+    /// Listings leave out ETags, as some S3-compatible servers' do (s3s-fs).
+    pub list_without_etags: bool,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        MemoryStore { state: Mutex::default(), page_size: 1000 }
+        MemoryStore { state: Mutex::default(), page_size: 1000, list_without_etags: false }
     }
 
     /// Pretends the credentials are temporary and expire at `t` (presigned links die with them).
@@ -200,7 +202,7 @@ impl ObjectStore for MemoryStore {
                         key: key.clone(),
                         size: obj.data.len() as u64,
                         last_modified: Some(obj.last_modified),
-                        etag: Some(obj.etag.clone()),
+                        etag: (!self.list_without_etags).then(|| obj.etag.clone()),
                     });
                 }
                 Err(p) => {
