@@ -231,4 +231,7 @@ for t in $TOOLS; do
   m=0; for k in "${!rss[@]}"; do [[ $k == *"|$t" ]] && [ "${rss[$k]}" -gt "$m" ] && m=${rss[$k]}; done
   printf ' %s %d MiB;' "$t" $((m / 1024))
 done; echo
-for n in "${notes[@]}"; do echo "Note: $n"; done
+# Each note once, with how many times it was made (runs x rows).
+if [ ${#notes[@]} -gt 0 ]; then
+  printf '%s\n' "${notes[@]}" | sort | uniq -c | while read -r c n; do echo "Note: $n ($c times)"; done
+fi
