@@ -138,28 +138,29 @@ declare -A times reqs rss
 selected() { [[ " $ONLY " == *" ${1%%.*} "* ]]; }
 record() { times[$1|$2]+="$3 "; reqs[$1|$2]+="$4 "; }
 
-# run_case WORKLOAD BUCKET BODY: per run, a fresh mount of BUCKET (BUCKET may use $p, the run's
-# tag), then BODY timed; $pre runs before the clock starts, $post after it stops.
+# run_case WORKLOAD BUCKET BODY: this round's run of WORKLOAD: a fresh mount of BUCKET (BUCKET
+# may use $p, the run's tag), then BODY timed; $pre runs before the clock starts, $post after.
 run_case() {
   local bucket r0 s
   w=$1
   selected "$w" || return 0
-  for run in $(seq "$RUNS"); do
-    p="$tool-$run"; bucket=$(eval echo "$2")
-    mkdir -p "$d/$bucket"
-    if [ -n "${pre:-}" ]; then eval "$pre"; fi
-    if [ "$tool" != direct ]; then mount_tool "$tool" "$bucket"; fi
-    r0=$(requests); s=$(date +%s.%N)
-    eval "$3"
-    T=$(echo "$(date +%s.%N) - $s" | bc -l)
-    record "$w" "$tool" "$T" "$(( $(requests) - r0 ))"
-    if [ "$tool" != direct ]; then unmount_tool "$w"; fi
-    if [ -n "${post:-}" ]; then eval "$post"; fi
-  done
+  p="$tool-$run"; bucket=$(eval echo "$2")
+  mkdir -p "$d/$bucket"
+  if [ -n "${pre:-}" ]; then eval "$pre"; fi
+  if [ "$tool" != direct ]; then mount_tool "$tool" "$bucket"; fi
+  r0=$(requests); s=$(date +%s.%N)
+  eval "$3"
+  T=$(echo "$(date +%s.%N) - $s" | bc -l)
+  record "$w" "$tool" "$T" "$(( $(requests) - r0 ))"
+  if [ "$tool" != direct ]; then unmount_tool "$w"; fi
+  if [ -n "${post:-}" ]; then eval "$post"; fi
 }
 
+# Rounds: every tool runs every workload once per round, so a machine that slows down or speeds
+# up during the run (it is shared) weighs on all tools alike, not on whichever ran last.
+for run in $(seq "$RUNS"); do
 for tool in $TOOLS; do
-  echo "== $tool" >&2
+  echo "== round $run/$RUNS: $tool" >&2
   pre=; post=
   if [ "$tool" = direct ]; then
     run_case "1. read ${READ_MIB} MiB, cold" read 'aws_ s3 cp --quiet s3://read/big - >/dev/null'
@@ -180,7 +181,7 @@ for tool in $TOOLS; do
   fi
   # 1. cold, then warm, in one mount
   w="1. read ${READ_MIB} MiB"
-  selected "$w" && for run in $(seq "$RUNS"); do
+  if selected "$w"; then
     mount_tool "$tool" read
     for kind in cold warm; do
       r0=$(requests); s=$(date +%s.%N)
@@ -188,7 +189,7 @@ for tool in $TOOLS; do
       record "$w, $kind" "$tool" "$(echo "$(date +%s.%N) - $s" | bc -l)" "$(( $(requests) - r0 ))"
     done
     unmount_tool "$w, cold" "$w, warm"
-  done
+  fi
   post='rm -rf "$d/wr-$p"'
   run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'cp "$work/write.src" "$mnt/file"; wait_size "wr-$p/file" $((WRITE_MIB << 20))'
   post=
@@ -201,6 +202,7 @@ for tool in $TOOLS; do
   run_case "5. rsync -a again" 'mx-$p' 'rsync -a --omit-dir-times "$work/mixed/" "$mnt/" || notes+=("$tool: rsync failed")'
   post=
   run_case "6. ${PAR_N} parallel readers x ${PAR_MIB} MiB" par 'pids=(); for i in $(seq "$PAR_N"); do cat "$mnt/p$i" >/dev/null & pids+=($!); done; wait "${pids[@]}"'
+done
 done
 
 # ----- the table -----
