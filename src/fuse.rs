@@ -366,11 +366,11 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         let Some(name) = name_arg("create", name) else {
             return reply.error(Errno::from_i32(Error::Invalid.errno()));
         };
-        let write_flags = self.direct_flags;
+        let direct_flags = self.direct_flags;
         let (owner, ttl) = (owner(req), self.ttl);
         self.spawn(debug_span!("create", parent = parent.0, %name), |fs| async move {
             match fs.create(parent.0, &name, mode, owner).await {
-                Ok((s, fh)) => reply.created(&ttl, &attr(&s), Generation(0), FileHandle(fh), write_flags),
+                Ok((s, fh)) => reply.created(&ttl, &attr(&s), Generation(0), FileHandle(fh), direct_flags),
                 Err(e) => reply.error(errno("create", &e)),
             }
         });

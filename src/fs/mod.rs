@@ -62,8 +62,10 @@ pub struct Opened {
 }
 
 impl Opened {
-    fn cached(fh: u64, keep_cache: bool) -> Opened {
-        Opened { fh, keep_cache, direct_read: false }
+    /// A handle on a file being written through this mount: s3drive serves its bytes from the
+    /// staging file, so pages the kernel cached of an earlier open are not kept.
+    fn staged(fh: u64) -> Opened {
+        Opened { fh, keep_cache: false, direct_read: false }
     }
 }
 
@@ -823,9 +825,10 @@ impl<S: ObjectStore> Fs<S> {
         self.dir_handles.lock().unwrap().remove(&fh);
     }
 
-    /// Opens a file. Returns the handle and whether the kernel's cached pages are still good
-    /// (same ETag as at the last open). Opening for writing stages the file; without O_TRUNC the
-    /// object's bytes are brought in first.
+    /// Opens a file. Returns the handle, whether the kernel's cached pages are still good (same
+    /// ETag as at the last open), and whether to read it past the page cache (a large object).
+    /// Opening for writing stages the file; without O_TRUNC the object's bytes are brought in
+    /// first.
     pub async fn open(&self, ino: Ino, write: bool, truncate: bool, pid: u32) -> Result<Opened> {
         if let Some(writer) = self.writer(ino) {
             if truncate {
@@ -834,7 +837,7 @@ impl<S: ObjectStore> Fs<S> {
                 st.truncate(&self.store, 0).await?;
                 writer.info.lock().unwrap().size = 0;
             }
-            return Ok(Opened::cached(self.add_staged_handle(ino, writer, pid).await, false));
+            return Ok(Opened::staged(self.add_staged_handle(ino, writer, pid).await));
         }
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else {
@@ -869,7 +872,7 @@ impl<S: ObjectStore> Fs<S> {
                 return Err(e);
             }
             let writer = self.add_writer(ino, staged);
-            return Ok(Opened::cached(self.add_staged_handle(ino, writer, pid).await, false));
+            return Ok(Opened::staged(self.add_staged_handle(ino, writer, pid).await));
         }
         // The page cache holds bytes of this ETag at most: an open that does not keep it makes
         // the kernel drop it, a direct read adds nothing to it (but for mmap, of this ETag).
