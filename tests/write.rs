@@ -307,6 +307,13 @@ fn a_failed_upload_is_an_error_from_close_and_loses_nothing() {
     let err = close(f).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert_eq!(get(&c, &b, "small.txt"), b"old small\n", "the old object is untouched");
+    // A new file whose upload failed is not listed once closed: the listing shows what S3 holds.
+    let mut f = fs::File::create(m.path().join("never.txt")).unwrap();
+    f.write_all(b"never uploaded\n").unwrap();
+    assert!(close(f).is_err());
+    let names: Vec<_> = fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.iter().any(|n| n == "never.txt"), "{names:?}");
+    assert!(names.iter().any(|n| n == "small.txt"), "{names:?}");
 
     proxy.clear_faults();
     proxy.fail(Fault { op: "UploadPart", bucket: None, status: 503, code: "ServiceUnavailable" });
@@ -324,6 +331,7 @@ fn a_failed_upload_is_an_error_from_close_and_loses_nothing() {
     // The written bytes are kept in the cache directory, and the log says where.
     let kept: Vec<Vec<u8>> = walk(cache.path()).into_iter().map(|p| fs::read(p).unwrap()).collect();
     assert!(kept.iter().any(|k| k == b"new small\n"), "small file kept");
+    assert!(kept.iter().any(|k| k == b"never uploaded\n"), "new file kept");
     assert!(kept.contains(&body), "large file kept");
     assert!(m.log_text().contains("kept in"), "{}", m.log_text());
 }

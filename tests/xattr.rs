@@ -174,6 +174,8 @@ fn user_xattrs_persist_and_survive_cp_a_and_rsync_x_round_trips() {
         // the SELinux label and ACL of every file after the first.
         let e = setfattr(&["-n", "trusted.x", "-v", "1"], &up).unwrap_err();
         assert!(e.contains("Operation not supported"), "{e}");
+        let e = setfattr(&["-x", "system.posix_acl_access"], &up).unwrap_err();
+        assert!(e.contains("Operation not supported"), "{e}");
         for name in ["security.selinux", "system.posix_acl_access", "trusted.x"] {
             let e = getfattr(&up, name).unwrap_err();
             assert!(e.contains("Operation not supported"), "{name}: {e}");

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
@@ -300,6 +300,16 @@ impl<S: ObjectStore> Fs<S> {
         }
     }
 
+    /// The last handle on a file whose upload failed closed: what S3 holds under its name (the
+    /// old object, or nothing) is what the mount shows from now on, not the file as written.
+    /// The cached attributes are expired (the next stat asks S3) and the parent's cached
+    /// listing is dropped (the next listing or lookup asks S3).
+    fn not_in_s3(&self, ino: Ino) {
+        let Some(n) = self.inodes.get(ino) else { return };
+        self.inodes.set_attr(ino, n.attr, Instant::now());
+        self.listings.lock().unwrap().pop(&n.parent);
+    }
+
     /// Uploads a file filled by copy_file_range: a server-side copy with the file's metadata.
     async fn upload_copy(&self, ino: Ino, st: &mut Staged, src: &CopySource) -> Result<()> {
         let put = st.meta.to_put(&st.key, &st.extra);
@@ -392,6 +402,7 @@ impl<S: ObjectStore> Fs<S> {
         if kept {
             warn!("s3://{}/{} was not uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
             crate::stats::error(format!("s3://{}/{} not uploaded; kept in {}", st.bucket, st.key, st.path.display()));
+            self.not_in_s3(*ino);
         } else {
             let _ = st.cancel_stream(&self.store);
             st.discard();

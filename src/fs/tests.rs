@@ -437,3 +437,50 @@ async fn metadata_fetched_ahead_serves_lookups_when_listings_carry_no_etags() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(fs.store.count("HeadObject"), 40, "one HeadObject per file, none twice");
 }
+
+#[tokio::test]
+async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
+    let store = MemoryStore::new();
+    store.put("b", "d/", "");
+    store.put("b", "d/old", "old bytes");
+    let cache = tempfile::tempdir().unwrap();
+    let mut config =
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    config.write.cache_dir = cache.path().to_path_buf();
+    let fs = fs_with(store, config);
+    let d = fs.lookup(ROOT, &name("d")).await.unwrap().ino;
+    assert_eq!(list_names(&fs, d).await, [".", "..", "old"]);
+    let owner = mutate::Owner { uid: 0, gid: 0, pid: 1 };
+    let fail = || StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
+
+    // A new file whose upload fails: close reports it, and the name is gone once closed.
+    let (new, fh) = fs.create(d, &name("new"), 0o644, owner).await.unwrap();
+    fs.write(fh, 0, b"never uploaded").await.unwrap();
+    fs.store.inject_fault("PutObject", fail());
+    assert_eq!(fs.flush(fh, None).await.unwrap_err().errno(), libc::EIO);
+    fs.release(fh).await;
+    assert_eq!(list_names(&fs, d).await, [".", "..", "old"]);
+    assert_eq!(fs.lookup(d, &name("new")).await, Err(Error::NotFound));
+    assert_eq!(fs.getattr(new.ino).await.unwrap_err().errno(), libc::ENOENT);
+
+    // An object overwritten by a failed upload: its old size and bytes again.
+    let old = fs.lookup(d, &name("old")).await.unwrap();
+    let fh = fs.open(old.ino, true, true, 1).await.unwrap().fh;
+    fs.write(fh, 0, b"new and longer bytes").await.unwrap();
+    assert_eq!(fs.getattr(old.ino).await.unwrap().size, 20);
+    fs.store.inject_fault("PutObject", fail());
+    assert!(fs.flush(fh, None).await.is_err());
+    fs.release(fh).await;
+    assert_eq!(fs.getattr(old.ino).await.unwrap().size, 9);
+    assert_eq!(fs.lookup(d, &name("old")).await.unwrap().size, 9);
+    // The written bytes are kept in the cache directory.
+    let mut kept = Vec::new();
+    let mut dirs = vec![cache.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { dirs.push(p) } else { kept.push(std::fs::read(p).unwrap()) }
+        }
+    }
+    assert!(kept.contains(&b"never uploaded".to_vec()) && kept.contains(&b"new and longer bytes".to_vec()));
+}

@@ -213,10 +213,9 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     pub async fn removexattr(&self, ino: Ino, name: &str) -> Result<()> {
-        match user_name(name) {
-            Err(Error::NotSupported) => return Err(Error::NoData),
-            r => r?,
-        }
+        // Other namespaces are ENOTSUP, as for get and set (and as the kernel answers for a
+        // namespace a file system has no handler for).
+        user_name(name)?;
         self.check_writable()?;
         self.change_xattrs(ino, |x| x.remove(name).map(|_| ()).ok_or(Error::NoData)).await
     }
