@@ -246,9 +246,14 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // The kernel ignores release's answer and does not wait for it (close has returned
+        // already): answer at once, then do the work. Answering after it, a release still
+        // running when the file system is unmounted (cp, then umount) answered a connection
+        // that was gone, and fuser logged an error. The work is not lost: the unmount's
+        // shutdown waits for the file, which release holds locked until it is done.
+        reply.ok();
         self.spawn(debug_span!("release", fh = fh.0), |fs| async move {
             fs.release(fh.0).await;
-            reply.ok();
         });
     }
 
