@@ -15,6 +15,9 @@
 # files until all are in S3, `rm` of them until S3 has none; (5) `rsync -a` of a MIXED_MIB set
 # of files of mixed sizes, then again; (6) PAR_N parallel readers of PAR_MIB objects.
 #
+# Writes start with no writeback pending (`sync` before the clock), so what earlier workloads
+# left dirty in the page cache is not flushed during whichever tool's write comes next.
+#
 # Each workload has its own bucket and works at the bucket's root: s3s-fs answers HeadObject
 # of a "folder" with 500, which s3fs retries for minutes, so only the find row needs folders.
 set -euo pipefail
@@ -165,9 +168,9 @@ for tool in $TOOLS; do
   if [ "$tool" = direct ]; then
     run_case "1. read ${READ_MIB} MiB, cold" read 'aws_ s3 cp --quiet s3://read/big - >/dev/null'
     run_case "1. read ${READ_MIB} MiB, warm" read 'aws_ s3 cp --quiet s3://read/big - >/dev/null'
-    post='rm -rf "$d/wr-$p"'
+    pre=sync; post='rm -rf "$d/wr-$p"'
     run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'aws_ s3 cp --quiet "$work/write.src" "s3://wr-$p/file"'
-    post=
+    pre=; post=
     for n in $LS_NS; do run_case "3. ls -l $n objects" "list-$n" 'aws_ s3 ls s3://list-$n/ >/dev/null'; done
     run_case "3. find $((TREE_DIRS * TREE_FILES)) objects" tree 'aws_ s3 ls --recursive s3://tree/ >/dev/null'
     run_case "4. cp -r ${SMALL_N} x 4 KiB" 'sm-$p' 'aws_ s3 cp --quiet --recursive "$work/small" "s3://sm-$p/"'
@@ -190,9 +193,9 @@ for tool in $TOOLS; do
     done
     unmount_tool "$w, cold" "$w, warm"
   fi
-  post='rm -rf "$d/wr-$p"'
+  pre=sync; post='rm -rf "$d/wr-$p"'
   run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'cp "$work/write.src" "$mnt/file"; wait_size "wr-$p/file" $((WRITE_MIB << 20))'
-  post=
+  pre=; post=
   for n in $LS_NS; do run_case "3. ls -l $n objects" "list-$n" 'ls -l "$mnt" >/dev/null'; done
   run_case "3. find $((TREE_DIRS * TREE_FILES)) objects" tree '( sleep $((WAIT_MAX + 5)); abort_mount ) & wd=$!; timeout "$WAIT_MAX" find "$mnt" >/dev/null || gave_up; kill "$wd" 2>/dev/null || true'
   run_case "4. cp -r ${SMALL_N} x 4 KiB" 'sm-$p' 'cp -r "$work/small/." "$mnt/"; wait_keys "sm-$p" "$SMALL_N"'
