@@ -4,7 +4,7 @@
 # Prints one markdown table: median seconds (min-max) of RUNS runs, throughput, S3 requests the
 # server saw (s3s-fs's request log), each tool's time ratio to s3drive, and daemon peak RSS.
 #
-#   bench/run.sh            default sizes; about 10-15 minutes on a 2-core machine
+#   bench/run.sh            default sizes, 3 runs; about 25 minutes on a 2-core machine
 #   RUNS=5 READ_MIB=512 TOOLS="s3drive rclone" bench/run.sh
 #   ONLY="1 6" TOOLS=s3drive RUNS=1 bench/run.sh     only workloads 1 and 6, only s3drive
 #
