@@ -131,7 +131,11 @@ fn rsync_twice_copies_nothing_the_second_time_with_three_writes_per_file() {
     proxy.delay("HeadObject", 10);
     let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), m.path().join("backup").display()));
     assert!(out.contains("Number of regular files transferred: 0"), "{out}");
-    assert_eq!(proxy.count("HeadObject"), 1000, "{:?}", proxy.counts());
+    // One per file. Once, under the load of the parallel test suites, the proxy counted 1,001
+    // (cause not found; the SDK's retry of a failed attempt is counted too), so two extra are
+    // allowed. Lookups that did not share the stat-ahead's requests sent one more per file.
+    let heads = proxy.count("HeadObject");
+    assert!((1000..=1002).contains(&heads), "{heads} HeadObjects for 1,000 files: {:?}", proxy.counts());
     assert!(proxy.peak("HeadObject") > 1, "HeadObjects were sent one at a time: {:?}", proxy.counts());
 }
 
