@@ -206,6 +206,13 @@ impl InodeTable {
         }
     }
 
+    /// The node's attributes are no longer trusted: the next getattr asks S3.
+    pub fn expire(&self, ino: Ino) {
+        if let Some(n) = self.inner.lock().unwrap().nodes.get_mut(&ino) {
+            n.fresh_until = Instant::now();
+        }
+    }
+
     /// Records the ETag now in the page cache; returns whether it equals the one before.
     pub fn swap_cached_etag(&self, ino: Ino, etag: Option<String>) -> bool {
         let mut t = self.inner.lock().unwrap();

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
@@ -306,7 +306,7 @@ impl<S: ObjectStore> Fs<S> {
     /// listing is dropped (the next listing or lookup asks S3).
     fn not_in_s3(&self, ino: Ino) {
         let Some(n) = self.inodes.get(ino) else { return };
-        self.inodes.set_attr(ino, n.attr, Instant::now());
+        self.inodes.expire(ino);
         self.listings.lock().unwrap().pop(&n.parent);
     }
 
