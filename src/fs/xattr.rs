@@ -11,7 +11,8 @@
 //!   set with the upload of a file being written, or with a metadata CopyObject, coalesced with
 //!   chmod/utimens like every metadata change.
 //! - Other namespaces (`security.`, `trusted.`, `system.`, so POSIX ACLs) are not supported:
-//!   reads and writes give ENOTSUP (the adapter answers reads without reaching the core).
+//!   reading, writing or removing one gives ENOTSUP (the adapter answers reads without reaching
+//!   the core).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
