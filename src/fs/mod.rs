@@ -51,6 +51,12 @@ type ListingRef = Arc<tokio::sync::Mutex<Listing>>;
 /// The answer to one HeadObject, shared by whoever waits for it.
 type HeadCell = tokio::sync::OnceCell<crate::store::StoreResult<ObjectMeta>>;
 
+/// A listed entry found by a lookup, with the HeadObject to wait for when its metadata is unknown.
+struct Listed {
+    entry: Entry,
+    head: Option<(Arc<HeadCell>, ObjectKey)>,
+}
+
 /// An open file handle and how the kernel's page cache should treat it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
@@ -398,11 +404,13 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// A listing that is complete and fresh, for answering lookups.
-    fn fresh_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
+    /// Waits for the listing's lock: it is held only briefly (or across the fetch of a page,
+    /// when the listing is not complete yet), and a listing merely busy is not stale.
+    async fn fresh_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
         let l = self.cached_listing(ino)?;
-        let fresh = match l.try_lock() {
-            Ok(g) => g.done && g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now()),
-            Err(_) => false,
+        let fresh = {
+            let g = l.lock().await;
+            g.done && g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now())
         };
         fresh.then_some(l)
     }
@@ -455,18 +463,14 @@ impl<S: ObjectStore> Fs<S> {
         if let Some(e) = self.fresh_node(&pnode.loc, name) {
             return Ok(Some(Resolved::Entry(e)));
         }
-        if let Some(listing) = self.fresh_listing(parent) {
+        if let Some(listing) = self.fresh_listing(parent).await {
             let (found, started) = {
                 let mut l = listing.lock().await;
-                let found = l.get(name).cloned();
-                if found.is_some() {
-                    self.fetch_meta_ahead(&listing, l.stat_ahead(name));
-                }
-                (found, l.started)
+                (self.find_listed(&listing, &mut l, name), l.started)
             };
             // A name the listing lacks is missing for `negative_ttl` only (it may be lower).
             if found.is_some() || started.is_some_and(|t| t + self.config.negative_ttl > Instant::now()) {
-                return Ok(self.listed_entry(found).await?.map(Resolved::Entry));
+                return Ok(self.listed_entry(&listing, found).await?.map(Resolved::Entry));
             }
         }
         let neg_key = (parent, name.clone());
@@ -484,15 +488,8 @@ impl<S: ObjectStore> Fs<S> {
             }
             Location::Dir { bucket, prefix } => match self.listing_for_lookups(parent, bucket, prefix).await? {
                 Some(listing) => {
-                    let found = {
-                        let mut l = listing.lock().await;
-                        let found = l.get(name).cloned();
-                        if found.is_some() {
-                            self.fetch_meta_ahead(&listing, l.stat_ahead(name));
-                        }
-                        found
-                    };
-                    self.listed_entry(found).await?
+                    let found = self.find_listed(&listing, &mut *listing.lock().await, name);
+                    self.listed_entry(&listing, found).await?
                 }
                 None => self.lookup_in_s3(&pnode.loc, name).await?,
             },
@@ -519,18 +516,33 @@ impl<S: ObjectStore> Fs<S> {
         })
     }
 
-    /// A lookup answered by a complete listing. A name it lacks does not exist and a directory
-    /// is as listed; a file needs its metadata (mode, mtime, owner, symlink), which listings
-    /// do not carry: known from an upload or a HeadObject of the same ETag, or else one
-    /// HeadObject.
-    async fn listed_entry(&self, found: Option<Entry>) -> Result<Option<Entry>> {
-        let Some(e) = found else { return Ok(None) };
-        let Location::File { bucket, key } = &e.loc else { return Ok(Some(e)) };
-        if !self.needs_meta(&e) {
-            return Ok(Some(e));
-        }
-        match self.head_listed(&e.loc, bucket, key).await {
-            Ok(_) if self.hidden(bucket, key) => Ok(None),
+    /// `name` in `listing` (locked by the caller as `l`), and, for a file whose metadata
+    /// (mode, mtime, owner, symlink: listings do not carry it) is not known, the shared
+    /// HeadObject that brings it. Taken under the listing's lock: a HeadObject puts its answer
+    /// in the listing before it stops being shared, so an entry still without metadata here
+    /// means its request, if one is in flight, is still registered, and it is joined rather
+    /// than sent again. Also starts the stat-ahead after `name`.
+    fn find_listed(&self, listing: &ListingRef, l: &mut Listing, name: &Name) -> Option<Listed> {
+        let e = l.get(name).cloned()?;
+        self.fetch_meta_ahead(listing, l.stat_ahead(name));
+        let head = match &e.loc {
+            Location::File { bucket, key } if self.needs_meta(&e) => {
+                let id = (bucket.clone(), key.clone());
+                let cell = self.heads.lock().unwrap().entry(id.clone()).or_default().clone();
+                Some((cell, id))
+            }
+            _ => None,
+        };
+        Some(Listed { entry: e, head })
+    }
+
+    /// A lookup answered by a complete listing: a name it lacks does not exist, a directory is
+    /// as listed, and a file is as listed once its metadata is known (see [`Fs::find_listed`]).
+    async fn listed_entry(&self, listing: &ListingRef, found: Option<Listed>) -> Result<Option<Entry>> {
+        let Some(Listed { entry: e, head }) = found else { return Ok(None) };
+        let Some((cell, id)) = head else { return Ok(Some(e)) };
+        match self.head_shared(&cell, id.clone(), &e.loc, Some((listing, &e.name))).await {
+            Ok(_) if self.hidden(&id.0, &id.1) => Ok(None),
             Ok(meta) => Ok(Some(Entry { attr: self.attr_from_meta(&e.loc, &meta), ..e })),
             Err(StoreError::NotFound) => Ok(None), // deleted since it was listed
             Err(err) => Err(err.into()),
@@ -548,15 +560,6 @@ impl<S: ObjectStore> Fs<S> {
                 .unwrap()
                 .peek(&(bucket.clone(), key.clone()))
                 .is_none_or(|k| e.attr.etag.as_ref() != Some(&k.etag))
-    }
-
-    /// HeadObject of a listed file. A lookup and the stat-ahead asking for the same key share one
-    /// request: whoever comes first sends it, the other waits for its answer. The metadata is
-    /// remembered (by ETag) before the request stops being shared, so a later lookup needs none.
-    async fn head_listed(&self, loc: &Location, bucket: &Arc<str>, key: &str) -> crate::store::StoreResult<ObjectMeta> {
-        let id = (bucket.clone(), key.to_string());
-        let cell = self.heads.lock().unwrap().entry(id.clone()).or_default().clone();
-        self.head_shared(&cell, id, loc, None).await
     }
 
     /// Waits for (or sends) the shared HeadObject and learns its metadata; with a listing and
@@ -747,7 +750,7 @@ impl<S: ObjectStore> Fs<S> {
         if !node.loc.is_dir() {
             return Err(Error::NotDir);
         }
-        let listing = match self.fresh_listing(ino) {
+        let listing = match self.fresh_listing(ino).await {
             Some(l) => l,
             None => Arc::new(tokio::sync::Mutex::new(Listing::default())),
         };
