@@ -25,7 +25,7 @@ use tracing::{Instrument, Level, debug_span, event};
 use crate::fs::error::Error;
 use crate::fs::mutate::{Owner, SetAttr};
 use crate::fs::names::Name;
-use crate::fs::{Fs, Stat};
+use crate::fs::{Fs, KernelCache, Stat};
 use crate::store::ObjectStore;
 
 pub struct FuseFs<S: ObjectStore> {
@@ -77,6 +77,34 @@ impl<S: ObjectStore> FuseFs<S> {
         F: Future<Output = ()> + Send + 'static,
     {
         self.rt.spawn(f(self.fs.clone()).instrument(span));
+    }
+}
+
+/// The core's [`KernelCache`], told to the kernel through the session's notifier from a thread
+/// of its own: a notification waits for the kernel's lock on the directory, which a request
+/// waiting for s3drive may hold, so it is never sent from a thread that answers requests.
+pub struct KernelNotifier {
+    tx: std::sync::mpsc::Sender<(u64, std::ffi::OsString, u64)>,
+}
+
+impl KernelNotifier {
+    pub fn start(notifier: fuser::Notifier) -> std::io::Result<KernelNotifier> {
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, std::ffi::OsString, u64)>();
+        std::thread::Builder::new().name("s3drive-notify".into()).spawn(move || {
+            for (parent, name, ino) in rx {
+                // ENOENT means the kernel held nothing to forget; after unmount every call fails.
+                let inode = notifier.inval_inode(INodeNo(ino), 0, 0);
+                let entry = notifier.inval_entry(INodeNo(parent), &name);
+                tracing::debug!(parent, ?name, ino, ?inode, ?entry, "told the kernel to forget");
+            }
+        })?;
+        Ok(KernelNotifier { tx })
+    }
+}
+
+impl KernelCache for KernelNotifier {
+    fn forget(&self, parent: u64, name: &Name, ino: u64) {
+        let _ = self.tx.send((parent, name.as_str().into(), ino));
     }
 }
 

@@ -118,6 +118,10 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let adapter = FuseFs::new(fs.clone(), rt.handle().clone());
     let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
+    match crate::fuse::KernelNotifier::start(session.notifier()) {
+        Ok(k) => fs.set_kernel_cache(Box::new(k)),
+        Err(e) => warn!(error = %e, "cannot start the kernel notifier thread; the kernel's caches expire by TTL only"),
+    }
     let mut unmounter = session.unmount_callable();
     let (fs_for_signal, mp_for_signal) = (fs.clone(), mountpoint.clone());
     rt.spawn(async move {

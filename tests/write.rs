@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 
@@ -310,7 +310,9 @@ fn a_failed_upload_is_an_error_from_close_and_loses_nothing() {
     put(&c, &b, "large.bin", "old large\n");
     let proxy = Proxy::start();
     let cache = tempfile::tempdir().unwrap();
-    let m = mount(&proxy, &[&b, "--cache-dir", cache.path().to_str().unwrap()]);
+    // A metadata TTL far longer than the test: what the kernel caches is dropped on notice.
+    let m = mount(&proxy, &[&b, "--cache-dir", cache.path().to_str().unwrap(), "--metadata-ttl", "600"]);
+    assert_eq!(fs::read(m.path().join("small.txt")).unwrap(), b"old small\n");
 
     proxy.fail(Fault { op: "PutObject", bucket: None, status: 500, code: "InternalError" });
     let mut f = fs::File::create(m.path().join("small.txt")).unwrap();
@@ -322,9 +324,24 @@ fn a_failed_upload_is_an_error_from_close_and_loses_nothing() {
     let mut f = fs::File::create(m.path().join("never.txt")).unwrap();
     f.write_all(b"never uploaded\n").unwrap();
     assert!(close(f).is_err());
+    // (An empty file: no write makes the kernel drop the attributes the create gave it.)
+    assert!(close(fs::File::create(m.path().join("touched")).unwrap()).is_err());
     let names: Vec<_> = fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!names.iter().any(|n| n == "never.txt"), "{names:?}");
     assert!(names.iter().any(|n| n == "small.txt"), "{names:?}");
+    // Nor does the kernel keep answering for them from its caches (until the TTL): once the
+    // last descriptor is closed (RELEASE comes after close returns), stat finds no new file and
+    // a read gets the old object, not the pages written through the mount.
+    let missing = |n: &str| fs::metadata(m.path().join(n)).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    let gone = || missing("never.txt") && missing("touched");
+    let old = || fs::read(m.path().join("small.txt")).unwrap() == b"old small\n";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(gone() && old()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(missing("never.txt"), "{:?}", fs::metadata(m.path().join("never.txt")));
+    assert!(missing("touched"), "{:?}", fs::metadata(m.path().join("touched")));
+    assert_eq!(fs::read(m.path().join("small.txt")).unwrap(), b"old small\n");
 
     proxy.clear_faults();
     proxy.fail(Fault { op: "UploadPart", bucket: None, status: 503, code: "ServiceUnavailable" });

@@ -174,8 +174,18 @@ struct PendingMeta {
     version: u64,
 }
 
+/// The kernel's caches of entries and attributes (kept for the TTLs s3drive gives), for the
+/// rare case where s3drive learns they are wrong before then. The FUSE adapter implements it
+/// with the session's notifier; without one (unit tests) the kernel is simply not told.
+pub trait KernelCache: Send + Sync {
+    /// Drops the kernel's entry `name` in directory `parent`, and the attributes and cached
+    /// pages of `ino`. Must not wait for the kernel: it may be called while serving a request.
+    fn forget(&self, parent: Ino, name: &Name, ino: Ino);
+}
+
 pub struct Fs<S: ObjectStore> {
     store: Arc<S>,
+    kernel: std::sync::OnceLock<Box<dyn KernelCache>>,
     config: Config,
     mount_time: SystemTime,
     inodes: InodeTable,
@@ -224,6 +234,7 @@ impl<S: ObjectStore> Fs<S> {
         let staging_dir = config.write.cache_dir.join(format!("mount-{}", std::process::id()));
         Arc::new_cyclic(|me| Fs {
             me: me.clone(),
+            kernel: std::sync::OnceLock::new(),
             deleter: Deleter::new(store.clone()),
             store,
             memory: MemoryLimiter::new(config.read.memory_limit),
@@ -351,6 +362,18 @@ impl<S: ObjectStore> Fs<S> {
             attr.gid = k.gid;
         }
         self.with_pending_meta(loc, attr)
+    }
+
+    /// Where to tell the kernel that what it caches is wrong (set once, after mounting).
+    pub fn set_kernel_cache(&self, k: Box<dyn KernelCache>) {
+        let _ = self.kernel.set(k);
+    }
+
+    /// Tells the kernel to forget `ino`, named `name` in `parent`, if a kernel is listening.
+    fn kernel_forget(&self, parent: Ino, name: &Name, ino: Ino) {
+        if let Some(k) = self.kernel.get() {
+            k.forget(parent, name, ino);
+        }
     }
 
     fn node(&self, ino: Ino) -> Result<inode::Node> {

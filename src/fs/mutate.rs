@@ -302,12 +302,19 @@ impl<S: ObjectStore> Fs<S> {
 
     /// The last handle on a file whose upload failed closed: what S3 holds under its name (the
     /// old object, or nothing) is what the mount shows from now on, not the file as written.
-    /// The cached attributes are expired (the next stat asks S3) and the parent's cached
-    /// listing is dropped (the next listing or lookup asks S3).
+    /// The cached attributes are expired (the next stat asks S3), the parent's cached listing
+    /// is dropped (the next listing or lookup asks S3), and the kernel is told to forget the
+    /// name and its attributes, which it would otherwise keep for the metadata TTL (it drops
+    /// them itself after a write, but not for a file created and closed empty).
     fn not_in_s3(&self, ino: Ino) {
         let Some(n) = self.inodes.get(ino) else { return };
         self.inodes.expire(ino);
         self.listings.lock().unwrap().pop(&n.parent);
+        if let Location::File { key, .. } = &n.loc
+            && let Some(name) = key.rsplit('/').next().and_then(Name::new)
+        {
+            self.kernel_forget(n.parent, &name, ino);
+        }
     }
 
     /// Uploads a file filled by copy_file_range: a server-side copy with the file's metadata.

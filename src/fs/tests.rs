@@ -448,6 +448,8 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
     config.write.cache_dir = cache.path().to_path_buf();
     let fs = fs_with(store, config);
+    let told = Arc::new(Mutex::new(Vec::new()));
+    fs.set_kernel_cache(Box::new(Recorder(told.clone())));
     let d = fs.lookup(ROOT, &name("d")).await.unwrap().ino;
     assert_eq!(list_names(&fs, d).await, [".", "..", "old"]);
     let owner = mutate::Owner { uid: 0, gid: 0, pid: 1 };
@@ -462,6 +464,8 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     assert_eq!(list_names(&fs, d).await, [".", "..", "old"]);
     assert_eq!(fs.lookup(d, &name("new")).await, Err(Error::NotFound));
     assert_eq!(fs.getattr(new.ino).await.unwrap_err().errno(), libc::ENOENT);
+    // And the kernel is told to forget the name, which it may otherwise answer for until the TTL.
+    assert_eq!(*told.lock().unwrap(), [(d, name("new"), new.ino)]);
 
     // An object overwritten by a failed upload: its old size and bytes again.
     let old = fs.lookup(d, &name("old")).await.unwrap();
@@ -473,6 +477,7 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     fs.release(fh).await;
     assert_eq!(fs.getattr(old.ino).await.unwrap().size, 9);
     assert_eq!(fs.lookup(d, &name("old")).await.unwrap().size, 9);
+    assert_eq!(told.lock().unwrap().last(), Some(&(d, name("old"), old.ino)));
     // The written bytes are kept in the cache directory.
     let mut kept = Vec::new();
     let mut dirs = vec![cache.path().to_path_buf()];
@@ -483,4 +488,13 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
         }
     }
     assert!(kept.contains(&b"never uploaded".to_vec()) && kept.contains(&b"new and longer bytes".to_vec()));
+}
+
+/// A kernel that records what it is told to forget.
+struct Recorder(Arc<Mutex<Vec<(Ino, Name, Ino)>>>);
+
+impl super::KernelCache for Recorder {
+    fn forget(&self, parent: Ino, name: &Name, ino: Ino) {
+        self.0.lock().unwrap().push((parent, name.clone(), ino));
+    }
 }
