@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sequential read throughput through an s3drive mount against direct downloads of the same
 # object from the same server in the same run (curl, and `aws s3 cp`, which downloads in parallel
-# ranges), plus the daemon's peak RSS. Uses s3s-fs (fast, fine for throughput) on 127.0.0.1.
+# ranges), plus the daemon's peak RSS. Uses s3s-fs (fast, fine for throughput) on 127.0.0.1, or
+# Garage with SERVER=garage (see bench/lib.sh).
 #   bench/read.sh [SIZE_MIB] [RUNS]      defaults: 1024 MiB, 3 runs
 # Prints a Markdown table; docs/BENCHMARKS.md holds the latest one.
 set -euo pipefail
@@ -39,15 +40,14 @@ for _ in $(seq "$runs"); do
   timeit cat "$mnt/object"; t_mount+=("$T")
   rss+=("$(awk '/VmHWM/ {print $2}' /proc/$daemon/status)")
   unmount_s3drive
-  timeit curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o /dev/null "$ep/bench/object"; t_curl+=("$T")
+  timeit curl_s3 -o /dev/null "$ep/bench/object"; t_curl+=("$T")
   timeit aws --endpoint-url "$ep" s3 cp --quiet s3://bench/object -; t_aws+=("$T")
 done
 m=$(printf '%s\n' "${t_mount[@]}" | median); c=$(printf '%s\n' "${t_curl[@]}" | median); a=$(printf '%s\n' "${t_aws[@]}" | median)
 best=$(printf '%s\n%s\n' "$c" "$a" | sort -g | head -1)
 peak=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
 cat <<OUT
-Sequential read of a ${size_mib} MiB object, s3s-fs on 127.0.0.1, median of $runs runs (min-max):
+Sequential read of a ${size_mib} MiB object, $server_name on 127.0.0.1, median of $runs runs (min-max):
 
 | reader | seconds | MiB/s | ratio to faster direct |
 |---|---|---|---|

@@ -20,6 +20,9 @@
 #
 # Each workload has its own bucket and works at the bucket's root: s3s-fs answers HeadObject
 # of a "folder" with 500, which s3fs retries for minutes, so only the find row needs folders.
+#
+# SERVER=garage runs the same on Garage instead (see bench/lib.sh), a real S3 server whose
+# CompleteMultipartUpload is cheap; it has no request log, so the requests column stays empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -42,8 +45,19 @@ size_mib=$READ_MIB
 source bench/lib.sh
 export RUST_LOG=s3s::ops=debug   # s3s-fs logs one "resolved route, op: X" line per request
 bench_setup "$((READ_MIB + WRITE_MIB * 2 + PAR_N * PAR_MIB + MIXED_MIB * 8 + 2048))"
+SERVER=${SERVER:-s3s-fs}
 d=$work/data
 log=$work/s3s.log
+# Buckets: directories of s3s-fs's data directory, or made with Garage's own CLI.
+make_bucket() {
+  if [ "$SERVER" = s3s-fs ]; then mkdir -p "$d/$1"; return; fi
+  garage bucket info "$1" >/dev/null 2>&1 && return
+  garage bucket create "$1" >/dev/null && garage bucket allow --read --write --owner "$1" --key bench >/dev/null
+}
+drop_bucket() {
+  if [ "$SERVER" = s3s-fs ]; then rm -rf "${d:?}/$1"; return; fi
+  env -u AWS_CA_BUNDLE aws --endpoint-url "$ep" s3 rb --force "s3://$1" >/dev/null 2>&1 || true
+}
 
 notes=()
 for t in rclone s3fs; do
@@ -58,15 +72,18 @@ done
 
 # ----- data, written straight into s3s-fs's directory (a directory per bucket) -----
 echo "preparing data" >&2
-mkdir -p "$d/read" "$d/par" "$d/tree" "$work/small" "$work/mixed"
-sig=(--aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+# Listed trees are written as files: straight into s3s-fs's directory, or synced into Garage.
+fill=$d; [ "$SERVER" = s3s-fs ] || fill=$work/fill
+make_bucket read; make_bucket par
+mkdir -p "$fill/tree" "$work/small" "$work/mixed"
+sig=(--aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
 # Large objects go in through PutObject: s3s-fs keeps their MD5 then, instead of hashing the
 # whole file again for every ranged GET.
 put_random() { head -c $(($2 << 20)) /dev/urandom >"$work/tmp.obj"; curl -sf "${sig[@]}" -T "$work/tmp.obj" "$ep/$1" >/dev/null; rm -f "$work/tmp.obj"; }
 put_random read/big "$READ_MIB"
 for i in $(seq "$PAR_N"); do put_random "par/p$i" "$PAR_MIB"; done
 head -c $((WRITE_MIB << 20)) /dev/urandom >"$work/write.src"
-python3 - "$d" "$work" "$LS_NS" "$TREE_DIRS" "$TREE_FILES" "$SMALL_N" "$MIXED_MIB" <<'PY'
+python3 - "$fill" "$work" "$LS_NS" "$TREE_DIRS" "$TREE_FILES" "$SMALL_N" "$MIXED_MIB" <<'PY'
 import os, random, sys
 d, work, ls_ns, (dirs, files, small_n, mixed_mib) = sys.argv[1], sys.argv[2], sys.argv[3], map(int, sys.argv[4:])
 for n in map(int, ls_ns.split()):
@@ -89,6 +106,13 @@ while left > 0:
     left -= s
     n += 1
 PY
+if [ "$SERVER" != s3s-fs ]; then
+  for b in "$fill"/*; do
+    make_bucket "$(basename "$b")"
+    env -u AWS_CA_BUNDLE aws --endpoint-url "$ep" s3 sync --quiet "$b" "s3://$(basename "$b")/"
+  done
+  rm -rf "$fill"
+fi
 sync
 
 # ----- helpers -----
@@ -97,7 +121,7 @@ object_size() { curl -sfI "${sig[@]}" "$ep/$1" | awk 'tolower($1)=="content-leng
 gave_up() { notes+=("$tool, $w: S3 did not show the result within ${WAIT_MAX}s (timed as ${WAIT_MAX}s)"); }
 wait_keys() { local end=$((SECONDS + WAIT_MAX)); until [ "$(count_keys "$1")" -eq "$2" ]; do [ $SECONDS -lt $end ] || { gave_up; return 0; }; sleep 0.02; done; }
 wait_size() { local end=$((SECONDS + WAIT_MAX)); until [ "$(object_size "$1" || echo 0)" = "$2" ]; do [ $SECONDS -lt $end ] || { gave_up; return 0; }; sleep 0.02; done; }
-requests() { grep -c 'resolved route, op:' "$log" || true; }
+requests() { if [ "$SERVER" = s3s-fs ]; then grep -c 'resolved route, op:' "$log" || true; else echo 0; fi; }
 aws_() { env -u AWS_CA_BUNDLE aws --endpoint-url "$ep" "$@"; }
 
 daemon=
@@ -106,11 +130,11 @@ mount_tool() { # tool bucket
     s3drive) ./target/release/s3drive --foreground --endpoint-url "$ep" --force-path-style --cache-dir "$work/cache-s3drive" "$2" "$mnt" 2>>"$work/s3drive.log" & ;;
     rclone)
       env -u AWS_CA_BUNDLE RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other RCLONE_CONFIG_B_ENV_AUTH=false \
-        RCLONE_CONFIG_B_ACCESS_KEY_ID=bench RCLONE_CONFIG_B_SECRET_ACCESS_KEY=benchsecret RCLONE_CONFIG_B_ENDPOINT="$ep" \
+        RCLONE_CONFIG_B_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" RCLONE_CONFIG_B_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" RCLONE_CONFIG_B_ENDPOINT="$ep" \
         RCLONE_CONFIG_B_REGION=us-east-1 rclone mount "b:$2" "$mnt" --vfs-cache-mode writes --vfs-write-back 0s \
         --cache-dir "$work/cache-rclone" >>"$work/rclone.log" 2>&1 & ;;
     s3fs)
-      echo "bench:benchsecret" >"$work/s3fs.passwd"; chmod 600 "$work/s3fs.passwd"
+      echo "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$work/s3fs.passwd"; chmod 600 "$work/s3fs.passwd"
       s3fs "$2" "$mnt" -f -o url="$ep" -o use_path_request_style -o passwd_file="$work/s3fs.passwd" \
         -o endpoint=us-east-1 >>"$work/s3fs.log" 2>&1 & ;;
   esac
@@ -148,7 +172,7 @@ run_case() {
   w=$1
   selected "$w" || return 0
   p="$tool-$run"; bucket=$(eval echo "$2")
-  mkdir -p "$d/$bucket"
+  make_bucket "$bucket"
   if [ -n "${pre:-}" ]; then eval "$pre"; fi
   if [ "$tool" != direct ]; then mount_tool "$tool" "$bucket"; fi
   r0=$(requests); s=$(date +%s.%N)
@@ -168,7 +192,7 @@ for tool in $TOOLS; do
   if [ "$tool" = direct ]; then
     run_case "1. read ${READ_MIB} MiB, cold" read 'aws_ s3 cp --quiet s3://read/big - >/dev/null'
     run_case "1. read ${READ_MIB} MiB, warm" read 'aws_ s3 cp --quiet s3://read/big - >/dev/null'
-    pre=sync; post='rm -rf "$d/wr-$p"'
+    pre=sync; post='drop_bucket "wr-$p"'
     run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'aws_ s3 cp --quiet "$work/write.src" "s3://wr-$p/file"'
     pre=; post=
     for n in $LS_NS; do run_case "3. ls -l $n objects" "list-$n" 'aws_ s3 ls s3://list-$n/ >/dev/null'; done
@@ -176,7 +200,7 @@ for tool in $TOOLS; do
     run_case "4. cp -r ${SMALL_N} x 4 KiB" 'sm-$p' 'aws_ s3 cp --quiet --recursive "$work/small" "s3://sm-$p/"'
     run_case "4. rm ${SMALL_N} files" 'sm-$p' 'aws_ s3 rm --quiet --recursive "s3://sm-$p/"'
     run_case "5. rsync -a ${MIXED_MIB} MiB" 'mx-$p' 'aws_ s3 sync --quiet "$work/mixed" "s3://mx-$p/"'
-    post='rm -rf "$d/mx-$p"'
+    post='drop_bucket "mx-$p"'
     run_case "5. rsync -a again" 'mx-$p' 'aws_ s3 sync --quiet "$work/mixed" "s3://mx-$p/"'
     post=
     run_case "6. ${PAR_N} parallel readers x ${PAR_MIB} MiB" par 'pids=(); for i in $(seq "$PAR_N"); do aws_ s3 cp --quiet "s3://par/p$i" - >/dev/null & pids+=($!); done; wait "${pids[@]}"'
@@ -193,7 +217,7 @@ for tool in $TOOLS; do
     done
     unmount_tool "$w, cold" "$w, warm"
   fi
-  pre=sync; post='rm -rf "$d/wr-$p"'
+  pre=sync; post='drop_bucket "wr-$p"'
   run_case "2. write ${WRITE_MIB} MiB" 'wr-$p' 'cp "$work/write.src" "$mnt/file"; wait_size "wr-$p/file" $((WRITE_MIB << 20))'
   pre=; post=
   for n in $LS_NS; do run_case "3. ls -l $n objects" "list-$n" 'ls -l "$mnt" >/dev/null'; done
@@ -201,7 +225,7 @@ for tool in $TOOLS; do
   run_case "4. cp -r ${SMALL_N} x 4 KiB" 'sm-$p' 'cp -r "$work/small/." "$mnt/"; wait_keys "sm-$p" "$SMALL_N"'
   run_case "4. rm ${SMALL_N} files" 'sm-$p' 'find "$mnt" -type f -delete; wait_keys "sm-$p" 0'
   run_case "5. rsync -a ${MIXED_MIB} MiB" 'mx-$p' 'rsync -a --omit-dir-times "$work/mixed/" "$mnt/" || notes+=("$tool: rsync failed"); wait_keys "mx-$p" "$(ls "$work/mixed" | wc -l)"'
-  post='rm -rf "$d/mx-$p"'
+  post='drop_bucket "mx-$p"'
   run_case "5. rsync -a again" 'mx-$p' 'rsync -a --omit-dir-times "$work/mixed/" "$mnt/" || notes+=("$tool: rsync failed")'
   post=
   run_case "6. ${PAR_N} parallel readers x ${PAR_MIB} MiB" par 'pids=(); for i in $(seq "$PAR_N"); do cat "$mnt/p$i" >/dev/null & pids+=($!); done; wait "${pids[@]}"'
@@ -211,9 +235,13 @@ done
 # ----- the table -----
 mib_of() { case $1 in "1."*) echo "$READ_MIB" ;; "2."*) echo "$WRITE_MIB" ;; "5. rsync -a $MIXED_MIB"*) echo "$MIXED_MIB" ;; "6."*) echo $((PAR_N * PAR_MIB)) ;; *) echo "" ;; esac; }
 echo
-echo "s3drive $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores, Linux $(uname -r); s3s-fs 0.14.1 on 127.0.0.1;"
+echo "s3drive $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores, Linux $(uname -r); $server_name on 127.0.0.1;"
 echo "$(rclone version 2>/dev/null | head -1); $(s3fs --version 2>/dev/null | head -1 | cut -c1-60); aws-cli $(aws --version 2>&1 | cut -d' ' -f1 | cut -d/ -f2)."
-echo "Median of $RUNS runs (min-max). Requests: as s3s-fs logged them, median per run."
+if [ "$SERVER" = s3s-fs ]; then
+  echo "Median of $RUNS runs (min-max). Requests: as s3s-fs logged them, median per run."
+else
+  echo "Median of $RUNS runs (min-max). Requests: not counted ($server_name keeps no request log)."
+fi
 echo
 echo "| workload | tool | seconds | MiB/s | requests | peak RSS MiB | time vs s3drive |"
 echo "|---|---|---|---|---|---|---|"
@@ -222,7 +250,7 @@ while IFS= read -r w; do
   for t in $TOOLS; do
     [ -n "${times[$w|$t]:-}" ] || continue
     med=$(printf '%s\n' ${times[$w|$t]} | median)
-    rq=$(printf '%s\n' ${reqs[$w|$t]} | median)
+    rq=; [ "$SERVER" = s3s-fs ] && rq=$(printf '%s\n' ${reqs[$w|$t]} | median)
     mib=$(mib_of "$w"); thr=; [ -n "$mib" ] && thr=$(echo "scale=1; $mib / $med" | bc -l)
     ratio=; [ -n "$base" ] && ratio="$(echo "scale=2; $med / $base" | bc -l)x"
     mem=; [ -n "${rss[$w|$t]:-}" ] && mem=$(( ${rss[$w|$t]} / 1024 ))

@@ -2,7 +2,7 @@
 # Write throughput: `cp` of a file into an s3drive mount (timed until cp returns, i.e. until close
 # has returned and the object is in S3) against a direct multipart upload of the same file to the
 # same server in the same run (`aws s3 cp`, parallel parts), plus the daemon's peak RSS.
-# Uses s3s-fs on 127.0.0.1.
+# Uses s3s-fs on 127.0.0.1, or Garage with SERVER=garage (see bench/lib.sh).
 #   bench/write.sh [SIZE_MIB] [RUNS]      defaults: 4096 MiB, 3 runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +29,12 @@ for i in $(seq "$runs"); do
   sync
   timeit aws --endpoint-url "$ep" s3 cp --quiet "$work/source" s3://bench/direct; t_aws+=("$T")
 done
-got=$(curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench:benchsecret -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ep/bench/through-mount" | sha256sum | cut -d' ' -f1)
+got=$(curl_s3 "$ep/bench/through-mount" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || { echo "MISMATCH: object written through the mount differs" >&2; exit 1; }
 m=$(printf '%s\n' "${t_mount[@]}" | median); a=$(printf '%s\n' "${t_aws[@]}" | median)
 peak=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
 cat <<OUT
-Sequential write of a ${size_mib} MiB file, until the object is in S3, s3s-fs on 127.0.0.1, median of $runs runs (min-max):
+Sequential write of a ${size_mib} MiB file, until the object is in S3, $server_name on 127.0.0.1, median of $runs runs (min-max):
 
 | writer | seconds | MiB/s | ratio to direct |
 |---|---|---|---|
