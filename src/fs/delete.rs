@@ -2,7 +2,11 @@
 //!
 //! `unlink` only queues the key and returns: from then on the name is hidden from lookups and
 //! listings (`is_pending`). A bucket's queue is sent when it holds 1,000 keys, when no new key has
-//! come for `IDLE`, or when its oldest key has waited `MAX_AGE`; one batch per bucket is in flight
+//! come for its idle window, or when its oldest key has waited `MAX_AGE`. The idle window is
+//! `QUICK` (20 ms: `rm` of a few hundred files, or of one, reaches S3 at once), or `IDLE`
+//! (200 ms) for keys that come within `WALK` of a batch sent for idleness: a tool walking a tree
+//! (`rm -r`) pauses for a listing round trip between folders, and the longer window gathers
+//! many folders into one batch at the cost of one early batch. One batch per bucket is in flight
 //! at a time, so batches complete in the order keys were queued. A key that is written again
 //! while queued is taken out of the queue (`cancel`); if its batch is already in flight the writer
 //! waits for that batch first, so the new object is never deleted by the old unlink.
@@ -12,7 +16,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's Instant is std's, except under a paused test clock, which the timing tests use.
+use tokio::time::Instant;
 
 use tokio::sync::Notify;
 use tracing::{debug, warn};
@@ -20,7 +27,9 @@ use tracing::{debug, warn};
 use crate::store::{ObjectStore, StoreError};
 
 pub const BATCH: usize = 1000;
+const QUICK: Duration = Duration::from_millis(20);
 const IDLE: Duration = Duration::from_millis(200);
+const WALK: Duration = Duration::from_secs(1);
 const MAX_AGE: Duration = Duration::from_secs(5);
 const RECENT: Duration = Duration::from_secs(10);
 
@@ -45,6 +54,16 @@ struct Queue {
     first: Option<Instant>,
     last: Option<Instant>,
     sending: bool,
+    /// The idle window of the keys queued now (`QUICK` or `IDLE`), chosen by the first of them.
+    window: Duration,
+    /// When the last batch sent for idleness (not full, not old) went out.
+    idle_sent: Option<Instant>,
+}
+
+impl Queue {
+    fn idle_since(&self, now: Instant) -> bool {
+        self.last.is_some_and(|t| t + self.window <= now)
+    }
 }
 
 struct State {
@@ -101,6 +120,10 @@ impl<S: ObjectStore> Deleter<S> {
         }
         let q = s.queues.entry(bucket.clone()).or_default();
         let now = Instant::now();
+        if q.keys.is_empty() {
+            let walking = q.idle_sent.is_some_and(|t| now.saturating_duration_since(t) < WALK);
+            q.window = if walking { IDLE } else { QUICK };
+        }
         q.first.get_or_insert(now);
         q.last = Some(now);
         q.keys.push(key);
@@ -159,7 +182,7 @@ impl<S: ObjectStore> Deleter<S> {
             .values()
             .filter(|q| !q.keys.is_empty() && !q.sending)
             .map(|q| {
-                let idle = q.last.map_or(now, |t| t + IDLE);
+                let idle = q.last.map_or(now, |t| t + q.window);
                 let age = q.first.map_or(now, |t| t + MAX_AGE);
                 idle.min(age).saturating_duration_since(now)
             })
@@ -178,11 +201,14 @@ impl<S: ObjectStore> Deleter<S> {
                         && !q.keys.is_empty()
                         && (all
                             || q.keys.len() >= BATCH
-                            || q.last.is_some_and(|t| t + IDLE <= now)
+                            || q.idle_since(now)
                             || q.first.is_some_and(|t| t + MAX_AGE <= now))
                 });
                 let Some((bucket, q)) = due else { return };
                 let bucket = bucket.clone();
+                if !all && q.keys.len() < BATCH && q.idle_since(now) {
+                    q.idle_sent = Some(now);
+                }
                 let n = q.keys.len().min(BATCH);
                 let keys: Vec<String> = q.keys.drain(..n).collect();
                 q.sending = true;
@@ -272,6 +298,40 @@ mod tests {
         tokio::time::sleep(IDLE * 3).await;
         assert_eq!(store.count("DeleteObjects"), 1);
         assert!(store.object("b", "k").is_none());
+    }
+
+    /// Deletes sent so far, after letting the virtual clock run for `d`.
+    async fn sent_after(store: &MemoryStore, d: Duration) -> u64 {
+        tokio::time::sleep(d).await;
+        store.count("DeleteObjects")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_few_deletes_go_out_quickly_and_a_walk_waits_longer() {
+        let store = Arc::new(MemoryStore::new());
+        for k in ["a", "b", "c", "d", "e"] {
+            store.put("b", k, "x");
+        }
+        let d = Deleter::new(store.clone());
+        let b: Arc<str> = "b".into();
+        sent_after(&store, Duration::from_millis(1)).await;
+        // Two keys one after another: one batch, QUICK after the last.
+        d.schedule(&b, "a".into());
+        d.schedule(&b, "b".into());
+        assert_eq!(sent_after(&store, QUICK / 2).await, 0);
+        assert_eq!(sent_after(&store, QUICK).await, 1);
+        assert!(store.object("b", "a").is_none() && store.object("b", "b").is_none());
+        // More keys soon after (a tool walking folders): they wait for the longer window.
+        d.schedule(&b, "c".into());
+        assert_eq!(sent_after(&store, QUICK * 3).await, 1);
+        d.schedule(&b, "d".into());
+        assert_eq!(sent_after(&store, IDLE - QUICK).await, 1, "the window counts from the last key");
+        assert_eq!(sent_after(&store, QUICK * 2).await, 2);
+        // Once the walk has been quiet for WALK, a new key goes out quickly again.
+        assert_eq!(sent_after(&store, WALK).await, 2);
+        d.schedule(&b, "e".into());
+        assert_eq!(sent_after(&store, QUICK * 2).await, 3);
+        assert!(store.object("b", "e").is_none());
     }
 
     #[tokio::test]
