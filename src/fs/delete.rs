@@ -18,10 +18,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 // tokio's Instant is std's, except under a paused test clock, which the timing tests use.
 use tokio::time::Instant;
-
-use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::store::{ObjectStore, StoreError};
