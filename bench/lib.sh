@@ -1,19 +1,19 @@
 # Shared set-up for the benchmark scripts (sourced, not run). Expects size_mib and port; takes the
 # free space needed (MiB) as $1. Starts the server on 127.0.0.1 with bucket "bench", builds
-# s3drive, and defines work, mnt, ep, server_name, timeit, median, range, mibs. Everything is
-# cleaned up on exit.
+# s3drive, and defines work, mnt, ep, SERVER, server_name, make_bucket, drop_bucket, curl_s3,
+# timeit, median, range, mibs. Everything is cleaned up on exit.
 #
 # SERVER=s3s-fs (default; `cargo install`ed if missing) or SERVER=garage: Garage, a real S3
 # server whose CompleteMultipartUpload only joins the parts' metadata (s3s-fs copies and MD5s the
 # whole object there, which is most of a 1 GiB upload's time for every client). Garage must be
 # on PATH (`cargo install garage --version 2.5.0 --locked --no-default-features --features
-# bundled-libs,lmdb`, about 30 minutes on 2 cores); it runs as one node, data and metadata
+# bundled-libs,lmdb`, about 25 minutes on 2 cores); it runs as one node, data and metadata
 # under the work directory, no compression, no fsync.
 bench_setup() {
   local need=$1
   work=$(mktemp -d /tmp/s3drive-bench.XXXXXX)
   mnt=$work/mnt
-  mkdir -p "$mnt" "$work/data/bench"
+  mkdir -p "$mnt"
   local free_mib
   free_mib=$(df -Pm "$work" | awk 'NR==2 {print $4}')
   if [ "$free_mib" -lt "$need" ]; then
@@ -28,10 +28,12 @@ bench_setup() {
   daemon=
   server=
   trap bench_cleanup EXIT
-  case ${SERVER:-s3s-fs} in
+  SERVER=${SERVER:-s3s-fs}
+  case $SERVER in
     s3s-fs)
       command -v s3s-fs >/dev/null || cargo install s3s-fs --version 0.14.1 --features binary --locked
       export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret
+      mkdir -p "$work/data"
       s3s-fs --host 127.0.0.1 --port "$port" --access-key bench --secret-key benchsecret "$work/data" >"$work/s3s.log" 2>&1 &
       server=$!
       server_name="s3s-fs 0.14.1"
@@ -40,6 +42,18 @@ bench_setup() {
     *) echo "SERVER must be s3s-fs or garage" >&2; exit 2 ;;
   esac
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+  make_bucket bench
+}
+
+# Buckets: directories of s3s-fs's data directory, or made with Garage's own CLI.
+make_bucket() {
+  if [ "$SERVER" = s3s-fs ]; then mkdir -p "$work/data/$1"; return; fi
+  garage bucket info "$1" >/dev/null 2>&1 && return
+  garage bucket create "$1" >/dev/null && garage bucket allow --read --write --owner "$1" --key bench >/dev/null
+}
+drop_bucket() {
+  if [ "$SERVER" = s3s-fs ]; then rm -rf "${work:?}/data/$1"; return; fi
+  aws --endpoint-url "$ep" s3 rb --force "s3://$1" >/dev/null 2>&1 || true
 }
 
 start_garage() {
@@ -71,8 +85,6 @@ TOML
   # Garage's key ids are GK and 24 hex digits, its secrets 64 hex digits.
   export AWS_ACCESS_KEY_ID=GK0123456789abcdef01234567 AWS_SECRET_ACCESS_KEY=$(printf '%064d' 7)
   garage key import --yes -n bench "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null
-  garage bucket create bench >/dev/null
-  garage bucket allow --read --write --owner bench --key bench >/dev/null
   server_name="Garage $(garage --version 2>/dev/null | awk '{sub(/^cargo:/, "", $2); print $2}')"
 }
 

@@ -45,19 +45,8 @@ size_mib=$READ_MIB
 source bench/lib.sh
 export RUST_LOG=s3s::ops=debug   # s3s-fs logs one "resolved route, op: X" line per request
 bench_setup "$((READ_MIB + WRITE_MIB * 2 + PAR_N * PAR_MIB + MIXED_MIB * 8 + 2048))"
-SERVER=${SERVER:-s3s-fs}
 d=$work/data
 log=$work/s3s.log
-# Buckets: directories of s3s-fs's data directory, or made with Garage's own CLI.
-make_bucket() {
-  if [ "$SERVER" = s3s-fs ]; then mkdir -p "$d/$1"; return; fi
-  garage bucket info "$1" >/dev/null 2>&1 && return
-  garage bucket create "$1" >/dev/null && garage bucket allow --read --write --owner "$1" --key bench >/dev/null
-}
-drop_bucket() {
-  if [ "$SERVER" = s3s-fs ]; then rm -rf "${d:?}/$1"; return; fi
-  env -u AWS_CA_BUNDLE aws --endpoint-url "$ep" s3 rb --force "s3://$1" >/dev/null 2>&1 || true
-}
 
 notes=()
 for t in rclone s3fs; do
@@ -76,10 +65,9 @@ echo "preparing data" >&2
 fill=$d; [ "$SERVER" = s3s-fs ] || fill=$work/fill
 make_bucket read; make_bucket par
 mkdir -p "$fill/tree" "$work/small" "$work/mixed"
-sig=(--aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
 # Large objects go in through PutObject: s3s-fs keeps their MD5 then, instead of hashing the
 # whole file again for every ranged GET.
-put_random() { head -c $(($2 << 20)) /dev/urandom >"$work/tmp.obj"; curl -sf "${sig[@]}" -T "$work/tmp.obj" "$ep/$1" >/dev/null; rm -f "$work/tmp.obj"; }
+put_random() { head -c $(($2 << 20)) /dev/urandom >"$work/tmp.obj"; curl_s3 -T "$work/tmp.obj" "$ep/$1" >/dev/null; rm -f "$work/tmp.obj"; }
 put_random read/big "$READ_MIB"
 for i in $(seq "$PAR_N"); do put_random "par/p$i" "$PAR_MIB"; done
 head -c $((WRITE_MIB << 20)) /dev/urandom >"$work/write.src"
@@ -109,7 +97,7 @@ PY
 if [ "$SERVER" != s3s-fs ]; then
   for b in "$fill"/*; do make_bucket "$(basename "$b")"; done
   # 16 PutObjects at a time (botocore, which awscli brings); `aws s3 sync` took 10 minutes here.
-  env -u AWS_CA_BUNDLE python3 - "$fill" "$ep" <<'PY'
+  python3 - "$fill" "$ep" <<'PY'
 import os, sys, botocore.config, botocore.session
 from concurrent.futures import ThreadPoolExecutor
 fill, ep = sys.argv[1:]
@@ -128,8 +116,8 @@ fi
 sync
 
 # ----- helpers -----
-count_keys() { curl -sf "${sig[@]}" "$ep/$1/?list-type=2" | grep -o '<Key>' | wc -l; } # bucket (<= 1000 keys)
-object_size() { curl -sfI "${sig[@]}" "$ep/$1" | awk 'tolower($1)=="content-length:" {print $2+0}'; }
+count_keys() { curl_s3 "$ep/$1/?list-type=2" | grep -o '<Key>' | wc -l; } # bucket (<= 1000 keys)
+object_size() { curl_s3 -I "$ep/$1" | awk 'tolower($1)=="content-length:" {print $2+0}'; }
 gave_up() { notes+=("$tool, $w: S3 did not show the result within ${WAIT_MAX}s (timed as ${WAIT_MAX}s)"); }
 wait_keys() { local end=$((SECONDS + WAIT_MAX)); until [ "$(count_keys "$1")" -eq "$2" ]; do [ $SECONDS -lt $end ] || { gave_up; return 0; }; sleep 0.02; done; }
 wait_size() { local end=$((SECONDS + WAIT_MAX)); until [ "$(object_size "$1" || echo 0)" = "$2" ]; do [ $SECONDS -lt $end ] || { gave_up; return 0; }; sleep 0.02; done; }

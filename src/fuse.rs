@@ -84,12 +84,15 @@ impl<S: ObjectStore> FuseFs<S> {
 /// of its own: a notification waits for the kernel's lock on the directory, which a request
 /// waiting for s3drive may hold, so it is never sent from a thread that answers requests.
 pub struct KernelNotifier {
-    tx: std::sync::mpsc::Sender<(u64, std::ffi::OsString, u64)>,
+    tx: std::sync::mpsc::Sender<Forget>,
 }
+
+/// Parent, name, inode.
+type Forget = (u64, std::ffi::OsString, u64);
 
 impl KernelNotifier {
     pub fn start(notifier: fuser::Notifier) -> std::io::Result<KernelNotifier> {
-        let (tx, rx) = std::sync::mpsc::channel::<(u64, std::ffi::OsString, u64)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Forget>();
         std::thread::Builder::new().name("s3drive-notify".into()).spawn(move || {
             for (parent, name, ino) in rx {
                 // ENOENT means the kernel held nothing to forget; after unmount every call fails.
