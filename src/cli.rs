@@ -103,6 +103,20 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value = "10", help_heading = "Caching")]
     pub negative_ttl: f64,
 
+    /// Where files' modes, owners, mtimes and symlink-ness come from. "head" (the default):
+    /// from each object's user metadata, fetched with one HeadObject per object version the
+    /// first time it is seen (many at once while a listing is walked) and kept in an index in
+    /// the cache directory, so listings show only what is known to be right. "listing": from
+    /// listings alone, no HeadObject for them: LastModified as mtime and the default modes and
+    /// owner for objects not looked at before (symlinks show as small files until then).
+    #[arg(long, value_name = "FROM", default_value = "head", value_parser = ["head", "listing"], help_heading = "Caching")]
+    pub metadata_from: String,
+
+    /// Object versions whose metadata the index in the cache directory keeps (the least
+    /// recently used go first; about 200 bytes each). 0 keeps it in memory only.
+    #[arg(long, value_name = "N", default_value = "1000000", help_heading = "Caching")]
+    pub metadata_index_entries: usize,
+
     /// Most memory used for read-ahead across all open files, in MiB.
     #[arg(long, value_name = "MIB", default_value = "128", help_heading = "Performance")]
     pub read_ahead_memory: u64,

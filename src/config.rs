@@ -37,6 +37,17 @@ pub struct Config {
     pub s3: S3Options,
     /// Default lifetime of presigned links.
     pub presign_lifetime: Duration,
+    pub metadata: MetadataConfig,
+}
+
+/// Where file metadata comes from; see `fs::meta_index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetadataConfig {
+    /// Take listings' attributes as they are (`--metadata-from listing`): no HeadObject for
+    /// modes and times.
+    pub from_listing: bool,
+    /// Entries of the index kept in the cache directory; `None` keeps it in memory only.
+    pub index_entries: Option<usize>,
 }
 
 /// Read-ahead tuning; see `fs::read`.
@@ -83,6 +94,7 @@ impl Default for Config {
             write: WriteConfig::default(),
             s3: S3Options::default(),
             presign_lifetime: Duration::from_secs(3600),
+            metadata: MetadataConfig::default(),
         }
     }
 }
@@ -238,6 +250,10 @@ impl Config {
                 no_sign_request: args.no_sign_request,
             },
             presign_lifetime,
+            metadata: MetadataConfig {
+                from_listing: args.metadata_from == "listing",
+                index_entries: (args.metadata_index_entries > 0).then_some(args.metadata_index_entries),
+            },
         })
     }
 }

@@ -125,13 +125,13 @@ fn bucket_list_root_and_named_buckets() {
 }
 
 #[test]
-fn ls_l_of_10000_objects_sends_10_listings_and_no_head() {
+fn ls_l_of_10000_objects_with_metadata_from_listings_sends_10_listings_and_no_head() {
     let c = client();
     let b = bucket("big-dir");
     create_bucket(&c, &b);
     put_many(&c, &b, (0..10_000).map(|i| format!("many/f{i:05}.txt")).collect(), b"0123456789");
     let proxy = Proxy::start();
-    let m = mount(&proxy, &[&b]);
+    let m = mount(&proxy, &[&b, "--metadata-from", "listing"]);
     proxy.reset();
     let out = sh(&format!("ls -l {}", m.path().join("many").display()));
     assert_eq!(out.lines().filter(|l| l.ends_with(".txt")).count(), 10_000);

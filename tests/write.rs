@@ -79,8 +79,8 @@ fn cp_r_and_cp_a_of_a_tree_survive_a_remount() {
     }
     let m = mount(&proxy, &[&b]);
     assert_eq!(get(&c, &b, "last.bin"), data(100 << 20, 9));
-    // Looked up by path after a remount: HeadObject brings modes, times and symlink-ness. (A
-    // listing alone shows objects never looked at with LastModified: see docs/SEMANTICS.md.)
+    // A listing first after a remount, then by path: modes, times and symlink-ness as written.
+    sh(&format!("ls -lR {} > /dev/null", m.path().join("archive").display()));
     check_modes_and_times(&m.path().join("archive"));
     sh(&format!("diff -r --no-dereference {} {}/archive", src.path().display(), m.path().display()));
     assert!(m.path().join("archive/docs/empty").is_dir(), "empty directories persist");
@@ -102,7 +102,9 @@ fn rsync_twice_copies_nothing_the_second_time_with_three_writes_per_file() {
         }
     }
     let proxy = Proxy::start();
-    let m = mount(&proxy, &[&b]);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    let m = mount(&proxy, &[&b, "--cache-dir", cache_arg]);
     let dst = m.path().join("backup");
     proxy.reset();
     let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), dst.display()));
@@ -124,9 +126,24 @@ fn rsync_twice_copies_nothing_the_second_time_with_three_writes_per_file() {
     assert_eq!(proxy.count("PutObject") + proxy.count("CopyObject"), 0, "{:?}", proxy.counts());
     drop(m);
 
-    // And after a remount: mtimes and sizes come from S3, one HeadObject per file, sent ahead
-    // of rsync's lookups (which come one at a time, in listing order) several at once.
-    let m = mount(&proxy, &[&b]);
+    // After a remount on the same host, a listing and a diff first: the metadata index in the
+    // cache directory knows every file's version, so nothing but listings is sent.
+    let m = mount(&proxy, &[&b, "--cache-dir", cache_arg]);
+    let dst = m.path().join("backup");
+    proxy.reset();
+    sh(&format!("ls -lR {} > /dev/null", dst.display()));
+    sh(&format!("diff -r {} {}", src.path().display(), dst.display()));
+    let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), dst.display()));
+    assert!(out.contains("Number of regular files transferred: 0"), "{out}");
+    assert_eq!(proxy.count("HeadObject"), 0, "{:?}", proxy.counts());
+    assert_eq!(proxy.count("PutObject") + proxy.count("CopyObject"), 0, "{:?}", proxy.counts());
+    drop(m);
+
+    // And as another host would (an empty cache directory): mtimes and sizes come from S3, one
+    // HeadObject per file, sent ahead of rsync's lookups (which come one at a time, in listing
+    // order) many at once. The TTL outlasts the run, so the listing count is the design's.
+    let other = tempfile::tempdir().unwrap();
+    let m = mount(&proxy, &[&b, "--cache-dir", other.path().to_str().unwrap(), "--metadata-ttl", "600"]);
     proxy.reset();
     proxy.delay("HeadObject", 10);
     let out = sh(&format!("rsync -a --stats {}/ {}/", src.path().display(), m.path().join("backup").display()));
@@ -134,10 +151,16 @@ fn rsync_twice_copies_nothing_the_second_time_with_three_writes_per_file() {
     // Exactly one per file: a lookup joins the stat-ahead's request for its name, even when that
     // request completes on another thread at the same moment.
     assert_eq!(proxy.count("HeadObject"), 1000, "{:?}", proxy.counts());
+    assert_eq!(proxy.most_per_path("HeadObject"), 1, "{:?}", proxy.counts());
     // And one listing per directory (the bucket, backup/ and its ten folders): a lookup that
     // meets a listing busy with a stat-ahead answer waits for it rather than listing again.
     assert_eq!(proxy.count("ListObjectsV2"), 12, "{:?}", proxy.counts());
     assert!(proxy.peak("HeadObject") > 1, "HeadObjects were sent one at a time: {:?}", proxy.counts());
+    // A listing and a diff after it change nothing.
+    proxy.reset();
+    sh(&format!("ls -lR {} > /dev/null", m.path().join("backup").display()));
+    sh(&format!("diff -r {} {}", src.path().display(), m.path().join("backup").display()));
+    assert_eq!(proxy.count("HeadObject"), 0, "{:?}", proxy.counts());
 }
 
 #[test]
@@ -182,6 +205,14 @@ fn mv_files_and_directories_within_and_across_buckets() {
     assert_eq!(fs::read_to_string(r1.join("over.txt")).unwrap(), "alpha\n", "rename replaces");
     sh(&format!("mv {} {}", r1.join("over.txt").display(), r2.join("moved.txt").display()));
     assert_eq!(fs::read_to_string(r2.join("moved.txt")).unwrap(), "alpha\n");
+    // A multipart object (its copy gets a new ETag), read at once under its new name: reads
+    // pin the copy's ETag, not the source's.
+    let big = data(25 << 20, 3);
+    fs::write(r1.join("big.bin"), &big).unwrap();
+    assert_eq!(fs::metadata(r1.join("big.bin")).unwrap().len(), big.len() as u64);
+    sh(&format!("mv {} {}", r1.join("big.bin").display(), r1.join("moved.bin").display()));
+    assert!(fs::read(r1.join("moved.bin")).unwrap() == big, "moved.bin differs");
+    fs::remove_file(r1.join("moved.bin")).unwrap();
 
     sh(&format!("mv {} {}", r1.join("dir").display(), r1.join("renamed").display()));
     assert_eq!(fs::read_to_string(r1.join("renamed/sub/y.txt")).unwrap(), "y\n");

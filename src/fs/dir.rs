@@ -67,7 +67,7 @@ struct StatAhead {
 pub const STAT_AHEAD_AFTER: usize = 3;
 /// The fewest and the most entries fetched ahead of the last lookup.
 pub const STAT_AHEAD_MIN: usize = 8;
-pub const STAT_AHEAD_MAX: usize = 32;
+pub const STAT_AHEAD_MAX: usize = 128;
 /// A lookup at most this many positions after the last one still counts as in order (rsync
 /// skips names that are excluded or are not in the source).
 const STAT_AHEAD_GAP: usize = 4;
@@ -237,6 +237,7 @@ impl Listing {
                         uid: None,
                         gid: None,
                         etag: o.etag,
+                        modified: o.last_modified,
                     };
                     self.push(Entry { name, loc: Location::File { bucket: bucket.clone(), key: o.key }, attr });
                 }

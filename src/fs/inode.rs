@@ -87,11 +87,13 @@ pub struct Attr {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub etag: Option<String>,
+    /// S3's LastModified of the object version (with the ETag, what identifies the version).
+    pub modified: Option<SystemTime>,
 }
 
 impl Attr {
     pub fn dir(mtime: SystemTime) -> Attr {
-        Attr { symlink: false, size: 0, mtime, perm: None, uid: None, gid: None, etag: None }
+        Attr { symlink: false, size: 0, mtime, perm: None, uid: None, gid: None, etag: None, modified: None }
     }
 }
 

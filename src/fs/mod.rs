@@ -11,6 +11,7 @@ pub mod delete;
 pub mod dir;
 pub mod error;
 pub mod inode;
+pub mod meta_index;
 pub mod mutate;
 pub mod names;
 pub mod read;
@@ -32,6 +33,7 @@ use delete::Deleter;
 use dir::{Entry, Listing};
 use error::{Error, Result};
 use inode::{Attr, Ino, InodeTable, Location};
+use meta_index::{KnownMeta, MetaIndex};
 use names::Name;
 use read::{MemoryLimiter, Reader};
 use write::{FileMeta, Staged};
@@ -96,6 +98,10 @@ pub struct DirItem {
     pub stat: Stat,
     /// The entry's node, for readdirplus (`None` for "." and "..").
     pub entry: Option<Entry>,
+    /// `stat` is known to be right. When it is not (a listed file whose user metadata was never
+    /// fetched: its mode, owner, mtime and symlink-ness are unknown), readdirplus hands the
+    /// kernel nothing it may keep, so that a `stat` asks s3drive, which fetches the metadata.
+    pub known: bool,
 }
 
 /// What a name resolves to.
@@ -111,22 +117,11 @@ struct DirHandle {
     listing: tokio::sync::Mutex<Arc<tokio::sync::Mutex<Listing>>>,
 }
 
-/// User metadata learned from HeadObject (or set by our own upload) for one object version.
-struct KnownMeta {
-    etag: String,
-    symlink: bool,
-    mtime: SystemTime,
-    perm: Option<u16>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    /// Every user metadata entry, and the Content-Type, when known exactly.
-    put: PutMeta,
-}
-
 impl KnownMeta {
     fn new(etag: &str, attr: &Attr, put: PutMeta) -> KnownMeta {
         KnownMeta {
             etag: etag.to_string(),
+            modified: attr.modified,
             symlink: attr.symlink,
             mtime: attr.mtime,
             perm: attr.perm,
@@ -194,7 +189,8 @@ pub struct Fs<S: ObjectStore> {
     /// Directories found to need more than one listing page, until when: their lookups use
     /// HeadObject and a one-key listing rather than listing the directory.
     large_dirs: Mutex<LruCache<Ino, Instant>>,
-    known_meta: Mutex<LruCache<(Arc<str>, String), KnownMeta>>,
+    /// User metadata of object versions (memory, and a file in the cache directory).
+    index: MetaIndex,
     /// HeadObjects of listed files in flight, shared by a lookup and the stat-ahead.
     heads: Mutex<HashMap<ObjectKey, Arc<HeadCell>>>,
     dir_handles: Mutex<HashMap<u64, Arc<DirHandle>>>,
@@ -232,6 +228,11 @@ impl<S: ObjectStore> Fs<S> {
             }
         };
         let staging_dir = config.write.cache_dir.join(format!("mount-{}", std::process::id()));
+        let index = MetaIndex::open(
+            config.metadata.index_entries.map(|_| config.write.cache_dir.as_path()),
+            config.s3.endpoint_url.as_deref().unwrap_or("aws"),
+            config.metadata.index_entries.unwrap_or(0),
+        );
         Arc::new_cyclic(|me| Fs {
             me: me.clone(),
             kernel: std::sync::OnceLock::new(),
@@ -249,7 +250,7 @@ impl<S: ObjectStore> Fs<S> {
             listings: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
             negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
             large_dirs: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
-            known_meta: Mutex::new(LruCache::new(NonZeroUsize::new(256 * 1024).unwrap())),
+            index,
             heads: Mutex::default(),
             dir_handles: Mutex::default(),
             meta_copies: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
@@ -305,10 +306,11 @@ impl<S: ObjectStore> Fs<S> {
             uid: md("uid").and_then(|v| v.parse().ok()),
             gid: md("gid").and_then(|v| v.parse().ok()),
             etag: meta.etag.clone(),
+            modified: meta.last_modified,
         };
         if let (Location::File { bucket, key }, Some(etag)) = (loc, &meta.etag) {
             let put = PutMeta { metadata: meta.metadata.clone(), content_type: meta.content_type.clone() };
-            self.known_meta.lock().unwrap().put((bucket.clone(), key.clone()), KnownMeta::new(etag, &attr, put));
+            self.index.learn(bucket, key, KnownMeta::new(etag, &attr, put));
         }
         self.with_pending_meta(loc, attr)
     }
@@ -316,9 +318,10 @@ impl<S: ObjectStore> Fs<S> {
     /// Remembers the metadata s3drive itself just gave an object version.
     fn learn_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>, meta: &FileMeta, put: &PutMeta) {
         if let Some(etag) = etag {
-            // KnownMeta keeps no size: any will do.
+            // KnownMeta keeps no size: any will do. Our answers carry no LastModified: the
+            // index takes it from the first listing or HeadObject of this ETag.
             let known = KnownMeta::new(etag, &meta.attr(0, None), put.clone());
-            self.known_meta.lock().unwrap().put((bucket.clone(), key.to_string()), known);
+            self.index.learn(bucket, key, known);
         }
     }
 
@@ -347,14 +350,18 @@ impl<S: ObjectStore> Fs<S> {
         }
     }
 
+    /// What the index knows of the user metadata of the object version a listed `attr` names.
+    fn known_version(&self, loc: &Location, attr: &Attr) -> Option<KnownMeta> {
+        let (Location::File { bucket, key }, Some(etag)) = (loc, &attr.etag) else { return None };
+        self.index.version(bucket, key, etag, attr.modified)
+    }
+
     /// Listings carry no user metadata: fill in what a HeadObject of the same object version
-    /// (same ETag) told us earlier, so `ls -l` and `stat` agree without a request per entry.
+    /// (same ETag and LastModified) told us earlier, here or in an earlier mount on this host,
+    /// so `ls -l` and `stat` agree without a request per entry.
     fn with_known_meta(&self, loc: &Location, attr: &Attr) -> Attr {
         let mut attr = attr.clone();
-        if let (Location::File { bucket, key }, Some(etag)) = (loc, &attr.etag)
-            && let Some(k) = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
-            && &k.etag == etag
-        {
+        if let Some(k) = self.known_version(loc, &attr) {
             attr.symlink = k.symlink;
             attr.mtime = k.mtime;
             attr.perm = k.perm;
@@ -573,16 +580,13 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// Whether a listed file's user metadata is unknown: neither set by this mount nor learned
-    /// from a HeadObject of the same ETag.
+    /// from a HeadObject of the same version (here or in the index on disk). Never, with
+    /// `--metadata-from listing`: the listing's attributes are taken as they are.
     fn needs_meta(&self, e: &Entry) -> bool {
-        let Location::File { bucket, key } = &e.loc else { return false };
-        e.attr.perm.is_none()
-            && self
-                .known_meta
-                .lock()
-                .unwrap()
-                .peek(&(bucket.clone(), key.clone()))
-                .is_none_or(|k| e.attr.etag.as_ref() != Some(&k.etag))
+        matches!(e.loc, Location::File { .. })
+            && !self.config.metadata.from_listing
+            && e.attr.perm.is_none()
+            && self.known_version(&e.loc, &e.attr).is_none()
     }
 
     /// Waits for (or sends) the shared HeadObject and learns its metadata; with a listing and
@@ -804,7 +808,7 @@ impl<S: ObjectStore> Fs<S> {
         let me = self.stat_of(handle.ino, &node.loc, &node.attr);
         for (i, name) in [".", ".."].iter().enumerate() {
             if offset <= i as u64 {
-                items.push(DirItem { next: i as u64 + 1, name: name.to_string(), stat: me, entry: None });
+                items.push(DirItem { next: i as u64 + 1, name: name.to_string(), stat: me, entry: None, known: true });
             }
         }
         let want = offset.saturating_sub(2) as usize + max;
@@ -833,6 +837,7 @@ impl<S: ObjectStore> Fs<S> {
                 next: i as u64 + 3,
                 name: e.name.to_string(),
                 stat: self.stat_of(ino, &e.loc, &self.with_known_meta(&e.loc, &e.attr)),
+                known: !self.needs_meta(&e),
                 entry: Some(e),
             });
         }
@@ -842,9 +847,14 @@ impl<S: ObjectStore> Fs<S> {
         Ok(items)
     }
 
-    /// readdirplus handed `entry` to the kernel: that counts as a lookup.
-    pub fn remember_entry(&self, parent: Ino, entry: &Entry) -> Stat {
-        self.remember(parent, entry)
+    /// readdirplus handed `entry` to the kernel: that counts as a lookup. An entry whose
+    /// attributes are not `known` is remembered as stale, so that getattr asks S3.
+    pub fn remember_entry(&self, parent: Ino, entry: &Entry, known: bool) -> Stat {
+        if known {
+            return self.remember(parent, entry);
+        }
+        let ino = self.inodes.remember(parent, entry.loc.clone(), entry.attr.clone(), Instant::now());
+        self.stat_of(ino, &entry.loc, &entry.attr)
     }
 
     pub fn releasedir(&self, fh: u64) {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
@@ -118,8 +118,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// User metadata of the object other than s3drive's own, when known for this version.
     pub(super) fn extra_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>) -> HashMap<String, String> {
-        let mut known = self.known_meta.lock().unwrap();
-        match known.get(&(bucket.clone(), key.to_string())) {
+        match self.index.latest(bucket, key) {
             Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => others(k.put.metadata.clone()),
             _ => HashMap::new(),
         }
@@ -524,7 +523,7 @@ impl<S: ObjectStore> Fs<S> {
         };
         let Some(pending) = pending else { return Ok(()) };
         let put = self.full_put_meta(bucket, key, &pending).await?;
-        let old = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.to_string())).map(|k| k.etag.clone());
+        let old = self.index.latest(bucket, key).map(|k| k.etag);
         let r = self.store.copy_object(bucket, key, bucket, key, Some(&put)).await?;
         if let (Some(old), Some(new)) = (old, r.etag.clone())
             && old != new
@@ -539,7 +538,7 @@ impl<S: ObjectStore> Fs<S> {
     /// The complete metadata for a REPLACE: ours, plus the object's other user metadata (from
     /// what we know of it, else a HeadObject).
     async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, pending: &PendingMeta) -> Result<PutMeta> {
-        let known = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.to_string())).map(|k| k.put.clone());
+        let known = self.index.latest(bucket, key).map(|k| k.put);
         let existing = match known {
             Some(p) => p,
             None => {
@@ -673,7 +672,7 @@ impl<S: ObjectStore> Fs<S> {
             self.deleter.schedule(bucket, key.clone());
         }
         self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
-        self.known_meta.lock().unwrap().pop(&(bucket.clone(), key.clone()));
+        self.index.forget(bucket, key);
         self.inodes.detach(&loc);
         self.entry_removed(parent, name);
         Ok(())
@@ -750,9 +749,10 @@ impl<S: ObjectStore> Fs<S> {
                 return Ok(());
             }
         }
+        let mut copied = None;
         match (&src, &dst) {
             (Location::File { bucket: sb, key: sk }, Location::File { bucket: db, key: dk }) => {
-                self.rename_file(sb, sk, db, dk, &src_attr).await?;
+                copied = self.rename_file(sb, sk, db, dk, &src_attr).await?;
             }
             (Location::Dir { bucket: sb, prefix: sp }, Location::Dir { bucket: db, prefix: dp }) => {
                 if sb == db && dp.starts_with(sp.as_str()) {
@@ -763,8 +763,14 @@ impl<S: ObjectStore> Fs<S> {
             _ => unreachable!("dst has src's kind"),
         }
         self.inodes.detach(&dst);
-        if let Some((ino, _)) = self.inodes.find(&src) {
+        if let Some((ino, node)) = self.inodes.find(&src) {
             self.inodes.relocate(ino, dst.clone());
+            // The copy is a new object version: reads of the new name pin its ETag, not the
+            // source's (which would fail every If-Match with 412). Without one, ask S3.
+            if let Some(attr) = copied.clone() {
+                let fresh = if attr.etag.is_some() { node.fresh_until } else { Instant::now() };
+                self.inodes.set_attr(ino, attr, fresh);
+            }
         }
         if dst.is_dir() {
             // Cached listings under the moved directory name old keys.
@@ -772,13 +778,15 @@ impl<S: ObjectStore> Fs<S> {
             self.negative.lock().unwrap().pop(&(newparent, newname.clone()));
         } else {
             self.entry_removed(parent, name);
-            let attr = self.inodes.find(&dst).map_or(src_attr, |(_, n)| n.attr);
+            let attr = self.inodes.find(&dst).map_or(copied.unwrap_or(src_attr), |(_, n)| n.attr);
             self.entry_added(newparent, Entry { name: newname.clone(), loc: dst, attr });
         }
         Ok(())
     }
 
-    async fn rename_file(&self, sb: &Arc<str>, sk: &str, db: &Arc<str>, dk: &str, attr: &Attr) -> Result<()> {
+    /// Moves one file; returns the attributes of the object copied to the destination (`None`
+    /// for a file being written, which just changes where it will be uploaded).
+    async fn rename_file(&self, sb: &Arc<str>, sk: &str, db: &Arc<str>, dk: &str, attr: &Attr) -> Result<Option<Attr>> {
         let src_loc = Location::File { bucket: sb.clone(), key: sk.to_string() };
         self.deleter.cancel(db, dk).await;
         // A file being written just changes where it will go.
@@ -798,7 +806,7 @@ impl<S: ObjectStore> Fs<S> {
                 if was_in_s3 {
                     self.deleter.schedule(sb, sk.to_string());
                 }
-                return Ok(());
+                return Ok(None);
             }
             // Uploaded and unchanged since: move the object, and point the writer at it.
             st.bucket = db.clone();
@@ -823,11 +831,11 @@ impl<S: ObjectStore> Fs<S> {
             }
         };
         let meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(attr));
-        let known = self.known_meta.lock().unwrap().pop(&(sb.clone(), sk.to_string()));
+        let known = self.index.forget(sb, sk);
         let put = put.or(known.map(|k| k.put)).unwrap_or_else(|| meta.to_put(dk, &HashMap::new()));
         self.learn_meta(db, dk, r.etag.as_deref(), &meta, &put);
         self.deleter.schedule(sb, sk.to_string());
-        Ok(())
+        Ok(Some(meta.attr(attr.size, r.etag)))
     }
 
     /// Copies every object under `sp` to `dp`, then deletes the sources. Not atomic: on a failure
@@ -1007,6 +1015,10 @@ impl<S: ObjectStore> Fs<S> {
             }
         }
         let _ = std::fs::remove_dir(&self.staging_dir); // only if empty
+        // What the index learned reaches its file (a blocking wait of at most a few seconds).
+        if self.index.path().is_some() {
+            tokio::task::block_in_place(|| self.index.sync());
+        }
     }
 }
 

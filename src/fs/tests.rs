@@ -29,7 +29,7 @@ async fn list_names(fs: &Fs<MemoryStore>, ino: Ino) -> Vec<String> {
         off = items.last().unwrap().next;
         for it in items {
             if let Some(e) = &it.entry {
-                fs.remember_entry(ino, e);
+                fs.remember_entry(ino, e, it.known);
             }
             out.push(it.name);
         }
@@ -39,14 +39,18 @@ async fn list_names(fs: &Fs<MemoryStore>, ino: Ino) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn ls_l_of_2500_objects_is_three_listings_and_no_head() {
+async fn ls_l_of_2500_objects_with_metadata_from_listings_is_three_listings_and_no_head() {
     let store = MemoryStore::new();
     for i in 0..2500 {
         store.put("b", &format!("dir/f{i:05}"), "x");
     }
     let fs = fs_with(
         store,
-        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
+        Config {
+            source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
+            metadata: crate::config::MetadataConfig { from_listing: true, index_entries: None },
+            ..Default::default()
+        },
     );
     let dir = fs.lookup(ROOT, &name("dir")).await.unwrap();
     assert!(dir.dir);
@@ -64,6 +68,34 @@ async fn ls_l_of_2500_objects_is_three_listings_and_no_head() {
     // A name absent from a fresh complete listing is missing without a request.
     assert_eq!(fs.lookup(dir.ino, &name("nope")).await, Err(Error::NotFound));
     assert_eq!(fs.store.count("ListObjectsV2") + fs.store.count("HeadObject"), 3);
+}
+
+#[tokio::test]
+async fn a_listing_hands_the_kernel_no_attributes_it_does_not_know() {
+    let store = MemoryStore::new();
+    let md = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    store.put_with_meta("b", "d/private", "abc", md(&[("mtime", "1700000000"), ("mode", "33152")]));
+    store.put("b", "d/plain", "abcd");
+    let fs = fs_with(
+        store,
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
+    );
+    let dir = fs.lookup(ROOT, &name("d")).await.unwrap();
+    let fh = fs.opendir(dir.ino).await.unwrap();
+    let items = fs.readdir(fh, 0, 100).await.unwrap();
+    let files: Vec<_> = items.iter().filter(|i| i.entry.is_some()).collect();
+    assert_eq!(files.len(), 2);
+    assert!(files.iter().all(|i| !i.known), "never looked at: unknown");
+    // Handed over anyway (readdirplus counts it as a lookup), its node is stale: getattr asks.
+    let st = fs.remember_entry(dir.ino, files[1].entry.as_ref().unwrap(), false);
+    assert_eq!(fs.getattr(st.ino).await.unwrap().perm, 0o600);
+    // A lookup fetches the other's metadata; from then on listings know both.
+    assert_eq!(fs.lookup(dir.ino, &name("plain")).await.unwrap().perm, 0o644);
+    let items = fs.readdir(fh, 0, 100).await.unwrap();
+    assert!(items.iter().all(|i| i.known));
+    let private = items.iter().find(|i| i.name == "private").unwrap();
+    assert_eq!((private.stat.perm, private.stat.mtime), (0o600, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+    assert_eq!(fs.store.count("HeadObject"), 2, "one per object version");
 }
 
 #[tokio::test]

@@ -104,6 +104,7 @@ impl FileMeta {
             uid: Some(self.uid),
             gid: Some(self.gid),
             etag,
+            modified: None,
         }
     }
 

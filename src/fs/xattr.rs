@@ -245,7 +245,7 @@ impl<S: ObjectStore> Fs<S> {
         let Location::File { bucket, key } = &node.loc else { return Ok(HashMap::new()) };
         if node.fresh_until > Instant::now()
             && let Some(etag) = &node.attr.etag
-            && let Some(k) = self.known_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
+            && let Some(k) = self.index.latest(bucket, key)
             && &k.etag == etag
         {
             return Ok(k.put.metadata.clone());
@@ -382,6 +382,13 @@ impl<S: ObjectStore> Fs<S> {
             let _ = writeln!(out, "  {name}  {state}: {} of {} in S3 ({pct}%)", human(sent), human(info.size));
         }
         let _ = writeln!(out, "\npending deletes: {}", self.deleter.pending_count());
+        let index = self.index.stats();
+        let place = self.index.path().map_or("in memory only".to_string(), |p| p.display().to_string());
+        let _ = writeln!(
+            out,
+            "\nmetadata index: {place}\n  versions found there, not in memory: {}\n  versions written: {}",
+            index.disk_hits, index.disk_entries_written
+        );
         let errors = stats.errors();
         let _ = writeln!(out, "\nrecent errors: {}", errors.len());
         for (t, e) in errors {

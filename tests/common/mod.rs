@@ -123,6 +123,11 @@ pub fn put_meta(c: &Client, b: &str, key: &str, data: impl Into<Vec<u8>>, meta: 
 
 /// Puts many objects, 16 at a time.
 pub fn put_many(c: &Client, b: &str, keys: Vec<String>, data: &'static [u8]) {
+    put_many_meta(c, b, keys, data, &[]);
+}
+
+/// [`put_many`] with user metadata (as another client such as s3fs writes it) on every object.
+pub fn put_many_meta(c: &Client, b: &str, keys: Vec<String>, data: &'static [u8], meta: &'static [(&str, &str)]) {
     rt().block_on(async {
         let sem = Arc::new(tokio::sync::Semaphore::new(16));
         let mut tasks = Vec::new();
@@ -130,7 +135,11 @@ pub fn put_many(c: &Client, b: &str, keys: Vec<String>, data: &'static [u8]) {
             let (c, b, sem) = (c.clone(), b.to_string(), sem.clone());
             tasks.push(tokio::spawn(async move {
                 let _p = sem.acquire().await.unwrap();
-                c.put_object().bucket(b).key(k).body(ByteStream::from_static(data)).send().await.unwrap();
+                let mut req = c.put_object().bucket(b).key(k).body(ByteStream::from_static(data));
+                for (name, value) in meta {
+                    req = req.metadata(*name, *value);
+                }
+                req.send().await.unwrap();
             }));
         }
         for t in tasks {
@@ -160,6 +169,8 @@ pub struct Fault {
 #[derive(Default)]
 struct ProxyState {
     counts: HashMap<String, u64>,
+    /// Requests by operation and path (`/bucket/key`, query left off).
+    by_path: HashMap<(String, String), u64>,
     faults: Vec<Fault>,
     /// Requests of these operations wait this long before going on (a distant server).
     delays: HashMap<String, std::time::Duration>,
@@ -209,8 +220,16 @@ impl Proxy {
         self.state.lock().unwrap().counts.clone()
     }
 
+    /// The most requests of `op` any one path received since the last reset.
+    pub fn most_per_path(&self, op: &str) -> u64 {
+        let s = self.state.lock().unwrap();
+        s.by_path.iter().filter(|((o, _), _)| o == op).map(|(_, n)| *n).max().unwrap_or(0)
+    }
+
     pub fn reset(&self) {
-        self.state.lock().unwrap().counts.clear();
+        let mut s = self.state.lock().unwrap();
+        s.counts.clear();
+        s.by_path.clear();
     }
 
     pub fn fail(&self, f: Fault) {
@@ -310,6 +329,8 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
         let fault = {
             let mut s = st.lock().unwrap();
             *s.counts.entry(op.clone()).or_default() += 1;
+            let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p).to_string();
+            *s.by_path.entry((op.clone(), path)).or_default() += 1;
             s.faults.iter().find(|f| f.op == op && (f.bucket.is_none() || f.bucket == bucket)).cloned()
         };
         let delay = {
