@@ -185,7 +185,10 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         let ttl = self.ttl;
         self.spawn(debug_span!("lookup", parent = parent.0, %name), |fs| async move {
             match fs.lookup(parent.0, &name).await {
-                Ok(s) => reply.entry(&ttl, &attr(&s), Generation(0)),
+                Ok(s) if s.known => reply.entry(&ttl, &attr(&s), Generation(0)),
+                // The name is right, the attributes are the listing's: the kernel keeps the
+                // name (an unlink needs nothing more) and asks for the attributes (getattr).
+                Ok(s) => reply.entry_with_ttls(&Duration::ZERO, &ttl, &attr(&s), Generation(0)),
                 Err(e) => reply.error(errno("lookup", &e)),
             }
         });

@@ -180,6 +180,7 @@ fn rm_r_of_5000_files_sends_at_most_10_delete_batches() {
     let batches = proxy.count("DeleteObjects");
     assert!(batches <= 10, "{batches} DeleteObjects");
     assert_eq!(proxy.count("DeleteObject"), 0);
+    assert_eq!(proxy.count("HeadObject"), 0, "removing needs names, not metadata: {:?}", proxy.counts());
     let left = rt().block_on(c.list_objects_v2().bucket(&b).send()).unwrap();
     assert_eq!(left.key_count(), Some(0), "everything deleted");
 }

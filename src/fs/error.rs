@@ -29,6 +29,9 @@ pub enum Error {
     Exists,
     #[error("operation not permitted")]
     NotPermitted,
+    /// A file the kernel holds as a regular file is a symlink, or the other way round.
+    #[error("the file's type changed: look it up again")]
+    TypeChanged,
     #[error("cross-device link")]
     CrossDevice,
     #[error("no such attribute")]
@@ -69,6 +72,7 @@ impl Error {
             Error::NotEmpty => libc::ENOTEMPTY,
             Error::Exists => libc::EEXIST,
             Error::NotPermitted => libc::EPERM,
+            Error::TypeChanged => libc::ESTALE,
             Error::CrossDevice => libc::EXDEV,
             Error::NoData => libc::ENODATA,
             Error::Busy => libc::EBUSY,

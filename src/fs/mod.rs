@@ -88,6 +88,10 @@ pub struct Stat {
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
+    /// Mode, owner, mtime and symlink-ness are known to be right. When not (a listed file whose
+    /// user metadata was never fetched), the kernel may keep the name but not the attributes:
+    /// its next `stat` is a getattr, which fetches them.
+    pub known: bool,
 }
 
 /// One directory entry handed to readdir; `next` is the offset of the entry after it.
@@ -290,6 +294,7 @@ impl<S: ObjectStore> Fs<S> {
             perm: attr.perm.unwrap_or(if dir { self.config.dir_mode } else { self.config.file_mode }),
             uid: attr.uid.unwrap_or(self.config.uid),
             gid: attr.gid.unwrap_or(self.config.gid),
+            known: true,
         }
     }
 
@@ -468,19 +473,29 @@ impl<S: ObjectStore> Fs<S> {
 
     pub async fn lookup(&self, parent: Ino, name: &Name) -> Result<Stat> {
         let pnode = self.node(parent)?;
-        match self.resolve(parent, &pnode, name).await? {
+        match self.resolve(parent, &pnode, name, false).await? {
             Some(Resolved::Staged(info)) => {
                 let attr = self.staged_attr(&info);
                 let ino = self.inodes.remember(parent, info.loc.clone(), attr.clone(), self.fresh_until());
                 Ok(self.stat_of(ino, &info.loc, &attr))
             }
+            Some(Resolved::Entry(e)) if self.needs_meta(&e) => Ok(self.remember_entry(parent, &e, false)),
             Some(Resolved::Entry(e)) => Ok(self.remember(parent, &e)),
             None => Err(Error::NotFound),
         }
     }
 
-    /// What `name` in directory `parent` is, without counting a kernel lookup.
-    async fn resolve(&self, parent: Ino, pnode: &inode::Node, name: &Name) -> Result<Option<Resolved>> {
+    /// What `name` in directory `parent` is, without counting a kernel lookup. With
+    /// `want_meta`, a listed file's user metadata is fetched if unknown (a rename must carry it);
+    /// without, a listed file may come back as listed (see [`Fs::needs_meta`]): a lookup or an
+    /// unlink needs only the name, and a `stat` after it asks for the attributes (getattr).
+    async fn resolve(
+        &self,
+        parent: Ino,
+        pnode: &inode::Node,
+        name: &Name,
+        want_meta: bool,
+    ) -> Result<Option<Resolved>> {
         if !pnode.loc.is_dir() {
             return Err(Error::NotDir);
         }
@@ -496,7 +511,7 @@ impl<S: ObjectStore> Fs<S> {
         if let Some(listing) = self.fresh_listing(parent).await {
             let (found, started) = {
                 let mut l = listing.lock().await;
-                (self.find_listed(&listing, &mut l, name), l.started)
+                (self.find_listed(&listing, &mut l, name, want_meta), l.started)
             };
             // A name the listing lacks is missing for `negative_ttl` only (it may be lower).
             if found.is_some() || started.is_some_and(|t| t + self.config.negative_ttl > Instant::now()) {
@@ -518,7 +533,7 @@ impl<S: ObjectStore> Fs<S> {
             }
             Location::Dir { bucket, prefix } => match self.listing_for_lookups(parent, bucket, prefix).await? {
                 Some(listing) => {
-                    let found = self.find_listed(&listing, &mut *listing.lock().await, name);
+                    let found = self.find_listed(&listing, &mut *listing.lock().await, name, want_meta);
                     self.listed_entry(&listing, found).await?
                 }
                 None => self.lookup_in_s3(&pnode.loc, name).await?,
@@ -551,9 +566,13 @@ impl<S: ObjectStore> Fs<S> {
     /// HeadObject that brings it. Taken under the listing's lock: a HeadObject puts its answer
     /// in the listing before it stops being shared, so an entry still without metadata here
     /// means its request, if one is in flight, is still registered, and it is joined rather
-    /// than sent again. Also starts the stat-ahead after `name`.
-    fn find_listed(&self, listing: &ListingRef, l: &mut Listing, name: &Name) -> Option<Listed> {
+    /// than sent again. Also starts the stat-ahead after `name`. Without `want_meta`, only
+    /// the entry (no HeadObject, no stat-ahead: an `rm -r` walking the listing needs no metadata).
+    fn find_listed(&self, listing: &ListingRef, l: &mut Listing, name: &Name, want_meta: bool) -> Option<Listed> {
         let e = l.get(name).cloned()?;
+        if !want_meta {
+            return Some(Listed { entry: e, head: None });
+        }
         self.fetch_meta_ahead(listing, l.stat_ahead(name));
         let head = match &e.loc {
             Location::File { bucket, key } if self.needs_meta(&e) => {
@@ -761,15 +780,46 @@ impl<S: ObjectStore> Fs<S> {
             return Ok(self.stat_of(ino, &info.loc, &self.staged_attr(&info)));
         }
         let node = self.node(ino)?;
-        if let Location::File { bucket, key } = &node.loc
-            && node.fresh_until <= Instant::now()
-        {
-            let meta = self.store.head_object(bucket, key).await?;
-            let attr = self.attr_from_meta(&node.loc, &meta);
+        if matches!(node.loc, Location::File { .. }) && node.fresh_until <= Instant::now() {
+            let attr = self.current_attr(&node).await?;
             self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
+            if attr.symlink != node.attr.symlink {
+                // The kernel's inode has the other type (a listed file turned out to be a link,
+                // or another client replaced one by the other): it cannot change, so the kernel
+                // is sent to look the name up again (ESTALE makes the VFS retry the path walk
+                // with revalidation), which gives it a new inode of the right type.
+                debug!(ino, symlink = attr.symlink, "the file's type changed: the kernel looks it up again");
+                return Err(Error::TypeChanged);
+            }
             return Ok(self.stat_of(ino, &node.loc, &attr));
         }
         Ok(self.stat_of(ino, &node.loc, &self.with_pending_meta(&node.loc, node.attr.clone())))
+    }
+
+    /// The attributes of the object at file node `node` now: from its directory's fresh
+    /// listing, whose HeadObjects are shared and fetched ahead while `ls -l` or rsync walks it
+    /// (an entry whose version the index knows needs none), else from a HeadObject.
+    async fn current_attr(&self, node: &inode::Node) -> Result<Attr> {
+        let Location::File { bucket, key } = &node.loc else { unreachable!("called for files") };
+        if let Some(name) = key.rsplit('/').next().and_then(Name::new)
+            && let Some(listing) = self.fresh_listing(node.parent).await
+        {
+            let found = {
+                let mut l = listing.lock().await;
+                match l.get(&name) {
+                    Some(e) if e.loc == node.loc => self.find_listed(&listing, &mut l, &name, true),
+                    _ => None,
+                }
+            };
+            if found.is_some() {
+                return match self.listed_entry(&listing, found).await? {
+                    Some(e) => Ok(self.with_known_meta(&e.loc, &e.attr)),
+                    None => Err(Error::NotFound),
+                };
+            }
+        }
+        let meta = self.store.head_object(bucket, key).await?;
+        Ok(self.attr_from_meta(&node.loc, &meta))
     }
 
     pub async fn opendir(&self, ino: Ino) -> Result<u64> {
@@ -854,7 +904,7 @@ impl<S: ObjectStore> Fs<S> {
             return self.remember(parent, entry);
         }
         let ino = self.inodes.remember(parent, entry.loc.clone(), entry.attr.clone(), Instant::now());
-        self.stat_of(ino, &entry.loc, &entry.attr)
+        Stat { known: false, ..self.stat_of(ino, &entry.loc, &entry.attr) }
     }
 
     pub fn releasedir(&self, fh: u64) {

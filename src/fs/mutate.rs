@@ -148,10 +148,11 @@ impl<S: ObjectStore> Fs<S> {
         info.unlinked = st.unlinked;
     }
 
-    /// Resolves `name` in `parent` for a change: its location, and the kernel's node if any.
-    async fn existing(&self, parent: Ino, name: &Name) -> Result<Option<(Location, Attr)>> {
+    /// Resolves `name` in `parent` for a change: its location and attributes. With
+    /// `want_meta`, a file's user metadata is fetched when unknown (see [`Fs::resolve`]).
+    async fn existing(&self, parent: Ino, name: &Name, want_meta: bool) -> Result<Option<(Location, Attr)>> {
         let pnode = self.node(parent)?;
-        Ok(match self.resolve(parent, &pnode, name).await? {
+        Ok(match self.resolve(parent, &pnode, name, want_meta).await? {
             Some(Resolved::Entry(e)) => Some((e.loc.clone(), e.attr)),
             Some(Resolved::Staged(info)) => {
                 let attr = self.staged_attr(&info);
@@ -569,7 +570,7 @@ impl<S: ObjectStore> Fs<S> {
 
     pub async fn mkdir(&self, parent: Ino, name: &Name, mode: u32, owner: Owner) -> Result<Stat> {
         self.check_writable()?;
-        if self.existing(parent, name).await?.is_some() {
+        if self.existing(parent, name, false).await?.is_some() {
             return Err(Error::Exists);
         }
         let pnode = self.node(parent)?;
@@ -619,7 +620,7 @@ impl<S: ObjectStore> Fs<S> {
 
     pub async fn symlink(&self, parent: Ino, name: &Name, target: &[u8], owner: Owner) -> Result<Stat> {
         self.check_writable()?;
-        if self.existing(parent, name).await?.is_some() {
+        if self.existing(parent, name, false).await?.is_some() {
             return Err(Error::Exists);
         }
         let pnode = self.node(parent)?;
@@ -656,7 +657,7 @@ impl<S: ObjectStore> Fs<S> {
 
     pub async fn unlink(&self, parent: Ino, name: &Name) -> Result<()> {
         self.check_writable()?;
-        let Some((loc, _)) = self.existing(parent, name).await? else { return Err(Error::NotFound) };
+        let Some((loc, _)) = self.existing(parent, name, false).await? else { return Err(Error::NotFound) };
         let Location::File { bucket, key } = &loc else { return Err(Error::IsDir) };
         let mut in_s3 = true;
         if let Some((ino, _)) = self.writer_at(&loc)
@@ -680,7 +681,7 @@ impl<S: ObjectStore> Fs<S> {
 
     pub async fn rmdir(&self, parent: Ino, name: &Name) -> Result<()> {
         self.check_writable()?;
-        let Some((loc, _)) = self.existing(parent, name).await? else { return Err(Error::NotFound) };
+        let Some((loc, _)) = self.existing(parent, name, false).await? else { return Err(Error::NotFound) };
         let Location::Dir { bucket, prefix } = &loc else { return Err(Error::NotDir) };
         if prefix.is_empty() {
             // A bucket: every delete queued for it must be done before S3 sees it empty.
@@ -722,7 +723,7 @@ impl<S: ObjectStore> Fs<S> {
         noreplace: bool,
     ) -> Result<()> {
         self.check_writable()?;
-        let Some((src, src_attr)) = self.existing(parent, name).await? else { return Err(Error::NotFound) };
+        let Some((src, src_attr)) = self.existing(parent, name, true).await? else { return Err(Error::NotFound) };
         let dst_parent = self.node(newparent)?;
         if matches!(dst_parent.loc, Location::Buckets)
             || matches!(&src, Location::Dir { prefix, .. } if prefix.is_empty())
@@ -730,7 +731,7 @@ impl<S: ObjectStore> Fs<S> {
             return Err(Error::CrossDevice); // buckets cannot be renamed; mv falls back to copying
         }
         let dst = dst_parent.loc.child(newname, src.is_dir()).ok_or(Error::NotDir)?;
-        if let Some((existing, _)) = self.existing(newparent, newname).await? {
+        if let Some((existing, _)) = self.existing(newparent, newname, false).await? {
             if noreplace {
                 return Err(Error::Exists);
             }

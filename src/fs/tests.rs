@@ -17,6 +17,13 @@ fn name(s: &str) -> Name {
     Name::new(s).unwrap()
 }
 
+/// What stat(2) of a name makes the kernel send: a lookup, and a getattr when the lookup's
+/// attributes are not known to be right.
+async fn stat(fs: &Fs<MemoryStore>, parent: Ino, name: &Name) -> Result<Stat> {
+    let st = fs.lookup(parent, name).await?;
+    if st.known { Ok(st) } else { fs.getattr(st.ino).await }
+}
+
 async fn list_names(fs: &Fs<MemoryStore>, ino: Ino) -> Vec<String> {
     let fh = fs.opendir(ino).await.unwrap();
     let mut out = Vec::new();
@@ -52,21 +59,21 @@ async fn ls_l_of_2500_objects_with_metadata_from_listings_is_three_listings_and_
             ..Default::default()
         },
     );
-    let dir = fs.lookup(ROOT, &name("dir")).await.unwrap();
+    let dir = stat(&fs, ROOT, &name("dir")).await.unwrap();
     assert!(dir.dir);
     fs.store.reset_counts();
     let names = list_names(&fs, dir.ino).await;
     assert_eq!(names.len(), 2502);
     // `ls -l` then stats every entry: answered by the listing.
     for n in &names[2..] {
-        let st = fs.lookup(dir.ino, &name(n)).await.unwrap();
+        let st = stat(&fs, dir.ino, &name(n)).await.unwrap();
         assert_eq!(st.size, 1);
         fs.getattr(st.ino).await.unwrap();
     }
     assert_eq!(fs.store.count("ListObjectsV2"), 3);
     assert_eq!(fs.store.count("HeadObject"), 0);
     // A name absent from a fresh complete listing is missing without a request.
-    assert_eq!(fs.lookup(dir.ino, &name("nope")).await, Err(Error::NotFound));
+    assert_eq!(stat(&fs, dir.ino, &name("nope")).await, Err(Error::NotFound));
     assert_eq!(fs.store.count("ListObjectsV2") + fs.store.count("HeadObject"), 3);
 }
 
@@ -80,7 +87,7 @@ async fn a_listing_hands_the_kernel_no_attributes_it_does_not_know() {
         store,
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
-    let dir = fs.lookup(ROOT, &name("d")).await.unwrap();
+    let dir = stat(&fs, ROOT, &name("d")).await.unwrap();
     let fh = fs.opendir(dir.ino).await.unwrap();
     let items = fs.readdir(fh, 0, 100).await.unwrap();
     let files: Vec<_> = items.iter().filter(|i| i.entry.is_some()).collect();
@@ -89,13 +96,38 @@ async fn a_listing_hands_the_kernel_no_attributes_it_does_not_know() {
     // Handed over anyway (readdirplus counts it as a lookup), its node is stale: getattr asks.
     let st = fs.remember_entry(dir.ino, files[1].entry.as_ref().unwrap(), false);
     assert_eq!(fs.getattr(st.ino).await.unwrap().perm, 0o600);
-    // A lookup fetches the other's metadata; from then on listings know both.
-    assert_eq!(fs.lookup(dir.ino, &name("plain")).await.unwrap().perm, 0o644);
+    // A lookup alone does not fetch metadata (an unlink needs only the name)...
+    let plain = fs.lookup(dir.ino, &name("plain")).await.unwrap();
+    assert!(!plain.known);
+    assert_eq!(fs.store.count("HeadObject"), 1);
+    // ...a stat does; from then on listings know both.
+    assert_eq!(stat(&fs, dir.ino, &name("plain")).await.unwrap().perm, 0o644);
     let items = fs.readdir(fh, 0, 100).await.unwrap();
     assert!(items.iter().all(|i| i.known));
     let private = items.iter().find(|i| i.name == "private").unwrap();
     assert_eq!((private.stat.perm, private.stat.mtime), (0o600, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
     assert_eq!(fs.store.count("HeadObject"), 2, "one per object version");
+}
+
+#[tokio::test]
+async fn a_listed_file_that_is_a_symlink_makes_the_kernel_look_again() {
+    let store = MemoryStore::new();
+    let md = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    store.put_with_meta("b", "d/link", "target", md(&[("mode", "41471")]));
+    let fs = fs_with(
+        store,
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
+    );
+    let dir = stat(&fs, ROOT, &name("d")).await.unwrap();
+    // The kernel was given a regular file (from the listing, readdirplus or lookup alike).
+    let st = fs.lookup(dir.ino, &name("link")).await.unwrap();
+    assert!(!st.known && !st.symlink);
+    // Its getattr finds a symlink: ESTALE, and the VFS looks the path up again.
+    assert_eq!(fs.getattr(st.ino).await.unwrap_err().errno(), libc::ESTALE);
+    let again = fs.lookup(dir.ino, &name("link")).await.unwrap();
+    assert!(again.known && again.symlink, "{again:?}");
+    assert_eq!(&fs.readlink(again.ino).await.unwrap()[..], b"target");
+    assert_eq!(fs.store.count("HeadObject"), 1);
 }
 
 #[tokio::test]
@@ -108,8 +140,8 @@ async fn lookup_directory_wins_over_object_of_same_name() {
         store,
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
-    assert!(fs.lookup(ROOT, &name("x")).await.unwrap().dir);
-    assert!(fs.lookup(ROOT, &name("empty")).await.unwrap().dir, "a marker object alone makes a directory");
+    assert!(stat(&fs, ROOT, &name("x")).await.unwrap().dir);
+    assert!(stat(&fs, ROOT, &name("empty")).await.unwrap().dir, "a marker object alone makes a directory");
     // The root fits in one listing page: it answers both lookups.
     assert_eq!(fs.store.count("HeadObject"), 0);
     assert_eq!(fs.store.count("ListObjectsV2"), 1);
@@ -124,9 +156,9 @@ async fn lookup_directory_wins_over_object_of_same_name() {
         store,
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
-    assert!(fs.lookup(ROOT, &name("x")).await.unwrap().dir);
-    assert!(fs.lookup(ROOT, &name("empty")).await.unwrap().dir);
-    assert!(!fs.lookup(ROOT, &name("y")).await.unwrap().dir);
+    assert!(stat(&fs, ROOT, &name("x")).await.unwrap().dir);
+    assert!(stat(&fs, ROOT, &name("empty")).await.unwrap().dir);
+    assert!(!stat(&fs, ROOT, &name("y")).await.unwrap().dir);
     assert_eq!(fs.store.count("HeadObject"), 3);
     assert_eq!(fs.store.count("ListObjectsV2"), 1 + 3, "one page found the root large; then a probe per name");
 }
@@ -142,13 +174,13 @@ async fn negative_lookups_are_cached_for_their_ttl() {
     };
     let fs = fs_with(store, config);
     for _ in 0..3 {
-        assert_eq!(fs.lookup(ROOT, &name("missing")).await, Err(Error::NotFound));
+        assert_eq!(stat(&fs, ROOT, &name("missing")).await, Err(Error::NotFound));
     }
     assert_eq!(fs.store.count("ListObjectsV2"), 1, "the root's one-page listing answers all three");
     assert_eq!(fs.store.count("HeadObject"), 0);
     tokio::time::sleep(Duration::from_millis(250)).await;
     fs.store.put("b", "missing", "now here");
-    assert_eq!(fs.lookup(ROOT, &name("missing")).await.unwrap().size, 8);
+    assert_eq!(stat(&fs, ROOT, &name("missing")).await.unwrap().size, 8);
 }
 
 #[tokio::test]
@@ -163,14 +195,14 @@ async fn server_error_is_eio_not_enoent() {
     let e = StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
     // The directory listing that would answer the lookup fails.
     fs.store.inject_fault("ListObjectsV2", e.clone());
-    let err = fs.lookup(ROOT, &name("g")).await.unwrap_err();
+    let err = stat(&fs, ROOT, &name("g")).await.unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
     // The listing shows f; its HeadObject (for the metadata) fails.
     fs.store.inject_fault("HeadObject", e);
-    let err = fs.lookup(ROOT, &name("f")).await.unwrap_err();
+    let err = stat(&fs, ROOT, &name("f")).await.unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
-    assert_eq!(fs.lookup(ROOT, &name("g")).await, Err(Error::NotFound));
-    assert_eq!(fs.lookup(ROOT, &name("f")).await.unwrap().size, 1);
+    assert_eq!(stat(&fs, ROOT, &name("g")).await, Err(Error::NotFound));
+    assert_eq!(stat(&fs, ROOT, &name("f")).await.unwrap().size, 1);
 }
 
 #[tokio::test]
@@ -180,11 +212,11 @@ async fn denied_bucket_is_listed_but_gives_eacces_and_others_work() {
     store.deny_bucket("secret");
     let fs = fs_with(store, Config::default());
     assert_eq!(list_names(&fs, ROOT).await, vec![".", "..", "open", "secret"]);
-    let secret = fs.lookup(ROOT, &name("secret")).await.unwrap();
+    let secret = stat(&fs, ROOT, &name("secret")).await.unwrap();
     let fh = fs.opendir(secret.ino).await.unwrap();
     assert_eq!(fs.readdir(fh, 0, 100).await.unwrap_err().errno(), libc::EACCES);
-    let open = fs.lookup(ROOT, &name("open")).await.unwrap();
-    let f = fs.lookup(open.ino, &name("a.txt")).await.unwrap();
+    let open = stat(&fs, ROOT, &name("open")).await.unwrap();
+    let f = stat(&fs, open.ino, &name("a.txt")).await.unwrap();
     let fh = fs.open(f.ino, false, false, 1).await.unwrap().fh;
     assert_eq!(&fs.read(fh, 0, 100).await.unwrap()[..], b"hello");
 }
@@ -196,7 +228,7 @@ async fn named_buckets_need_no_list_buckets() {
     store.put("two", "k", "v");
     let fs = fs_with(store, Config { source: Source::Buckets(vec!["two".into()]), ..Default::default() });
     assert_eq!(list_names(&fs, ROOT).await, vec![".", "..", "two"]);
-    assert_eq!(fs.lookup(ROOT, &name("one")).await, Err(Error::NotFound));
+    assert_eq!(stat(&fs, ROOT, &name("one")).await, Err(Error::NotFound));
     assert_eq!(fs.store.count("ListBuckets"), 0);
 }
 
@@ -215,10 +247,10 @@ async fn metadata_sets_mtime_mode_and_owner() {
         store,
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
-    let s = fs.lookup(ROOT, &name("s3fs")).await.unwrap();
+    let s = stat(&fs, ROOT, &name("s3fs")).await.unwrap();
     assert_eq!(s.mtime, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
     assert_eq!((s.perm, s.uid, s.gid), (0o700, 1234, 99));
-    let r = fs.lookup(ROOT, &name("rclone")).await.unwrap();
+    let r = stat(&fs, ROOT, &name("rclone")).await.unwrap();
     assert_eq!(r.mtime, SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500));
     assert_eq!(r.perm, 0o644);
 }
@@ -235,14 +267,14 @@ async fn forget_keeps_the_table_small() {
     );
     let mut inos = Vec::new();
     for i in 0..500 {
-        inos.push(fs.lookup(ROOT, &name(&format!("f{i}"))).await.unwrap().ino);
+        inos.push(stat(&fs, ROOT, &name(&format!("f{i}"))).await.unwrap().ino);
     }
     assert_eq!(fs.inode_count(), 501);
     for ino in &inos {
         fs.forget(*ino, 1);
     }
     assert_eq!(fs.inode_count(), 1);
-    assert_eq!(fs.lookup(ROOT, &name("f7")).await.unwrap().ino, inos[7], "stable number for a path");
+    assert_eq!(stat(&fs, ROOT, &name("f7")).await.unwrap().ino, inos[7], "stable number for a path");
 }
 
 #[test]
@@ -260,7 +292,7 @@ async fn own_metadata_copies_do_not_break_open_files() {
     store.put("b", "f", body.clone());
     let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
     let fs = fs_with(store, config);
-    let f = fs.lookup(ROOT, &name("f")).await.unwrap();
+    let f = stat(&fs, ROOT, &name("f")).await.unwrap();
     let fh = fs.open(f.ino, false, false, 1).await.unwrap().fh;
     assert_eq!(&fs.read(fh, 0, 10).await.unwrap()[..], &body[..10]);
     // chmod, saved with a CopyObject that gives the object a new ETag.
@@ -284,7 +316,7 @@ async fn share_links_die_with_temporary_credentials() {
     store.set_credential_expiry(expiry);
     let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
     let fs = fs_with(store, config);
-    let f = fs.lookup(ROOT, &name("f")).await.unwrap();
+    let f = stat(&fs, ROOT, &name("f")).await.unwrap();
     fs.store.reset_counts();
     let secs = |url: &str| -> u64 { url.split("X-Amz-Expires=").nth(1).unwrap().parse().unwrap() };
     let url = String::from_utf8(fs.getxattr(f.ino, "user.s3.presigned_url").await.unwrap()).unwrap();
@@ -306,14 +338,14 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
     store.put_with_meta("b", "d/old", "abc", md(&[("mtime", "1700000000"), ("mode", "33216")]));
     let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
     let fs = fs_with(store, config);
-    let d = fs.lookup(ROOT, &name("d")).await.unwrap().ino;
+    let d = stat(&fs, ROOT, &name("d")).await.unwrap().ino;
     fs.store.reset_counts();
 
     // `cp -r` into it: each name is looked up (missing), created, written and closed.
     let owner = mutate::Owner { uid: 0, gid: 0, pid: 1 };
     for i in 0..50 {
         let n = name(&format!("n{i}"));
-        assert_eq!(fs.lookup(d, &n).await, Err(Error::NotFound));
+        assert_eq!(stat(&fs, d, &n).await, Err(Error::NotFound));
         let (_, fh) = fs.create(d, &n, 0o644, owner).await.unwrap();
         fs.write(fh, 0, b"0123456789").await.unwrap();
         fs.flush(fh, None).await.unwrap();
@@ -324,22 +356,22 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
     assert_eq!(fs.store.count("PutObject"), 50);
 
     // A file the listing shows but whose metadata is unknown costs one HeadObject.
-    let old = fs.lookup(d, &name("old")).await.unwrap();
+    let old = stat(&fs, d, &name("old")).await.unwrap();
     assert_eq!((old.perm, old.mtime), (0o700, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
     assert_eq!(fs.store.count("HeadObject"), 1);
 
     // The listing kept up with the uploads: readdir needs no request and shows the sizes.
     let names = list_names(&fs, d).await;
     assert_eq!(names.len(), 2 + 1 + 50, "{names:?}");
-    assert_eq!(fs.lookup(d, &name("n7")).await.unwrap().size, 10);
+    assert_eq!(stat(&fs, d, &name("n7")).await.unwrap().size, 10);
     assert_eq!(fs.store.count("ListObjectsV2"), 1);
 
     // Removed and renamed names are gone from it at once; the new name is there.
     fs.unlink(d, &name("n0")).await.unwrap();
     fs.rename(d, &name("n1"), d, &name("m1"), false).await.unwrap();
-    assert_eq!(fs.lookup(d, &name("n0")).await, Err(Error::NotFound));
-    assert_eq!(fs.lookup(d, &name("n1")).await, Err(Error::NotFound));
-    assert_eq!(fs.lookup(d, &name("m1")).await.unwrap().size, 10);
+    assert_eq!(stat(&fs, d, &name("n0")).await, Err(Error::NotFound));
+    assert_eq!(stat(&fs, d, &name("n1")).await, Err(Error::NotFound));
+    assert_eq!(stat(&fs, d, &name("m1")).await.unwrap().size, 10);
     let names = list_names(&fs, d).await;
     assert!(!names.contains(&"n0".to_string()) && !names.contains(&"n1".to_string()) && names.contains(&"m1".into()));
     assert_eq!(fs.store.count("ListObjectsV2"), 1);
@@ -405,21 +437,21 @@ async fn lookups_walking_a_listing_in_order_fetch_metadata_ahead_without_extra_r
     let settle = || tokio::time::sleep(Duration::from_millis(50));
 
     // rsync's pattern: every name, in sorted order, one lookup at a time.
-    let walk = fs.lookup(ROOT, &name("walk")).await.unwrap().ino;
+    let walk = stat(&fs, ROOT, &name("walk")).await.unwrap().ino;
     fs.store.reset_counts();
     for i in 0..3 {
-        fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+        stat(&fs, walk, &name(&format!("f{i:02}"))).await.unwrap();
     }
     settle().await;
     assert_eq!(fs.store.count("HeadObject"), 3 + dir::STAT_AHEAD_MIN as u64, "the third lookup in order fetched ahead");
     for i in 3..3 + dir::STAT_AHEAD_MIN {
-        let st = fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+        let st = stat(&fs, walk, &name(&format!("f{i:02}"))).await.unwrap();
         assert_eq!(st.perm, 0o700, "metadata fetched ahead is the object's");
     }
     for i in 3 + dir::STAT_AHEAD_MIN..50 {
-        fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+        stat(&fs, walk, &name(&format!("f{i:02}"))).await.unwrap();
         if i == 20 {
-            assert!(fs.lookup(walk, &name("f20x")).await.unwrap().dir);
+            assert!(stat(&fs, walk, &name("f20x")).await.unwrap().dir);
         }
     }
     settle().await;
@@ -427,19 +459,19 @@ async fn lookups_walking_a_listing_in_order_fetch_metadata_ahead_without_extra_r
     assert_eq!(fs.store.count("ListObjectsV2"), 1);
 
     // Lookups out of order fetch nothing ahead.
-    let scattered = fs.lookup(ROOT, &name("scattered")).await.unwrap().ino;
+    let scattered = stat(&fs, ROOT, &name("scattered")).await.unwrap().ino;
     fs.store.reset_counts();
     for i in [0, 9, 10, 30, 11, 12, 40, 41] {
-        fs.lookup(scattered, &name(&format!("f{i:02}"))).await.unwrap();
+        stat(&fs, scattered, &name(&format!("f{i:02}"))).await.unwrap();
     }
     settle().await;
     assert_eq!(fs.store.count("HeadObject"), 8);
 
     // A walk that stops early leaves a bounded number unused.
-    let stop = fs.lookup(ROOT, &name("stop")).await.unwrap().ino;
+    let stop = stat(&fs, ROOT, &name("stop")).await.unwrap().ino;
     fs.store.reset_counts();
     for i in 0..5 {
-        fs.lookup(stop, &name(&format!("f{i:02}"))).await.unwrap();
+        stat(&fs, stop, &name(&format!("f{i:02}"))).await.unwrap();
     }
     settle().await;
     assert_eq!(fs.store.count("HeadObject"), 5 + dir::STAT_AHEAD_MIN as u64);
@@ -457,10 +489,10 @@ async fn metadata_fetched_ahead_serves_lookups_when_listings_carry_no_etags() {
     }
     let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
     let fs = fs_with(store, config);
-    let walk = fs.lookup(ROOT, &name("walk")).await.unwrap().ino;
+    let walk = stat(&fs, ROOT, &name("walk")).await.unwrap().ino;
     fs.store.reset_counts();
     for i in 0..40 {
-        let st = fs.lookup(walk, &name(&format!("f{i:02}"))).await.unwrap();
+        let st = stat(&fs, walk, &name(&format!("f{i:02}"))).await.unwrap();
         assert_eq!(st.perm, 0o700, "f{i:02}: the object's mode, from its HeadObject");
         if i % 7 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await; // let fetches ahead finish
@@ -482,7 +514,7 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     let fs = fs_with(store, config);
     let told = Arc::new(Mutex::new(Vec::new()));
     fs.set_kernel_cache(Box::new(Recorder(told.clone())));
-    let d = fs.lookup(ROOT, &name("d")).await.unwrap().ino;
+    let d = stat(&fs, ROOT, &name("d")).await.unwrap().ino;
     assert_eq!(list_names(&fs, d).await, [".", "..", "old"]);
     let owner = mutate::Owner { uid: 0, gid: 0, pid: 1 };
     let fail = || StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
@@ -494,13 +526,13 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     assert_eq!(fs.flush(fh, None).await.unwrap_err().errno(), libc::EIO);
     fs.release(fh).await;
     assert_eq!(list_names(&fs, d).await, [".", "..", "old"]);
-    assert_eq!(fs.lookup(d, &name("new")).await, Err(Error::NotFound));
+    assert_eq!(stat(&fs, d, &name("new")).await, Err(Error::NotFound));
     assert_eq!(fs.getattr(new.ino).await.unwrap_err().errno(), libc::ENOENT);
     // And the kernel is told to forget the name, which it may otherwise answer for until the TTL.
     assert_eq!(*told.lock().unwrap(), [(d, name("new"), new.ino)]);
 
     // An object overwritten by a failed upload: its old size and bytes again.
-    let old = fs.lookup(d, &name("old")).await.unwrap();
+    let old = stat(&fs, d, &name("old")).await.unwrap();
     let fh = fs.open(old.ino, true, true, 1).await.unwrap().fh;
     fs.write(fh, 0, b"new and longer bytes").await.unwrap();
     assert_eq!(fs.getattr(old.ino).await.unwrap().size, 20);
@@ -508,7 +540,7 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     assert!(fs.flush(fh, None).await.is_err());
     fs.release(fh).await;
     assert_eq!(fs.getattr(old.ino).await.unwrap().size, 9);
-    assert_eq!(fs.lookup(d, &name("old")).await.unwrap().size, 9);
+    assert_eq!(stat(&fs, d, &name("old")).await.unwrap().size, 9);
     assert_eq!(told.lock().unwrap().last(), Some(&(d, name("old"), old.ino)));
     // The written bytes are kept in the cache directory.
     let mut kept = Vec::new();
