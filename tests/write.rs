@@ -464,3 +464,31 @@ fn overwriting_an_object_does_not_download_it_first() {
     assert_eq!(proxy.count("CopyObject"), 0, "no copy to refresh the mtime afterwards: {:?}", proxy.counts());
     assert_eq!(get(&c, &b, "f.bin"), data(20 << 20, 2));
 }
+
+#[test]
+fn names_s3_cannot_hold_get_posix_errnos_and_send_nothing() {
+    let c = client();
+    let b = bucket("names");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &["--bucket", &b]);
+    let root = m.path().join(&b);
+    proxy.reset();
+    let errno = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
+    assert_eq!(errno(fs::write(root.join("n".repeat(256)), "x")), Some(libc::ENAMETOOLONG));
+    assert_eq!(errno(fs::create_dir(root.join("d".repeat(256)))), Some(libc::ENAMETOOLONG));
+    // 255 bytes is a name; a key past S3's 1,024 bytes is not.
+    let mut deep = root.clone();
+    for i in 0..4 {
+        deep = deep.join(format!("{i}{}", "x".repeat(249)));
+        fs::create_dir(&deep).unwrap();
+    }
+    fs::write(deep.join("y".repeat(20)), "fits: 1,020 bytes").unwrap();
+    assert_eq!(errno(fs::write(deep.join("y".repeat(30)), "x")), Some(libc::ENAMETOOLONG));
+    assert_eq!(errno(fs::create_dir(deep.join("z".repeat(30)))), Some(libc::ENAMETOOLONG));
+    // At the bucket-list root a directory is a bucket: an invalid bucket name is EINVAL.
+    assert_eq!(errno(fs::create_dir(m.path().join("ab"))), Some(libc::EINVAL));
+    assert_eq!(errno(fs::create_dir(m.path().join("Upper_Case"))), Some(libc::EINVAL));
+    assert_eq!(proxy.count("CreateBucket"), 0, "{:?}", proxy.counts());
+    assert_eq!(proxy.count("PutObject"), 4 + 1, "the four markers and the file that fits: {:?}", proxy.counts());
+}

@@ -29,6 +29,8 @@ pub enum Error {
     Exists,
     #[error("operation not permitted")]
     NotPermitted,
+    #[error("file name too long")]
+    NameTooLong,
     /// A file the kernel holds as a regular file is a symlink, or the other way round.
     #[error("the file's type changed: look it up again")]
     TypeChanged,
@@ -73,6 +75,7 @@ impl Error {
             Error::Exists => libc::EEXIST,
             Error::NotPermitted => libc::EPERM,
             Error::TypeChanged => libc::ESTALE,
+            Error::NameTooLong => libc::ENAMETOOLONG,
             Error::CrossDevice => libc::EXDEV,
             Error::NoData => libc::ENODATA,
             Error::Busy => libc::EBUSY,

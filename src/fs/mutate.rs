@@ -172,6 +172,7 @@ impl<S: ObjectStore> Fs<S> {
             Location::Buckets => return Err(Error::NotPermitted), // files cannot live beside buckets
             Location::File { .. } => return Err(Error::NotDir),
         };
+        check_key_length(&loc)?;
         let Location::File { bucket, key } = &loc else { unreachable!() };
         self.deleter.cancel(bucket, key).await;
         let meta = FileMeta {
@@ -577,12 +578,17 @@ impl<S: ObjectStore> Fs<S> {
         let now = SystemTime::now();
         let loc = match &pnode.loc {
             Location::Buckets => {
+                if !crate::config::valid_bucket_name(name.as_str()) {
+                    debug!(name = name.as_str(), "mkdir at the root: not a valid bucket name");
+                    return Err(Error::Invalid);
+                }
                 self.store.create_bucket(name.as_str()).await?;
                 info!(bucket = name.as_str(), "bucket created");
                 Location::Dir { bucket: name.as_str().into(), prefix: String::new() }
             }
             Location::Dir { bucket, .. } => {
                 let loc = pnode.loc.child(name, true).expect("a directory");
+                check_key_length(&loc)?;
                 let Location::Dir { prefix, .. } = &loc else { unreachable!() };
                 self.deleter.cancel(bucket, prefix).await;
                 let meta = FileMeta {
@@ -625,6 +631,7 @@ impl<S: ObjectStore> Fs<S> {
         }
         let pnode = self.node(parent)?;
         let Some(loc @ Location::File { .. }) = pnode.loc.child(name, false) else { return Err(Error::NotPermitted) };
+        check_key_length(&loc)?;
         let Location::File { bucket, key } = &loc else { unreachable!() };
         self.deleter.cancel(bucket, key).await;
         let meta = FileMeta {
@@ -731,6 +738,7 @@ impl<S: ObjectStore> Fs<S> {
             return Err(Error::CrossDevice); // buckets cannot be renamed; mv falls back to copying
         }
         let dst = dst_parent.loc.child(newname, src.is_dir()).ok_or(Error::NotDir)?;
+        check_key_length(&dst)?;
         if let Some((existing, _)) = self.existing(newparent, newname, false).await? {
             if noreplace {
                 return Err(Error::Exists);
@@ -1021,6 +1029,23 @@ impl<S: ObjectStore> Fs<S> {
             tokio::task::block_in_place(|| self.index.sync());
         }
     }
+}
+
+/// S3's longest key, in bytes.
+const MAX_KEY: usize = 1024;
+
+/// ENAMETOOLONG for a path whose key S3 would refuse (over 1,024 bytes), before any request.
+fn check_key_length(loc: &Location) -> Result<()> {
+    let key = match loc {
+        Location::File { key, .. } => key,
+        Location::Dir { prefix, .. } => prefix,
+        Location::Buckets => return Ok(()),
+    };
+    if key.len() > MAX_KEY {
+        debug!(len = key.len(), "a key longer than S3's 1,024 bytes");
+        return Err(Error::NameTooLong);
+    }
+    Ok(())
 }
 
 /// The process (thread group) a thread belongs to: FUSE requests carry thread ids.

@@ -27,8 +27,12 @@ impl Name {
         ok.then(|| Name(s.to_string()))
     }
 
-    /// A name from the kernel. A name that no key could produce does not exist: ENOENT.
+    /// A name from the kernel. One longer than NAME_MAX (255 bytes) is ENAMETOOLONG, as POSIX
+    /// says; another that no key could produce does not exist: ENOENT.
     pub fn from_os(s: &OsStr) -> Result<Name> {
+        if s.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
         std::str::from_utf8(s.as_bytes()).ok().and_then(Name::new).ok_or(Error::NotFound)
     }
 
