@@ -485,7 +485,10 @@ mod tests {
             uid: Some(1000),
             gid: None,
             put: PutMeta {
-                metadata: HashMap::from([("mode".into(), format!("{}", 0o100000 | perm as u32)), ("x".into(), "é".into())]),
+                metadata: HashMap::from([
+                    ("mode".into(), format!("{}", 0o100000 | perm as u32)),
+                    ("x".into(), "é".into()),
+                ]),
                 content_type: Some("text/plain".into()),
             },
         }

@@ -105,7 +105,10 @@ async fn a_listing_hands_the_kernel_no_attributes_it_does_not_know() {
     let items = fs.readdir(fh, 0, 100).await.unwrap();
     assert!(items.iter().all(|i| i.known));
     let private = items.iter().find(|i| i.name == "private").unwrap();
-    assert_eq!((private.stat.perm, private.stat.mtime), (0o600, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+    assert_eq!(
+        (private.stat.perm, private.stat.mtime),
+        (0o600, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+    );
     assert_eq!(fs.store.count("HeadObject"), 2, "one per object version");
 }
 
