@@ -241,12 +241,12 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
                     for it in items {
                         // An entry handed over counts as a lookup; take it back if it did not fit.
                         let stat = match &it.entry {
-                            Some(e) => fs.remember_entry(ino.0, e, it.known),
+                            Some(e) => fs.remember_entry(ino.0, e, it.stat.known),
                             None => it.stat,
                         };
                         // Attributes not known to be right are not kept by the kernel (zero
                         // TTLs): a stat or open looks the name up, and s3drive fetches them.
-                        let ttl = if it.known { ttl } else { Duration::ZERO };
+                        let ttl = if stat.known { ttl } else { Duration::ZERO };
                         if reply.add(INodeNo(stat.ino), it.next, &it.name, &ttl, &attr(&stat), Generation(0)) {
                             if it.entry.is_some() {
                                 fs.forget(stat.ino, 1);

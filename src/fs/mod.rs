@@ -100,12 +100,10 @@ pub struct DirItem {
     pub next: u64,
     pub name: String,
     pub stat: Stat,
-    /// The entry's node, for readdirplus (`None` for "." and "..").
+    /// The entry's node, with the attributes `stat` shows, for readdirplus (`None` for "." and
+    /// ".."). When `stat.known` is false (a listed file whose user metadata was never fetched),
+    /// readdirplus hands the kernel nothing it may keep, so that a `stat` asks s3drive.
     pub entry: Option<Entry>,
-    /// `stat` is known to be right. When it is not (a listed file whose user metadata was never
-    /// fetched: its mode, owner, mtime and symlink-ness are unknown), readdirplus hands the
-    /// kernel nothing it may keep, so that a `stat` asks s3drive, which fetches the metadata.
-    pub known: bool,
 }
 
 /// What a name resolves to.
@@ -361,19 +359,26 @@ impl<S: ObjectStore> Fs<S> {
         self.index.version(bucket, key, etag, attr.modified)
     }
 
-    /// Listings carry no user metadata: fill in what a HeadObject of the same object version
-    /// (same ETag and LastModified) told us earlier, here or in an earlier mount on this host,
-    /// so `ls -l` and `stat` agree without a request per entry.
-    fn with_known_meta(&self, loc: &Location, attr: &Attr) -> Attr {
-        let mut attr = attr.clone();
-        if let Some(k) = self.known_version(loc, &attr) {
-            attr.symlink = k.symlink;
-            attr.mtime = k.mtime;
-            attr.perm = k.perm;
-            attr.uid = k.uid;
-            attr.gid = k.gid;
-        }
-        self.with_pending_meta(loc, attr)
+    /// A listed entry's attributes, and whether they are known to be right. Listings carry no
+    /// user metadata: what a HeadObject of the same object version (same ETag and
+    /// LastModified) told us earlier, here or in an earlier mount on this host, is filled in,
+    /// so `ls -l` and `stat` agree without a request per entry. A file is known when that
+    /// version is in the index, when its attributes came from a HeadObject or this mount
+    /// (`perm` set), or with `--metadata-from listing`; a directory always.
+    fn listed_attr(&self, e: &Entry) -> (Attr, bool) {
+        let mut attr = e.attr.clone();
+        let known = match self.known_version(&e.loc, &attr) {
+            Some(k) => {
+                attr.symlink = k.symlink;
+                attr.mtime = k.mtime;
+                attr.perm = k.perm;
+                attr.uid = k.uid;
+                attr.gid = k.gid;
+                true
+            }
+            None => !matches!(e.loc, Location::File { .. }) || self.config.metadata.from_listing || attr.perm.is_some(),
+        };
+        (self.with_pending_meta(&e.loc, attr), known)
     }
 
     /// Where to tell the kernel that what it caches is wrong (set once, after mounting).
@@ -450,10 +455,11 @@ impl<S: ObjectStore> Fs<S> {
         fresh.then_some(l)
     }
 
+    /// Records a kernel lookup of a listed (or just made) entry, with its attributes as far as
+    /// they are known (see [`Fs::listed_attr`]).
     fn remember(&self, parent: Ino, entry: &Entry) -> Stat {
-        let attr = self.with_known_meta(&entry.loc, &entry.attr);
-        let ino = self.inodes.remember(parent, entry.loc.clone(), attr.clone(), self.fresh_until());
-        self.stat_of(ino, &entry.loc, &attr)
+        let (attr, known) = self.listed_attr(entry);
+        self.remember_entry(parent, &Entry { attr, ..entry.clone() }, known)
     }
 
     /// Buckets shown at the root of a bucket-list mount.
@@ -479,7 +485,6 @@ impl<S: ObjectStore> Fs<S> {
                 let ino = self.inodes.remember(parent, info.loc.clone(), attr.clone(), self.fresh_until());
                 Ok(self.stat_of(ino, &info.loc, &attr))
             }
-            Some(Resolved::Entry(e)) if self.needs_meta(&e) => Ok(self.remember_entry(parent, &e, false)),
             Some(Resolved::Entry(e)) => Ok(self.remember(parent, &e)),
             None => Err(Error::NotFound),
         }
@@ -602,10 +607,7 @@ impl<S: ObjectStore> Fs<S> {
     /// from a HeadObject of the same version (here or in the index on disk). Never, with
     /// `--metadata-from listing`: the listing's attributes are taken as they are.
     fn needs_meta(&self, e: &Entry) -> bool {
-        matches!(e.loc, Location::File { .. })
-            && !self.config.metadata.from_listing
-            && e.attr.perm.is_none()
-            && self.known_version(&e.loc, &e.attr).is_none()
+        !self.listed_attr(e).1
     }
 
     /// Waits for (or sends) the shared HeadObject and learns its metadata; with a listing and
@@ -813,7 +815,7 @@ impl<S: ObjectStore> Fs<S> {
             };
             if found.is_some() {
                 return match self.listed_entry(&listing, found).await? {
-                    Some(e) => Ok(self.with_known_meta(&e.loc, &e.attr)),
+                    Some(e) => Ok(self.listed_attr(&e).0),
                     None => Err(Error::NotFound),
                 };
             }
@@ -858,7 +860,7 @@ impl<S: ObjectStore> Fs<S> {
         let me = self.stat_of(handle.ino, &node.loc, &node.attr);
         for (i, name) in [".", ".."].iter().enumerate() {
             if offset <= i as u64 {
-                items.push(DirItem { next: i as u64 + 1, name: name.to_string(), stat: me, entry: None, known: true });
+                items.push(DirItem { next: i as u64 + 1, name: name.to_string(), stat: me, entry: None });
             }
         }
         let want = offset.saturating_sub(2) as usize + max;
@@ -883,11 +885,12 @@ impl<S: ObjectStore> Fs<S> {
             if let Some((_, info)) = self.writer_at(&e.loc) {
                 e.attr = self.staged_attr(&info); // being written: size and times as they are now
             }
+            let known;
+            (e.attr, known) = self.listed_attr(&e);
             items.push(DirItem {
                 next: i as u64 + 3,
                 name: e.name.to_string(),
-                stat: self.stat_of(ino, &e.loc, &self.with_known_meta(&e.loc, &e.attr)),
-                known: !self.needs_meta(&e),
+                stat: Stat { known, ..self.stat_of(ino, &e.loc, &e.attr) },
                 entry: Some(e),
             });
         }
@@ -897,14 +900,13 @@ impl<S: ObjectStore> Fs<S> {
         Ok(items)
     }
 
-    /// readdirplus handed `entry` to the kernel: that counts as a lookup. An entry whose
+    /// The kernel was handed `entry` (by readdirplus, whose `DirItem::entry` carries the
+    /// attributes `DirItem::stat` shows, or by a lookup): that counts as a lookup. An entry whose
     /// attributes are not `known` is remembered as stale, so that getattr asks S3.
     pub fn remember_entry(&self, parent: Ino, entry: &Entry, known: bool) -> Stat {
-        if known {
-            return self.remember(parent, entry);
-        }
-        let ino = self.inodes.remember(parent, entry.loc.clone(), entry.attr.clone(), Instant::now());
-        Stat { known: false, ..self.stat_of(ino, &entry.loc, &entry.attr) }
+        let fresh_until = if known { self.fresh_until() } else { Instant::now() };
+        let ino = self.inodes.remember(parent, entry.loc.clone(), entry.attr.clone(), fresh_until);
+        Stat { known, ..self.stat_of(ino, &entry.loc, &entry.attr) }
     }
 
     pub fn releasedir(&self, fh: u64) {

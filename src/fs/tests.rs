@@ -36,7 +36,7 @@ async fn list_names(fs: &Fs<MemoryStore>, ino: Ino) -> Vec<String> {
         off = items.last().unwrap().next;
         for it in items {
             if let Some(e) = &it.entry {
-                fs.remember_entry(ino, e, it.known);
+                fs.remember_entry(ino, e, it.stat.known);
             }
             out.push(it.name);
         }
@@ -92,7 +92,7 @@ async fn a_listing_hands_the_kernel_no_attributes_it_does_not_know() {
     let items = fs.readdir(fh, 0, 100).await.unwrap();
     let files: Vec<_> = items.iter().filter(|i| i.entry.is_some()).collect();
     assert_eq!(files.len(), 2);
-    assert!(files.iter().all(|i| !i.known), "never looked at: unknown");
+    assert!(files.iter().all(|i| !i.stat.known), "never looked at: unknown");
     // Handed over anyway (readdirplus counts it as a lookup), its node is stale: getattr asks.
     let st = fs.remember_entry(dir.ino, files[1].entry.as_ref().unwrap(), false);
     assert_eq!(fs.getattr(st.ino).await.unwrap().perm, 0o600);
@@ -103,7 +103,7 @@ async fn a_listing_hands_the_kernel_no_attributes_it_does_not_know() {
     // ...a stat does; from then on listings know both.
     assert_eq!(stat(&fs, dir.ino, &name("plain")).await.unwrap().perm, 0o644);
     let items = fs.readdir(fh, 0, 100).await.unwrap();
-    assert!(items.iter().all(|i| i.known));
+    assert!(items.iter().all(|i| i.stat.known));
     let private = items.iter().find(|i| i.name == "private").unwrap();
     assert_eq!(
         (private.stat.perm, private.stat.mtime),
