@@ -35,6 +35,45 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `s3drive man > /usr/local/share/man/man1/s3drive.1`.
     Man,
+    /// List, upload or discard the files a mount that died (kill -9, out of memory, power
+    /// loss) left in the cache directory without uploading them.
+    Recover {
+        /// The cache directory the mount used [default: $XDG_CACHE_HOME/s3drive or
+        /// ~/.cache/s3drive].
+        #[arg(long, value_name = "DIR", global = true)]
+        cache_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<RecoverAction>,
+    },
+}
+
+/// What `s3drive recover` does (list by default).
+#[derive(Debug, Subcommand)]
+pub enum RecoverAction {
+    /// List the files, with their ID, size and destination.
+    List,
+    /// Upload one to the key it was written to, if the object there is still the version the
+    /// file started from (or still absent); else to KEY.recovered-TIME beside it, so nothing
+    /// newer is overwritten. The file is removed once uploaded.
+    Upload {
+        /// The ID `list` shows.
+        id: String,
+        /// S3 endpoint URL [default: the one the mount used].
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+        profile: Option<String>,
+        /// Path-style addressing [default: as the mount had it].
+        #[arg(long)]
+        force_path_style: bool,
+    },
+    /// Delete one, with its bytes.
+    Discard {
+        /// The ID `list` shows.
+        id: String,
+    },
 }
 
 /// The options of a mount.

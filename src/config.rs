@@ -163,7 +163,7 @@ pub fn parse_source(s: &str) -> Result<Source, ConfigError> {
 }
 
 /// `$XDG_CACHE_HOME/s3drive`, else `~/.cache/s3drive`, else a directory under /tmp.
-fn default_cache_dir() -> PathBuf {
+pub fn default_cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))

@@ -12,7 +12,8 @@
 //! - [`mount`]: start-up checks, mounting, and clean unmount on signals; [`daemon`]: running in
 //!   the background; [`options`]: fstab `-o` options; [`logging`]: log targets and redaction.
 //! - [`buf`]: part-sized buffers reused through one pool.
-//! - [`stats`] and [`status`]: activity counters and `s3drive status`.
+//! - [`stats`] and [`status`]: activity counters and `s3drive status`; [`recover`]: `s3drive
+//!   recover`, for what a crashed mount left in the cache directory ([`fs::staging`]).
 //!
 //! docs/ARCHITECTURE.md follows a read through these modules.
 
@@ -25,6 +26,7 @@ pub mod fuse;
 pub mod logging;
 pub mod mount;
 pub mod options;
+pub mod recover;
 pub mod stats;
 pub mod status;
 pub mod store;

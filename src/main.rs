@@ -1,5 +1,5 @@
 //! The `s3drive` binary: expand `-o` options, parse the command line, then mount (in the
-//! background unless `--foreground`), or run a subcommand (status, completions, man).
+//! background unless `--foreground`), or run a subcommand (status, recover, completions, man).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(argv.clone());
     match cli.command {
         Some(Command::Status { mountpoint }) => s3drive::status::print(&mountpoint),
+        Some(Command::Recover { cache_dir, action }) => s3drive::recover::run(cache_dir, action),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "s3drive", &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -82,6 +82,8 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         Ok(_) => bail!("mount point {} is not a directory", mp.display()),
         Err(e) => bail!("mount point {}: {e}", mp.display()),
     }
+    crate::fs::staging::secure_dir(&config.write.cache_dir)
+        .with_context(|| format!("cache directory {}", config.write.cache_dir.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("s3drive").build()?;
     let endpoint = config.s3.endpoint_url.clone().unwrap_or_else(|| "AWS S3".into());
     let store = Arc::new(rt.block_on(S3Store::new(&config.s3)));
@@ -115,6 +117,7 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
             crate::buf::POOL.trim(crate::buf::IDLE);
         }
     });
+    rt.block_on(fs.adopt_orphans());
     let adapter = FuseFs::new(fs.clone(), rt.handle().clone());
     let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;

@@ -44,6 +44,9 @@ pub enum Error {
     TooBig,
     #[error("no room left in S3's 2 KiB of user metadata")]
     NoSpace,
+    /// A file would grow past S3's largest object (5 TiB).
+    #[error("file too large for S3 (5 TiB at most)")]
+    FileTooLarge,
     /// Local I/O (the staging cache), with the errno it failed with (ENOSPC on a full disk).
     #[error("{msg}")]
     Io { errno: i32, msg: String },
@@ -81,6 +84,7 @@ impl Error {
             Error::Busy => libc::EBUSY,
             Error::TooBig => libc::E2BIG,
             Error::NoSpace => libc::ENOSPC,
+            Error::FileTooLarge => libc::EFBIG,
             Error::Io { errno, .. } => *errno,
         }
     }

@@ -15,6 +15,7 @@ pub mod meta_index;
 pub mod mutate;
 pub mod names;
 pub mod read;
+pub mod staging;
 pub mod write;
 pub mod xattr;
 
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use lru::LruCache;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, Source};
 use crate::store::{ListRequest, ObjectMeta, ObjectStore, PutMeta, StoreError};
@@ -205,7 +206,7 @@ pub struct Fs<S: ObjectStore> {
     deleter: Arc<Deleter<S>>,
     /// The deleter's failure epoch the listing caches were built in.
     listing_epoch: AtomicU64,
-    staging_dir: std::path::PathBuf,
+    staging_dir: staging::StageDir,
     /// Our own metadata CopyObjects: (bucket, key, old ETag) -> new ETag of the same bytes, so
     /// that files open for reading follow them instead of failing with ESTALE.
     meta_copies: Mutex<LruCache<VersionKey, String>>,
@@ -217,6 +218,8 @@ pub struct Fs<S: ObjectStore> {
     recent_links: Mutex<LruCache<xattr::LinkKey, (Instant, crate::store::Presigned)>>,
     /// For tasks that outlive a call (metadata timers, directory-rename copies).
     me: std::sync::Weak<Fs<S>>,
+    /// Staging files a crashed mount left, found at start-up (for status).
+    orphans: Mutex<Vec<staging::Orphan>>,
 }
 
 impl<S: ObjectStore> Fs<S> {
@@ -229,10 +232,16 @@ impl<S: ObjectStore> Fs<S> {
                 Location::Dir { bucket: bucket.as_str().into(), prefix: prefix.clone() }
             }
         };
-        let staging_dir = config.write.cache_dir.join(format!("mount-{}", std::process::id()));
+        let service = config.s3.endpoint_url.as_deref().unwrap_or("aws");
+        let staging_dir = staging::StageDir::open(&config.write.cache_dir, service, config.s3.force_path_style)
+            .unwrap_or_else(|e| {
+                let path = config.write.cache_dir.join(format!("mount-{}", std::process::id()));
+                warn!(dir = %path.display(), error = %e, "cannot set up the staging directory; writes will fail");
+                staging::StageDir::unlocked(path)
+            });
         let index = MetaIndex::open(
             config.metadata.index_entries.map(|_| config.write.cache_dir.as_path()),
-            config.s3.endpoint_url.as_deref().unwrap_or("aws"),
+            service,
             config.metadata.index_entries.unwrap_or(0),
         );
         Arc::new_cyclic(|me| Fs {
@@ -261,7 +270,51 @@ impl<S: ObjectStore> Fs<S> {
             recent_links: Mutex::new(LruCache::new(NonZeroUsize::new(64).unwrap())),
             file_handles: Mutex::default(),
             next_handle: AtomicU64::new(1),
+            orphans: Mutex::default(),
         })
+    }
+
+    /// Finds the staging files crashed mounts left in the cache directory, says so in the log
+    /// and in status, and aborts the multipart uploads they began on this service (S3 bills
+    /// their parts until then). Their bytes stay for `s3drive recover`; nothing is uploaded.
+    pub async fn adopt_orphans(&self) {
+        let mut found = staging::orphans(&self.config.write.cache_dir);
+        for o in &mut found {
+            let j = &mut o.journal;
+            warn!(
+                "a mount that ended without uploading it left s3://{}/{} ({} bytes) in {}; `s3drive recover` uploads or discards it",
+                j.bucket,
+                j.key,
+                o.size,
+                o.data.display()
+            );
+            if let Some(id) = j.upload_id.clone()
+                && *j.service == *self.staging_dir.service
+            {
+                match self.store.abort_multipart(&j.bucket, &j.key, &id).await {
+                    Ok(()) | Err(crate::store::StoreError::NotFound) => {
+                        info!(
+                            bucket = j.bucket,
+                            key = j.key,
+                            "aborted the multipart upload the crashed mount had begun"
+                        );
+                        j.upload_id = None;
+                        if let Err(e) = j.save(&o.data) {
+                            warn!(error = %e, "cannot update a journal");
+                        }
+                    }
+                    Err(e) => {
+                        warn!(bucket = j.bucket, key = j.key, error = %e, "cannot abort a crashed mount's multipart upload")
+                    }
+                }
+            }
+        }
+        *self.orphans.lock().unwrap() = found;
+    }
+
+    /// What [`Fs::adopt_orphans`] found.
+    pub fn orphans(&self) -> Vec<staging::Orphan> {
+        self.orphans.lock().unwrap().clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -948,7 +1001,8 @@ impl<S: ObjectStore> Fs<S> {
         };
         if write || truncate {
             self.check_writable()?;
-            let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, self.file_meta(&attr))?;
+            let mut staged =
+                Staged::create(&self.staging_dir, bucket.clone(), key, self.file_meta(&attr), attr.etag.as_deref())?;
             staged.in_s3 = true;
             staged.extra = self.extra_meta(bucket, key, attr.etag.as_deref());
             if truncate {
@@ -1003,7 +1057,7 @@ impl<S: ObjectStore> Fs<S> {
 }
 
 /// `mtime` user metadata: integer seconds (s3fs) or fractional seconds (rclone).
-fn parse_mtime(s: &str) -> Option<SystemTime> {
+pub fn parse_mtime(s: &str) -> Option<SystemTime> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let secs: u64 = secs.parse().ok()?;
     let mut nanos = 0u32;

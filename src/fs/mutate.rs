@@ -183,7 +183,7 @@ impl<S: ObjectStore> Fs<S> {
             mtime_set: false,
             symlink: false,
         };
-        let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta)?;
+        let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta, None)?;
         staged.dirty = true; // an empty new file is uploaded too
         let attr = meta.attr(0, None);
         let ino = self.inodes.remember(parent, loc.clone(), attr.clone(), self.fresh_until());
@@ -412,7 +412,7 @@ impl<S: ObjectStore> Fs<S> {
             crate::stats::error(format!("s3://{}/{} not uploaded; kept in {}", st.bucket, st.key, st.path.display()));
             self.not_in_s3(*ino);
         } else {
-            let _ = st.cancel_stream(&self.store);
+            st.cancel_stream(&self.store);
             st.discard();
         }
         let mut writers = self.writers.lock().unwrap();
@@ -461,7 +461,7 @@ impl<S: ObjectStore> Fs<S> {
         set.apply(&mut meta);
         if let Some(size) = set.size {
             // truncate(2) of a file nobody has open: stage, cut, upload now.
-            let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta)?;
+            let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta, current.etag.as_deref())?;
             staged.extra = self.extra_meta(bucket, key, current.etag.as_deref());
             let keep = size.min(current.size);
             let r = async {
@@ -672,7 +672,7 @@ impl<S: ObjectStore> Fs<S> {
         {
             let mut st = writer.staged.lock().await;
             st.unlinked = true;
-            let _ = st.cancel_stream(&self.store);
+            st.cancel_stream(&self.store);
             in_s3 = st.in_s3;
             Self::sync_info(&writer, &st);
         }
@@ -805,11 +805,12 @@ impl<S: ObjectStore> Fs<S> {
             let mut st = writer.staged.lock().await;
             let was_in_s3 = st.in_s3;
             if st.dirty || !was_in_s3 {
-                st.cancel_stream(&self.store)?;
+                st.cancel_stream(&self.store);
                 st.bucket = db.clone();
                 st.key = dk.to_string();
                 st.in_s3 = false;
                 st.dirty = true;
+                st.update_journal();
                 Self::sync_info(&writer, &st);
                 drop(st);
                 if was_in_s3 {
@@ -823,6 +824,7 @@ impl<S: ObjectStore> Fs<S> {
             if let Some(c) = st.copied_from.as_mut().filter(|c| &c.bucket == sb && c.key == sk) {
                 (c.bucket, c.key, c.etag) = (db.clone(), dk.to_string(), None);
             }
+            st.update_journal();
             Self::sync_info(&writer, &st);
         }
         let pending = self.pending_meta.lock().unwrap().remove(&(sb.clone(), sk.to_string()));
@@ -922,10 +924,11 @@ impl<S: ObjectStore> Fs<S> {
         for (ino, _) in self.writers_under(sb, sp) {
             if let Some(writer) = self.writer(ino) {
                 let mut st = writer.staged.lock().await;
-                st.cancel_stream(&self.store)?;
+                st.cancel_stream(&self.store);
                 st.key = format!("{dp}{}", &st.key[sp.len()..]);
                 st.bucket = db.clone();
                 st.dirty = true;
+                st.update_journal();
                 Self::sync_info(&writer, &st);
             }
         }
@@ -1023,7 +1026,7 @@ impl<S: ObjectStore> Fs<S> {
                 ),
             }
         }
-        let _ = std::fs::remove_dir(&self.staging_dir); // only if empty
+        self.staging_dir.remove_if_empty();
         // What the index learned reaches its file (a blocking wait of at most a few seconds).
         if self.index.path().is_some() {
             tokio::task::block_in_place(|| self.index.sync());

@@ -9,19 +9,24 @@
 //! Part sizes grow (8 MiB for the first 1,000 parts, doubling every 1,000) so that S3's 10,000
 //! parts reach its 5 TiB object limit.
 //!
+//! The staging file is the truth: every write goes into it before write(2) returns (the page
+//! cache keeps it through a crash of the daemon), and a staging write that fails (ENOSPC) is
+//! the caller's error, from that write and from every later write and close of the file, which
+//! is then never uploaded. Its journal (see [`super::staging`]) says where the bytes go.
+//!
 //! If an upload fails the object in S3 is untouched (PutObject and CompleteMultipartUpload are
 //! atomic; a failed multipart upload is aborted), the caller's close/fsync gets the error, and
 //! the staged bytes stay in the cache directory with a log line naming the file.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use crate::buf::{ALIGN, PoolBuf};
+use crate::buf::PoolBuf;
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
@@ -30,6 +35,7 @@ use tracing::{debug, warn};
 use super::error::{Error, Result};
 use super::inode::{Attr, Location};
 use super::read::MemoryLimiter;
+use super::staging::{Journal, StageDir};
 use crate::store::{ObjectStore, PutMeta, PutResult, StoreError};
 
 /// S3's smallest part (all but the last).
@@ -37,6 +43,8 @@ pub const MIN_PART: u64 = 5 << 20;
 /// S3's largest part.
 pub const MAX_PART: u64 = 5 << 30;
 pub const MAX_PARTS: i32 = 10_000;
+/// S3's largest object: a file may not grow past it (EFBIG).
+pub const MAX_OBJECT: u64 = 5 << 40;
 
 /// Tuning for uploads and copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,19 +222,17 @@ pub struct Staged {
     pub handles: usize,
     /// The last upload failed (and the caller was told): release keeps the file, no retry.
     pub failed: bool,
+    /// A write to the staging file failed: the file is incomplete, every later write and
+    /// upload fails with this, and it is never uploaded.
+    pub broken: Option<Error>,
+    /// Where the bytes go, kept beside the staging file for crash recovery.
+    journal: Journal,
     /// End of the bytes written strictly in order from 0.
     seq_end: u64,
-    /// The bytes just before `seq_end` not yet handed to a part upload (from `cur_start`): a
-    /// sequential writer's bytes go to the staging file only when they become a part (with
-    /// O_DIRECT, no copy through the page cache) or when something needs the file (`spill`).
+    /// The bytes just before `seq_end` not yet handed to a part upload (from `cur_start`), a
+    /// copy of what is in the staging file, so a part goes up without reading the file back.
     cur: Option<PoolBuf>,
     cur_start: u64,
-    /// How many leading bytes of `cur` are in the staging file already.
-    cur_on_disk: usize,
-    /// The staging file opened with O_DIRECT, where the file system allows it.
-    direct: Option<Arc<File>>,
-    /// Writes of parts into the staging file still running (they run beside the uploads).
-    disk: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     stream: Option<Stream>,
     /// Set by copy_file_range; see [`CopySource`].
     pub copied_from: Option<CopySource>,
@@ -236,9 +242,23 @@ pub struct Staged {
 static NEXT_STAGE: AtomicU64 = AtomicU64::new(0);
 
 impl Staged {
-    /// A new, empty staging file for `bucket/key` in `dir`.
-    pub fn create(dir: &Path, bucket: Arc<str>, key: &str, meta: FileMeta) -> Result<Staged> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(e, &format!("cache directory {}", dir.display())))?;
+    /// A new, empty staging file (0600) for `bucket/key` in `stage`, with its journal;
+    /// `base_etag` is the object it replaces (see [`Journal::base_etag`]).
+    pub fn create(
+        stage: &StageDir,
+        bucket: Arc<str>,
+        key: &str,
+        meta: FileMeta,
+        base_etag: Option<&str>,
+    ) -> Result<Staged> {
+        let dir = &stage.path;
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| io_err(e, &format!("cache directory {}", dir.display())))?;
+        }
         let n = NEXT_STAGE.fetch_add(1, Ordering::Relaxed);
         let tail: String = key
             .rsplit('/')
@@ -253,18 +273,15 @@ impl Staged {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| io_err(e, &format!("staging file {}", path.display())))?;
-        let direct =
-            std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&path).ok().map(Arc::new);
-        Ok(Staged {
+        let journal = stage.journal(&bucket, key, base_etag);
+        let st = Staged {
             path,
             file: Arc::new(file),
-            direct,
-            disk: Vec::new(),
             cur: None,
             cur_start: 0,
-            cur_on_disk: 0,
             size: 0,
             dirty: false,
             unlinked: false,
@@ -275,11 +292,61 @@ impl Staged {
             extra: HashMap::new(),
             handles: 0,
             failed: false,
+            broken: None,
+            journal,
             seq_end: 0,
             stream: None,
             copied_from: None,
             progress: Arc::default(),
-        })
+        };
+        if let Err(e) = st.save_journal() {
+            st.discard();
+            return Err(e);
+        }
+        Ok(st)
+    }
+
+    /// Writes the journal as things stand (where the file goes, the upload under way).
+    pub fn save_journal(&self) -> Result<()> {
+        let mut j = self.journal.clone();
+        j.bucket = self.bucket.to_string();
+        j.key = self.key.clone();
+        j.upload_id = self.stream.as_ref().map(|s| s.upload_id.clone());
+        j.mode = if self.meta.symlink { 0o120000 } else { 0o100000 } | u32::from(self.meta.perm);
+        j.uid = self.meta.uid;
+        j.gid = self.meta.gid;
+        j.mtime = format_mtime(self.meta.mtime);
+        j.save(&self.path).map_err(|e| io_err(e, &format!("journal of {}", self.path.display())))
+    }
+
+    /// [`Staged::save_journal`] where a failure only costs crash recovery: logged.
+    pub fn update_journal(&self) {
+        if let Err(e) = self.save_journal() {
+            warn!(error = %e, "cannot update a staging journal");
+        }
+    }
+
+    /// The object in S3 is now version `etag` of this file.
+    fn based_on(&mut self, etag: Option<&str>) {
+        self.journal.base_etag = etag.map(str::to_string);
+    }
+
+    /// Fails with the staging error, if there was one.
+    pub fn check_broken(&self) -> Result<()> {
+        match &self.broken {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// A staging write failed: remember it (see [`Staged::broken`]).
+    fn staging_failed(&mut self, e: std::io::Error) -> Error {
+        let err = io_err(e, &format!("staging file {}", self.path.display()));
+        if self.broken.is_none() {
+            warn!(bucket = &*self.bucket, key = self.key, error = %err, "writing the staging file failed; the file will not be uploaded");
+            self.broken = Some(err.clone());
+        }
+        err
     }
 
     pub fn location(&self) -> Location {
@@ -345,8 +412,6 @@ impl Staged {
     }
 
     pub async fn read(&mut self, offset: u64, len: u32) -> Result<Bytes> {
-        self.settle_disk().await?;
-        self.spill()?;
         if offset >= self.size {
             return Ok(Bytes::new());
         }
@@ -373,13 +438,18 @@ impl Staged {
         offset: u64,
         data: &[u8],
     ) -> Result<()> {
+        self.check_broken()?;
         let end = offset + data.len() as u64;
+        if end > MAX_OBJECT {
+            return Err(Error::FileTooLarge);
+        }
         self.dirty = true;
+        if let Err(e) = self.file.write_all_at(data, offset) {
+            return Err(self.staging_failed(e));
+        }
         if offset != self.seq_end {
             // Random writes: whatever went up early is stale.
-            self.settle_disk().await?;
-            self.cancel_stream(store)?;
-            self.file.write_all_at(data, offset).map_err(local)?;
+            self.cancel_stream(store);
             self.size = self.size.max(end);
             return Ok(());
         }
@@ -393,7 +463,6 @@ impl Staged {
                 let n = self.stream.as_ref().map_or(0, |s| s.next_part);
                 self.cur = Some(PoolBuf::new(cfg.part_size(n) as usize));
                 self.cur_start = self.seq_end;
-                self.cur_on_disk = 0;
             }
             let n = self.cur.as_mut().expect("just set").push(rest);
             rest = &rest[n..];
@@ -403,73 +472,22 @@ impl Staged {
         Ok(())
     }
 
-    /// Writes the bytes of `cur` not yet in the staging file there, so the file is complete.
-    pub fn spill(&mut self) -> Result<()> {
-        if let Some(buf) = &self.cur
-            && self.cur_on_disk < buf.len()
-        {
-            let at = self.cur_start + self.cur_on_disk as u64;
-            self.file.write_all_at(&buf.as_ref()[self.cur_on_disk..], at).map_err(local)?;
-            self.cur_on_disk = buf.len();
-        }
-        Ok(())
-    }
-
-    /// Puts a part's bytes into the staging file, so a failed upload loses nothing: whole
-    /// aligned parts with O_DIRECT (the device copies, not the CPU, and no page cache fills up)
-    /// on a blocking thread beside the upload; other bytes at once. `settle_disk` waits for them.
-    fn part_to_disk(&mut self, start: u64, data: &Bytes, skip: usize, guard: Arc<OwnedSemaphorePermit>) -> Result<()> {
-        let bytes = data.slice(skip..);
-        let at = start + skip as u64;
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        if let Some(d) = &self.direct
-            && skip == 0
-            && at.is_multiple_of(ALIGN as u64)
-            && bytes.len().is_multiple_of(ALIGN)
-            && (bytes.as_ptr() as usize).is_multiple_of(ALIGN)
-        {
-            let (d, f) = (d.clone(), self.file.clone());
-            self.disk.push(tokio::task::spawn_blocking(move || {
-                let _guard = guard;
-                match d.write_all_at(&bytes, at) {
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => f.write_all_at(&bytes, at),
-                    r => r,
-                }
-            }));
-            return Ok(());
-        }
-        self.file.write_all_at(&bytes, at).map_err(local)
-    }
-
-    /// Waits until every part handed off is in the staging file.
-    pub async fn settle_disk(&mut self) -> Result<()> {
-        let mut first = Ok(());
-        for h in self.disk.drain(..) {
-            let r = match h.await {
-                Ok(r) => r.map_err(local),
-                Err(e) => Err(Error::Io { errno: libc::EIO, msg: format!("staging write: {e}") }),
-            };
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
-    }
-
     /// Sets the size; a file filled by copy_file_range must be materialized first unless `size`
     /// is 0.
     pub async fn truncate<S: ObjectStore>(&mut self, store: &Arc<S>, size: u64) -> Result<()> {
         debug_assert!(self.copied_from.is_none() || size == 0);
+        self.check_broken()?;
+        if size > MAX_OBJECT {
+            return Err(Error::FileTooLarge);
+        }
         self.copied_from = None;
-        self.settle_disk().await?;
-        self.spill()?;
-        self.file.set_len(size).map_err(local)?;
+        if let Err(e) = self.file.set_len(size) {
+            return Err(self.staging_failed(e));
+        }
         self.size = size;
         self.dirty = true;
         if size < self.seq_end || self.stream.as_ref().is_some_and(|s| s.sent_to > size) {
-            self.cancel_stream(store)?;
+            self.cancel_stream(store);
         } else if size > self.seq_end {
             self.seq_end = 0; // a hole: no longer written in order
             self.cur = None;
@@ -478,10 +496,10 @@ impl Staged {
     }
 
     /// Drops an early multipart upload (aborting it in the background) and leaves sequential
-    /// mode; buffered bytes go to the staging file first.
-    pub fn cancel_stream<S: ObjectStore>(&mut self, store: &Arc<S>) -> Result<()> {
-        let spilled = self.spill();
+    /// mode (every byte is in the staging file already).
+    pub fn cancel_stream<S: ObjectStore>(&mut self, store: &Arc<S>) {
         self.cur = None;
+        let had_stream = self.stream.is_some();
         if let Some(mut s) = self.stream.take() {
             self.progress.sent.store(0, Ordering::Relaxed);
             s.parts.abort_all();
@@ -493,7 +511,9 @@ impl Staged {
             });
         }
         self.seq_end = 0;
-        spilled
+        if had_stream {
+            self.update_journal();
+        }
     }
 
     /// Starts the multipart upload if there is none yet.
@@ -513,6 +533,8 @@ impl Staged {
                 meta: self.meta,
                 extra: self.extra.clone(),
             });
+            // A crash from here on leaves an upload to abort: the journal names it.
+            self.update_journal();
         }
         Ok(())
     }
@@ -575,16 +597,10 @@ impl Staged {
         if buf.is_empty() {
             return Ok(());
         }
-        let (start, skip) = (self.cur_start, self.cur_on_disk);
+        let start = self.cur_start;
         let data = buf.freeze();
-        // One budget for the bytes, held until both the disk write and the upload are done.
+        // The bytes' budget, held until the upload is done.
         let guard = Arc::new(memory.take(data.len() as u64).await);
-        if let Err(e) = self.part_to_disk(start, &data, skip, guard.clone()) {
-            // Keep the bytes for a retry from the staging file: put them there the plain way.
-            let _ = self.file.write_all_at(&data[skip..], start + skip as u64);
-            return Err(e);
-        }
-        self.cur_on_disk = 0;
         self.ensure_stream(store).await?;
         self.send_part(store, cfg, memory, start, data, Some(guard)).await
     }
@@ -619,10 +635,10 @@ impl Staged {
         cfg: &WriteConfig,
         memory: &MemoryLimiter,
     ) -> Result<(PutResult, bool)> {
+        self.check_broken()?;
         if self.stream.is_some() && self.seq_end != self.size {
             // Not all of the file was written in order after all (a hole from ftruncate).
-            self.settle_disk().await?;
-            self.cancel_stream(store)?;
+            self.cancel_stream(store);
         }
         let put = self.meta.to_put(&self.key, &self.extra);
         let stale =
@@ -635,8 +651,6 @@ impl Staged {
                 Err(e) => Err(e),
             }
         } else if self.size <= cfg.part_size(0) {
-            self.settle_disk().await?;
-            self.spill()?;
             let whole = self.cur.as_ref().is_some_and(|b| self.cur_start == 0 && b.len() as u64 == self.size);
             let data = if whole {
                 self.cur.take().expect("checked").freeze()
@@ -646,8 +660,6 @@ impl Staged {
             store.put_object(&self.bucket, &self.key, data, &put).await.map_err(Error::from)
         } else {
             // Not written in order: send the whole file now from the staging file.
-            self.settle_disk().await?;
-            self.spill()?;
             self.cur = None;
             let sent = self.stream_from_file(store, cfg, memory).await;
             stale_meta = stale(self);
@@ -664,14 +676,15 @@ impl Staged {
                 self.in_s3 = true;
                 self.seq_end = 0;
                 self.cur = None;
+                self.based_on(r.etag.as_deref());
+                self.update_journal();
                 Ok((r, stale_meta))
             }
             Err(e) => {
-                // Every byte must be in the staging file before the caller hears of the failure.
+                // Every byte is in the staging file already; the journal loses the upload id
+                // once the abort is sent.
                 self.failed = true;
-                let settled = self.settle_disk().await;
-                self.cancel_stream(store)?;
-                settled?;
+                self.cancel_stream(store);
                 Err(e)
             }
         }
@@ -701,9 +714,11 @@ impl Staged {
         result
     }
 
-    /// Removes the staging file (after a successful upload, or when nothing is to be kept).
+    /// Removes the staging file and its journal (after a successful upload, or when nothing
+    /// is to be kept).
     pub fn discard(&self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(Journal::path_for(&self.path));
     }
 }
 

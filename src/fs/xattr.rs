@@ -382,6 +382,27 @@ impl<S: ObjectStore> Fs<S> {
             let _ = writeln!(out, "  {name}  {state}: {} of {} in S3 ({pct}%)", human(sent), human(info.size));
         }
         let _ = writeln!(out, "\npending deletes: {}", self.deleter.pending_count());
+        let orphans = self.orphans();
+        if !orphans.is_empty() {
+            let bytes = orphans.iter().map(|o| o.size).sum();
+            let _ = writeln!(
+                out,
+                "\nleft by a crashed mount: {} files, {} (s3drive recover --cache-dir {})",
+                orphans.len(),
+                human(bytes),
+                self.config.write.cache_dir.display()
+            );
+            for o in orphans.iter().take(20) {
+                let _ = writeln!(
+                    out,
+                    "  s3://{}/{}  {}  {}",
+                    o.journal.bucket,
+                    o.journal.key,
+                    human(o.size),
+                    o.data.display()
+                );
+            }
+        }
         let index = self.index.stats();
         let place = self.index.path().map_or("in memory only".to_string(), |p| p.display().to_string());
         let _ = writeln!(

@@ -1,0 +1,153 @@
+//! `s3drive recover`: what a mount that died left in the cache directory (see
+//! [`crate::fs::staging`]): list it, upload one file (never over a newer object), or discard it.
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::cli::RecoverAction;
+use crate::fs::staging::{self, Orphan};
+use crate::fs::write::FileMeta;
+use crate::stats::human;
+use crate::store::s3::{S3Options, S3Store};
+use crate::store::{ObjectStore, StoreError};
+
+pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCode {
+    let dir = cache_dir.unwrap_or_else(crate::config::default_cache_dir);
+    let found = staging::orphans(&dir);
+    let find = |id: &str| found.iter().find(|o| o.id == id).cloned();
+    match action.unwrap_or(RecoverAction::List) {
+        RecoverAction::List => {
+            if found.is_empty() {
+                println!("nothing to recover in {}", dir.display());
+            }
+            for o in &found {
+                let j = &o.journal;
+                let dest = if j.bucket.is_empty() {
+                    "(no journal: destination unknown)".to_string()
+                } else {
+                    format!("s3://{}/{}", j.bucket, j.key)
+                };
+                println!("{}  {}  {}  ({})", o.id, human(o.size), dest, o.data.display());
+            }
+            ExitCode::SUCCESS
+        }
+        RecoverAction::Discard { id } => match find(&id) {
+            Some(o) => {
+                staging::discard(&o);
+                println!("discarded {id} ({} for s3://{}/{})", human(o.size), o.journal.bucket, o.journal.key);
+                ExitCode::SUCCESS
+            }
+            None => no_such(&id, &dir),
+        },
+        RecoverAction::Upload { id, endpoint_url, region, profile, force_path_style } => {
+            let Some(o) = find(&id) else { return no_such(&id, &dir) };
+            if o.journal.bucket.is_empty() {
+                eprintln!(
+                    "s3drive: {id} has no journal, so where it goes is unknown; its bytes are in {}",
+                    o.data.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            let service = o.journal.service.clone();
+            let opts = S3Options {
+                endpoint_url: endpoint_url.or((service != "aws").then_some(service)),
+                region,
+                profile,
+                force_path_style: force_path_style || o.journal.path_style,
+                no_sign_request: false,
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("s3drive: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(async {
+                let store = S3Store::new(&opts).await;
+                upload(&store, &o).await
+            }) {
+                Ok(key) => {
+                    staging::discard(&o);
+                    println!("uploaded {id} to s3://{}/{key}", o.journal.bucket);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("s3drive: uploading {id} failed: {e}; it stays in {}", o.data.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn no_such(id: &str, dir: &std::path::Path) -> ExitCode {
+    eprintln!("s3drive: no file {id:?} to recover in {} (see `s3drive recover list`)", dir.display());
+    ExitCode::from(2)
+}
+
+/// Uploads an orphan to its key, or beside it if the object changed since the file was opened;
+/// returns the key used.
+pub async fn upload<S: ObjectStore>(store: &S, o: &Orphan) -> Result<String, StoreError> {
+    let j = &o.journal;
+    let current = match store.head_object(&j.bucket, &j.key).await {
+        Ok(m) => m.etag,
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e),
+    };
+    let key = if current == j.base_etag {
+        j.key.clone()
+    } else {
+        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+        format!("{}.recovered-{secs}", j.key)
+    };
+    let meta = FileMeta {
+        perm: (j.mode & 0o7777) as u16,
+        uid: j.uid,
+        gid: j.gid,
+        mtime: crate::fs::parse_mtime(&j.mtime).unwrap_or_else(SystemTime::now),
+        mtime_set: true,
+        symlink: j.mode & 0o170000 == 0o120000,
+    };
+    let put = meta.to_put(&key, &HashMap::new());
+    let file = std::fs::File::open(&o.data).map_err(|e| local(&o.data, e))?;
+    let size = o.size;
+    // Parts big enough that S3's 10,000 reach the file's size.
+    let part = (8u64 << 20).max(size.div_ceil(10_000));
+    let read = |start: u64, len: u64| -> Result<Bytes, StoreError> {
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, start).map_err(|e| local(&o.data, e))?;
+        Ok(buf.into())
+    };
+    if size <= part {
+        store.put_object(&j.bucket, &key, read(0, size)?, &put).await?;
+        return Ok(key);
+    }
+    let id = store.create_multipart(&j.bucket, &key, &put).await?;
+    let sent = async {
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < size {
+            let len = part.min(size - start);
+            let n = parts.len() as i32 + 1;
+            parts.push((n, store.upload_part(&j.bucket, &key, &id, n, read(start, len)?).await?));
+            start += len;
+        }
+        store.complete_multipart(&j.bucket, &key, &id, &parts).await
+    }
+    .await;
+    if let Err(e) = sent {
+        let _ = store.abort_multipart(&j.bucket, &key, &id).await;
+        return Err(e);
+    }
+    Ok(key)
+}
+
+fn local(path: &std::path::Path, e: std::io::Error) -> StoreError {
+    StoreError::Server { status: None, code: "LocalFile".into(), message: format!("{}: {e}", path.display()) }
+}
