@@ -101,6 +101,17 @@ pub struct Args {
     #[arg(long, help_heading = "Service")]
     pub force_path_style: bool,
 
+    /// An S3 request that makes no progress (no bytes of its body taken, no answer, no bytes of
+    /// the answer) for this long is abandoned and tried again.
+    #[arg(long, value_name = "SECONDS", default_value = "30", help_heading = "Service")]
+    pub request_timeout: f64,
+
+    /// How long a failing request is retried (connection errors, stalls, 5xx, throttling such
+    /// as 503 SlowDown), with exponential backoff and jitter, before the operation fails with
+    /// EIO. A request fails at most about this plus --request-timeout after it began.
+    #[arg(long, value_name = "SECONDS", default_value = "60", help_heading = "Service")]
+    pub retry_budget: f64,
+
     /// Named profile from ~/.aws/config and ~/.aws/credentials.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Credentials")]
     pub profile: Option<String>,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cli::Args;
 use crate::fs::write::WriteConfig;
+use crate::store::retry::RetryOptions;
 use crate::store::s3::S3Options;
 
 /// What the root of the mount shows.
@@ -106,6 +107,15 @@ pub struct ConfigError(pub String);
 
 fn bad(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
+}
+
+/// A positive number of seconds from option `--what`.
+fn seconds(what: &str, v: f64) -> Result<Duration, ConfigError> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(bad(format!("--{what} {v} must be a positive number of seconds")))
+    }
 }
 
 fn parse_mode(what: &str, s: &str) -> Result<u16, ConfigError> {
@@ -248,6 +258,10 @@ impl Config {
                 profile: args.profile.clone(),
                 force_path_style: args.force_path_style,
                 no_sign_request: args.no_sign_request,
+                retry: RetryOptions {
+                    budget: seconds("retry-budget", args.retry_budget)?,
+                    request_timeout: seconds("request-timeout", args.request_timeout)?,
+                },
             },
             presign_lifetime,
             metadata: MetadataConfig {

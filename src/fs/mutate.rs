@@ -275,6 +275,10 @@ impl<S: ObjectStore> Fs<S> {
                 debug!(bucket = &*st.bucket, key = st.key, size = st.size, "uploaded");
                 Ok(())
             }
+            Err(e) if st.broken.is_some() => {
+                warn!("s3://{}/{} is not uploaded: its staging file could not be written ({e})", st.bucket, st.key);
+                Err(e)
+            }
             Err(e) => {
                 warn!(
                     "upload of s3://{}/{} failed: {e}; the data written is kept in {}",
@@ -407,7 +411,17 @@ impl<S: ObjectStore> Fs<S> {
         // No retry after a failure the caller was told about: the data stays in the cache.
         let kept =
             if st.dirty && !st.unlinked { st.failed || self.upload(*ino, &mut st).await.is_err() } else { false };
-        if kept {
+        if let Some(e) = st.broken.clone().filter(|_| st.dirty && !st.unlinked) {
+            // The staging file misses bytes the writer was told failed: nothing to keep.
+            warn!(
+                "s3://{}/{} was not uploaded: writing its staging file failed ({e}); the object in S3 is unchanged",
+                st.bucket, st.key
+            );
+            crate::stats::error(format!("s3://{}/{} not uploaded: staging failed: {e}", st.bucket, st.key));
+            st.cancel_stream(&self.store);
+            st.discard();
+            self.not_in_s3(*ino);
+        } else if kept {
             warn!("s3://{}/{} was not uploaded; its data is kept in {}", st.bucket, st.key, st.path.display());
             crate::stats::error(format!("s3://{}/{} not uploaded; kept in {}", st.bucket, st.key, st.path.display()));
             self.not_in_s3(*ino);

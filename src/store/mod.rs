@@ -6,6 +6,7 @@
 //! injects faults).
 
 pub mod memory;
+pub mod retry;
 pub mod s3;
 
 use std::collections::HashMap;

@@ -5,9 +5,16 @@
 //! request for a bucket whose region is unknown sends HeadBucket, which reports the region in the
 //! `x-amz-bucket-region` header even when it answers 301 or 403; one client per region is kept.
 //! With a custom endpoint the configured region is used for every bucket.
+//!
+//! Every request goes through [`super::retry`]: the SDK's own retries are off, each attempt is
+//! watched for stalls (request bodies report the bytes hyper takes), and a GET cut mid-body
+//! resumes from the first missing byte, pinned to the ETag its first answer had.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use aws_config::BehaviorVersion;
@@ -25,6 +32,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, Metadat
 use bytes::Bytes;
 use tracing::{debug, warn};
 
+use super::retry::{Attempts, Progress, RetryOptions, Throttle, watch};
 use super::{
     BucketInfo, ListPage, ListRequest, ListedObject, MAX_PRESIGN, ObjectMeta, ObjectStore, Presigned, PutMeta,
     PutResult, StoreError, StoreResult,
@@ -40,6 +48,7 @@ pub struct S3Options {
     pub force_path_style: bool,
     /// Send unsigned requests (public buckets); no credentials are looked up.
     pub no_sign_request: bool,
+    pub retry: RetryOptions,
 }
 
 pub struct S3Store {
@@ -52,18 +61,52 @@ pub struct S3Store {
     /// The credential chain, for presigning with credentials whose expiry is known.
     credentials: Option<SharedCredentialsProvider>,
     signing_credentials: tokio::sync::Mutex<Option<Credentials>>,
+    retry: RetryOptions,
+    throttle: Throttle,
+}
+
+/// A request body that marks [`Progress`] each time the HTTP client takes a piece of it.
+struct Watched {
+    data: Bytes,
+    progress: Arc<Progress>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.data.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.data.len().min(64 << 10);
+        let chunk = self.data.split_to(n);
+        self.progress.touch();
+        Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+fn watched_body(data: &Bytes, progress: &Arc<Progress>) -> ByteStream {
+    ByteStream::from_body_1_x(Watched { data: data.clone(), progress: progress.clone() })
 }
 
 impl S3Store {
     pub async fn new(opts: &S3Options) -> S3Store {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(4))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .read_timeout(Duration::from_secs(60))
-                    .build(),
-            );
+            // Retries and stall timeouts are ours (see `super::retry`).
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build());
         if let Some(p) = &opts.profile {
             loader = loader.profile_name(p);
         }
@@ -94,6 +137,33 @@ impl S3Store {
             bucket_regions: Mutex::new(HashMap::new()),
             credentials: if opts.no_sign_request { None } else { sdk.credentials_provider() },
             signing_credentials: tokio::sync::Mutex::new(None),
+            retry: opts.retry,
+            throttle: Throttle::default(),
+        }
+    }
+
+    /// Sends one request with retries: `attempt` builds and sends it afresh each time, given
+    /// the progress marker its body and response touch.
+    async fn call<T, F, Fut>(&self, op: &'static str, attempt: F) -> StoreResult<T>
+    where
+        F: Fn(Arc<Progress>) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        let mut attempts = Attempts::new(op, self.retry, &self.throttle);
+        loop {
+            attempts.before().await;
+            let progress = Progress::new();
+            match watch(&progress, self.retry.request_timeout, attempt(progress.clone())).await {
+                Ok(v) => {
+                    attempts.succeeded();
+                    return Ok(v);
+                }
+                Err(e) => {
+                    if !attempts.again(&e).await {
+                        return Err(e);
+                    }
+                }
+            }
         }
     }
 
@@ -221,12 +291,16 @@ impl ObjectStore for S3Store {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let resp = client
-                .list_buckets()
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| map_err(e, StoreError::NotFound))?;
+            let resp = self
+                .call("ListBuckets", |_| async {
+                    client
+                        .list_buckets()
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| map_err(e, StoreError::NotFound))
+                })
+                .await?;
             for b in resp.buckets() {
                 if let Some(name) = b.name() {
                     out.push(BucketInfo { name: name.to_string(), created: to_system_time(b.creation_date()) });
@@ -245,9 +319,13 @@ impl ObjectStore for S3Store {
 
     async fn head_bucket(&self, bucket: &str) -> StoreResult<String> {
         crate::stats::request("HeadBucket");
+        let limit = self.retry.request_timeout;
         let known = self.bucket_regions.lock().unwrap().get(bucket).cloned();
         let client = self.client_in(known.as_deref().unwrap_or(&self.default_region));
-        match client.head_bucket().bucket(bucket).send().await {
+        let stalled = || StoreError::Network(format!("no answer for {} s (--request-timeout)", limit.as_secs_f64()));
+        let first =
+            tokio::time::timeout(limit, client.head_bucket().bucket(bucket).send()).await.map_err(|_| stalled())?;
+        match first {
             Ok(out) => {
                 let region = out.bucket_region().unwrap_or(&self.default_region).to_string();
                 if self.discover_regions {
@@ -264,7 +342,10 @@ impl ObjectStore for S3Store {
                     if status == Some(301) {
                         debug!(bucket, region, "bucket lives in another region; asking there");
                         let client = self.client_in(region);
-                        return match client.head_bucket().bucket(bucket).send().await {
+                        let again = tokio::time::timeout(limit, client.head_bucket().bucket(bucket).send())
+                            .await
+                            .map_err(|_| stalled())?;
+                        return match again {
                             Ok(_) => Ok(region.clone()),
                             Err(e) => Err(map_err(e, StoreError::NoSuchBucket)),
                         };
@@ -278,16 +359,20 @@ impl ObjectStore for S3Store {
     async fn list_objects(&self, req: ListRequest<'_>) -> StoreResult<ListPage> {
         crate::stats::request("ListObjectsV2");
         let client = self.client(req.bucket).await;
-        let resp = client
-            .list_objects_v2()
-            .bucket(req.bucket)
-            .prefix(req.prefix)
-            .set_delimiter(req.delimiter.map(str::to_string))
-            .set_continuation_token(req.continuation.map(str::to_string))
-            .set_max_keys(req.max_keys)
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        let resp = self
+            .call("ListObjectsV2", |_| async {
+                client
+                    .list_objects_v2()
+                    .bucket(req.bucket)
+                    .prefix(req.prefix)
+                    .set_delimiter(req.delimiter.map(str::to_string))
+                    .set_continuation_token(req.continuation.map(str::to_string))
+                    .set_max_keys(req.max_keys)
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NoSuchBucket))
+            })
+            .await?;
         let objects = resp
             .contents()
             .iter()
@@ -316,8 +401,11 @@ impl ObjectStore for S3Store {
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
         crate::stats::request("HeadObject");
         let client = self.client(bucket).await;
-        let resp =
-            client.head_object().bucket(bucket).key(key).send().await.map_err(|e| map_err(e, StoreError::NotFound))?;
+        let resp = self
+            .call("HeadObject", |_| async {
+                client.head_object().bucket(bucket).key(key).send().await.map_err(|e| map_err(e, StoreError::NotFound))
+            })
+            .await?;
         Ok(ObjectMeta {
             size: resp.content_length().unwrap_or(0).max(0) as u64,
             last_modified: to_system_time(resp.last_modified()),
@@ -342,31 +430,75 @@ impl ObjectStore for S3Store {
         crate::stats::request("GetObject");
         debug_assert!(end > start);
         let client = self.client(bucket).await;
-        let resp = client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .range(format!("bytes={}-{}", start, end - 1))
-            .set_if_match(if_match.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NotFound))?;
         // Straight into one buffer of the range's size: collecting the chunks and then joining
         // them would hold each part twice (plus the chunks' slack) at the moment of the join.
         // Large buffers come from the pool, already faulted in.
         let want = (end - start) as usize;
         let mut buf = PoolBuf::new(want);
-        let mut body = resp.body;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?
-        {
-            if buf.push(&chunk) < chunk.len() {
-                return Err(StoreError::Network(format!(
-                    "the server sent more than the {want} bytes of range {start}-{} of {key}",
-                    end - 1
-                )));
+        // The version being read: the caller's, else the one the first answer was. A resumed
+        // request asks for it with If-Match, and an answer of another version (a server that
+        // ignores If-Match) is a precondition failure, never mixed into the bytes.
+        let mut pinned: Option<String> = if_match.map(str::to_string);
+        let mut attempts = Attempts::new("GetObject", self.retry, &self.throttle);
+        loop {
+            attempts.before().await;
+            let progress = Progress::new();
+            let from = start + buf.len() as u64;
+            let attempt =
+                async {
+                    let resp = client
+                        .get_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .range(format!("bytes={}-{}", from, end - 1))
+                        .set_if_match(pinned.clone())
+                        .send()
+                        .await
+                        .map_err(|e| map_err(e, StoreError::NotFound))?;
+                    let etag = resp.e_tag().map(str::to_string);
+                    match (&pinned, &etag) {
+                        (Some(p), Some(e)) if p != e => {
+                            debug!(key, pinned = p, got = e, "an answer of another version: precondition failed");
+                            return Err(StoreError::PreconditionFailed);
+                        }
+                        (None, Some(e)) => pinned = Some(e.clone()),
+                        _ => {}
+                    }
+                    progress.touch();
+                    let mut body = resp.body;
+                    while let Some(chunk) = body.try_next().await.map_err(|e| {
+                        StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e)))
+                    })? {
+                        progress.touch();
+                        if buf.push(&chunk) < chunk.len() {
+                            return Err(StoreError::Server {
+                                status: None,
+                                code: "TooLong".into(),
+                                message: format!(
+                                    "the server sent more than the {want} bytes of range {start}-{} of {key}",
+                                    end - 1
+                                ),
+                            });
+                        }
+                    }
+                    Ok(())
+                };
+            match watch(&progress, self.retry.request_timeout, attempt).await {
+                Ok(()) => {
+                    attempts.succeeded();
+                    break;
+                }
+                // A range past the end after a resume means the object is shorter than a
+                // listing said: what arrived is all there is.
+                Err(StoreError::InvalidRange) if !buf.is_empty() => break,
+                Err(e) => {
+                    if !buf.is_empty() {
+                        debug!(key, got = buf.len(), want, error = %e, "GET cut short; resuming from the first missing byte");
+                    }
+                    if !attempts.again(&e).await {
+                        return Err(e);
+                    }
+                }
             }
         }
         crate::stats::bytes_down(buf.len() as u64);
@@ -377,18 +509,26 @@ impl ObjectStore for S3Store {
         crate::stats::request("PutObject");
         let len = body.len() as u64;
         let client = self.client(bucket).await;
-        let resp = client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .set_metadata(Some(meta.metadata.clone()))
-            .set_content_type(meta.content_type.clone())
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        let resp = self
+            .call("PutObject", |progress| {
+                let stream = watched_body(&body, &progress);
+                async {
+                    client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .content_length(len as i64)
+                        .body(stream)
+                        .set_metadata(Some(meta.metadata.clone()))
+                        .set_content_type(meta.content_type.clone())
+                        .customize()
+                        .disable_payload_signing()
+                        .send()
+                        .await
+                        .map_err(|e| map_err(e, StoreError::NoSuchBucket))
+                }
+            })
+            .await?;
         crate::stats::bytes_up(len);
         Ok(PutResult { etag: resp.e_tag().map(str::to_string) })
     }
@@ -396,15 +536,19 @@ impl ObjectStore for S3Store {
     async fn create_multipart(&self, bucket: &str, key: &str, meta: &PutMeta) -> StoreResult<String> {
         crate::stats::request("CreateMultipartUpload");
         let client = self.client(bucket).await;
-        let resp = client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .set_metadata(Some(meta.metadata.clone()))
-            .set_content_type(meta.content_type.clone())
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        let resp = self
+            .call("CreateMultipartUpload", |_| async {
+                client
+                    .create_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_metadata(Some(meta.metadata.clone()))
+                    .set_content_type(meta.content_type.clone())
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NoSuchBucket))
+            })
+            .await?;
         resp.upload_id().map(str::to_string).ok_or_else(|| StoreError::Server {
             status: None,
             code: "NoUploadId".into(),
@@ -423,18 +567,26 @@ impl ObjectStore for S3Store {
         crate::stats::request("UploadPart");
         let len = body.len() as u64;
         let client = self.client(bucket).await;
-        let resp = client
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part)
-            .body(ByteStream::from(body))
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        let resp = self
+            .call("UploadPart", |progress| {
+                let stream = watched_body(&body, &progress);
+                async {
+                    client
+                        .upload_part()
+                        .bucket(bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .part_number(part)
+                        .content_length(len as i64)
+                        .body(stream)
+                        .customize()
+                        .disable_payload_signing()
+                        .send()
+                        .await
+                        .map_err(|e| map_err(e, StoreError::NotFound))
+                }
+            })
+            .await?;
         crate::stats::bytes_up(len);
         Ok(resp.e_tag().unwrap_or_default().to_string())
     }
@@ -452,17 +604,21 @@ impl ObjectStore for S3Store {
     ) -> StoreResult<String> {
         crate::stats::request("UploadPartCopy");
         let client = self.client(bucket).await;
-        let resp = client
-            .upload_part_copy()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part)
-            .copy_source(copy_source(src_bucket, src_key))
-            .copy_source_range(format!("bytes={}-{}", start, end - 1))
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        let resp = self
+            .call("UploadPartCopy", |_| async {
+                client
+                    .upload_part_copy()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(part)
+                    .copy_source(copy_source(src_bucket, src_key))
+                    .copy_source_range(format!("bytes={}-{}", start, end - 1))
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NotFound))
+            })
+            .await?;
         Ok(resp.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_string())
     }
 
@@ -480,29 +636,36 @@ impl ObjectStore for S3Store {
                 parts.iter().map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build()).collect(),
             ))
             .build();
-        let resp = client
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(done)
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        let resp = self
+            .call("CompleteMultipartUpload", |_| async {
+                client
+                    .complete_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .multipart_upload(done.clone())
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NotFound))
+            })
+            .await?;
         Ok(PutResult { etag: resp.e_tag().map(str::to_string) })
     }
 
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
         crate::stats::request("AbortMultipartUpload");
         let client = self.client(bucket).await;
-        client
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NotFound))?;
+        self.call("AbortMultipartUpload", |_| async {
+            client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+                .map_err(|e| map_err(e, StoreError::NotFound))
+        })
+        .await?;
         Ok(())
     }
 
@@ -516,14 +679,19 @@ impl ObjectStore for S3Store {
     ) -> StoreResult<PutResult> {
         crate::stats::request("CopyObject");
         let client = self.client(bucket).await;
-        let mut req = client.copy_object().bucket(bucket).key(key).copy_source(copy_source(src_bucket, src_key));
-        if let Some(m) = meta {
-            req = req
-                .metadata_directive(MetadataDirective::Replace)
-                .set_metadata(Some(m.metadata.clone()))
-                .set_content_type(m.content_type.clone());
-        }
-        let resp = req.send().await.map_err(|e| map_err(e, StoreError::NotFound))?;
+        let resp = self
+            .call("CopyObject", |_| async {
+                let mut req =
+                    client.copy_object().bucket(bucket).key(key).copy_source(copy_source(src_bucket, src_key));
+                if let Some(m) = meta {
+                    req = req
+                        .metadata_directive(MetadataDirective::Replace)
+                        .set_metadata(Some(m.metadata.clone()))
+                        .set_content_type(m.content_type.clone());
+                }
+                req.send().await.map_err(|e| map_err(e, StoreError::NotFound))
+            })
+            .await?;
         Ok(PutResult { etag: resp.copy_object_result().and_then(|r| r.e_tag()).map(str::to_string) })
     }
 
@@ -540,13 +708,17 @@ impl ObjectStore for S3Store {
             .quiet(true)
             .build()
             .map_err(|e| StoreError::Server { status: None, code: "BuildError".into(), message: e.to_string() })?;
-        let resp = client
-            .delete_objects()
-            .bucket(bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        let resp = self
+            .call("DeleteObjects", |_| async {
+                client
+                    .delete_objects()
+                    .bucket(bucket)
+                    .delete(delete.clone())
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NoSuchBucket))
+            })
+            .await?;
         Ok(resp
             .errors()
             .iter()
@@ -610,7 +782,8 @@ impl ObjectStore for S3Store {
                     .build(),
             );
         }
-        req.send().await.map_err(|e| map_err(e, StoreError::NotFound))?;
+        self.call("CreateBucket", |_| async { req.clone().send().await.map_err(|e| map_err(e, StoreError::NotFound)) })
+            .await?;
         if self.discover_regions {
             self.remember_region(bucket, &self.default_region.clone());
         }
@@ -620,7 +793,10 @@ impl ObjectStore for S3Store {
     async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
         crate::stats::request("DeleteBucket");
         let client = self.client(bucket).await;
-        client.delete_bucket().bucket(bucket).send().await.map_err(|e| map_err(e, StoreError::NoSuchBucket))?;
+        self.call("DeleteBucket", |_| async {
+            client.delete_bucket().bucket(bucket).send().await.map_err(|e| map_err(e, StoreError::NoSuchBucket))
+        })
+        .await?;
         Ok(())
     }
 }
