@@ -14,6 +14,9 @@ use crate::fuse::FuseFs;
 use crate::store::s3::S3Store;
 use crate::store::{ObjectStore, StoreError};
 
+/// How long the start-up checks retry a failing request.
+const STARTUP_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What the user is told when the service cannot be used, in one line.
 fn explain(err: &StoreError, endpoint: &str, what: &str) -> String {
     match err {
@@ -87,7 +90,10 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("s3drive").build()?;
     let endpoint = config.s3.endpoint_url.clone().unwrap_or_else(|| "AWS S3".into());
     let store = Arc::new(rt.block_on(S3Store::new(&config.s3)));
+    // A wrong endpoint or a dead server is reported in seconds, not after the whole budget.
+    store.cap_retry_budget(Some(STARTUP_RETRY_BUDGET));
     rt.block_on(check_source(&*store, &config.source, &endpoint)).map_err(anyhow::Error::msg)?;
+    store.cap_retry_budget(None);
 
     let mut options = vec![
         MountOption::FSName(source_name(&config)),

@@ -343,7 +343,9 @@ fn a_failed_upload_is_an_error_from_close_and_loses_nothing() {
     let proxy = Proxy::start();
     let cache = tempfile::tempdir().unwrap();
     // A metadata TTL far longer than the test: what the kernel caches is dropped on notice.
-    let m = mount(&proxy, &[&b, "--cache-dir", cache.path().to_str().unwrap(), "--metadata-ttl", "600"]);
+    // 500s are retried for the retry budget: one second keeps the test short.
+    let cache_dir = cache.path().to_str().unwrap();
+    let m = mount(&proxy, &[&b, "--cache-dir", cache_dir, "--metadata-ttl", "600", "--retry-budget", "1"]);
     assert_eq!(fs::read(m.path().join("small.txt")).unwrap(), b"old small\n");
 
     proxy.fail(Fault { op: "PutObject", bucket: None, status: 500, code: "InternalError" });

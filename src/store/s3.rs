@@ -62,6 +62,8 @@ pub struct S3Store {
     credentials: Option<SharedCredentialsProvider>,
     signing_credentials: tokio::sync::Mutex<Option<Credentials>>,
     retry: RetryOptions,
+    /// The retry budget in force (milliseconds): shorter during the start-up checks.
+    budget_ms: std::sync::atomic::AtomicU64,
     throttle: Throttle,
 }
 
@@ -138,8 +140,21 @@ impl S3Store {
             credentials: if opts.no_sign_request { None } else { sdk.credentials_provider() },
             signing_credentials: tokio::sync::Mutex::new(None),
             retry: opts.retry,
+            budget_ms: std::sync::atomic::AtomicU64::new(opts.retry.budget.as_millis() as u64),
             throttle: Throttle::default(),
         }
+    }
+
+    /// Caps the retry budget (`None`: back to the configured one). The start-up checks use a
+    /// short one, so a wrong endpoint is reported in seconds.
+    pub fn cap_retry_budget(&self, cap: Option<Duration>) {
+        let b = cap.map_or(self.retry.budget, |c| c.min(self.retry.budget));
+        self.budget_ms.store(b.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn retry_options(&self) -> RetryOptions {
+        let ms = self.budget_ms.load(std::sync::atomic::Ordering::Relaxed);
+        RetryOptions { budget: Duration::from_millis(ms), ..self.retry }
     }
 
     /// Sends one request with retries: `attempt` builds and sends it afresh each time, given
@@ -149,7 +164,7 @@ impl S3Store {
         F: Fn(Arc<Progress>) -> Fut,
         Fut: Future<Output = StoreResult<T>>,
     {
-        let mut attempts = Attempts::new(op, self.retry, &self.throttle);
+        let mut attempts = Attempts::new(op, self.retry_options(), &self.throttle);
         loop {
             attempts.before().await;
             let progress = Progress::new();
@@ -439,7 +454,7 @@ impl ObjectStore for S3Store {
         // request asks for it with If-Match, and an answer of another version (a server that
         // ignores If-Match) is a precondition failure, never mixed into the bytes.
         let mut pinned: Option<String> = if_match.map(str::to_string);
-        let mut attempts = Attempts::new("GetObject", self.retry, &self.throttle);
+        let mut attempts = Attempts::new("GetObject", self.retry_options(), &self.throttle);
         loop {
             attempts.before().await;
             let progress = Progress::new();

@@ -166,8 +166,30 @@ pub struct Fault {
     pub code: &'static str,
 }
 
+/// What a [`Rule`] does to a request.
+#[derive(Debug, Clone)]
+pub enum Trouble {
+    /// Answer this status and S3 error code instead of the server.
+    Error { status: u16, code: &'static str },
+    /// Never answer (the request is read, nothing comes back; the connection stays open).
+    Stall,
+    /// Pass the request on, but close the connection after this many bytes of the response.
+    CutResponse(u64),
+    /// Pass the request on with one byte of its body changed.
+    FlipBodyByte,
+}
+
+/// Trouble for the next `times` requests of operation `op`.
+#[derive(Debug, Clone)]
+struct Rule {
+    op: &'static str,
+    trouble: Trouble,
+    times: u32,
+}
+
 #[derive(Default)]
 struct ProxyState {
+    rules: Vec<Rule>,
     counts: HashMap<String, u64>,
     /// Requests by operation and path (`/bucket/key`, query left off).
     by_path: HashMap<(String, String), u64>,
@@ -248,7 +270,19 @@ impl Proxy {
     }
 
     pub fn clear_faults(&self) {
-        self.state.lock().unwrap().faults.clear();
+        let mut s = self.state.lock().unwrap();
+        s.faults.clear();
+        s.rules.clear();
+    }
+
+    /// The next `times` requests of `op` meet `trouble` (see [`Trouble`]).
+    pub fn trouble(&self, op: &'static str, trouble: Trouble, times: u32) {
+        self.state.lock().unwrap().rules.push(Rule { op, trouble, times });
+    }
+
+    /// How many requests are still to meet trouble.
+    pub fn trouble_left(&self) -> u32 {
+        self.state.lock().unwrap().rules.iter().map(|r| r.times).sum()
     }
 }
 
@@ -291,9 +325,11 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
     let (mut sr, mut sw) = server.into_split();
     let mut cr = BufReader::new(cr);
     let cw = Arc::new(tokio::sync::Mutex::new(cw));
-    // Responses flow back untouched; the SDK sends one request at a time per connection, so
-    // when a fault is answered here every earlier response has already gone back.
-    let cw2 = cw.clone();
+    // Responses flow back untouched (unless a cut is set: then only that many more bytes, and
+    // the connection is closed); the SDK sends one request at a time per connection, so when
+    // a fault is answered here every earlier response has already gone back.
+    let cut: Arc<Mutex<Option<u64>>> = Arc::default();
+    let (cw2, cut2) = (cw.clone(), cut.clone());
     let back = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -301,7 +337,22 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if cw2.lock().await.write_all(&buf[..n]).await.is_err() {
+            let allowed = cut2.lock().unwrap().map_or(n as u64, |left| left.min(n as u64)) as usize;
+            let mut w = cw2.lock().await;
+            if w.write_all(&buf[..allowed]).await.is_err() {
+                break;
+            }
+            let done = {
+                let mut c = cut2.lock().unwrap();
+                if let Some(left) = c.as_mut() {
+                    *left -= allowed as u64;
+                    *left == 0
+                } else {
+                    false
+                }
+            };
+            if done {
+                let _ = w.shutdown().await;
                 break;
             }
         }
@@ -333,6 +384,18 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
             *s.by_path.entry((op.clone(), path)).or_default() += 1;
             s.faults.iter().find(|f| f.op == op && (f.bucket.is_none() || f.bucket == bucket)).cloned()
         };
+        let trouble = {
+            let mut s = st.lock().unwrap();
+            let rule = s.rules.iter_mut().find(|r| r.op == op && r.times > 0);
+            rule.map(|r| {
+                r.times -= 1;
+                r.trouble.clone()
+            })
+        };
+        let fault = fault.or(match &trouble {
+            Some(Trouble::Error { status, code }) => Some(Fault { op: "", bucket: None, status: *status, code }),
+            _ => None,
+        });
         let delay = {
             let mut s = st.lock().unwrap();
             let d = s.delays.get(&op).copied();
@@ -353,6 +416,15 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
         }
         let len: u64 = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let chunked = headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+        if let Some(Trouble::Stall) = trouble {
+            // Swallow what comes and answer nothing, until the client gives up.
+            back.abort();
+            let _ = tokio::io::copy(&mut cr, &mut tokio::io::sink()).await;
+            return Ok(());
+        }
+        if let Some(Trouble::CutResponse(n)) = trouble {
+            *cut.lock().unwrap() = Some(n);
+        }
         if let Some(f) = fault {
             // Swallow the body, answer the error, close the connection.
             back.abort();
@@ -396,6 +468,11 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
                 }
                 tokio::io::copy(&mut (&mut cr).take(size + 2), &mut sw).await?;
             }
+        } else if len > 0 && matches!(trouble, Some(Trouble::FlipBodyByte)) {
+            let mut body = vec![0u8; len as usize];
+            cr.read_exact(&mut body).await?;
+            body[len as usize / 2] ^= 0x01;
+            sw.write_all(&body).await?;
         } else if len > 0 {
             tokio::io::copy(&mut (&mut cr).take(len), &mut sw).await?;
         }

@@ -1,0 +1,226 @@
+//! The network and the disk going wrong, through a real mount against moto: bursts of 503
+//! SlowDown, a connection cut mid-GET, a stalled server, kill -9 of the daemon mid-write (and
+//! `s3drive recover`), a full cache directory, and who may read the staging files. The faults
+//! are injected by the test proxy (`Trouble`), so each test names exactly what went wrong.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn close(f: fs::File) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: we own fd.
+    if unsafe { libc::close(fd) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+fn files_under(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn open_uploads(c: &aws_sdk_s3::Client, b: &str) -> usize {
+    rt().block_on(c.list_multipart_uploads().bucket(b).send()).unwrap().uploads().len()
+}
+
+#[test]
+fn twenty_slowdowns_in_a_row_during_a_multipart_upload_and_a_read_are_ridden_out() {
+    let c = client();
+    let b = bucket("slowdown");
+    create_bucket(&c, &b);
+    let down = data(30 << 20, 21);
+    put(&c, &b, "down.bin", down.clone());
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+
+    proxy.trouble("UploadPart", Trouble::Error { status: 503, code: "SlowDown" }, 20);
+    let up = data(30 << 20, 20);
+    let mut f = fs::File::create(m.path().join("up.bin")).unwrap();
+    f.write_all(&up).unwrap();
+    close(f).expect("the upload rides out 20 SlowDowns");
+    assert_eq!(proxy.trouble_left(), 0, "all 20 SlowDowns were answered");
+    assert!(get(&c, &b, "up.bin") == up, "the object holds the bytes written");
+
+    proxy.trouble("GetObject", Trouble::Error { status: 503, code: "SlowDown" }, 20);
+    let got = fs::read(m.path().join("down.bin")).expect("the read rides out 20 SlowDowns");
+    assert_eq!(proxy.trouble_left(), 0);
+    assert!(got == down, "the bytes read are the object's");
+    assert!(m.log_text().contains("retrying"), "retries are logged at debug level");
+}
+
+#[test]
+fn a_connection_cut_after_1_mib_of_a_64_mib_read_resumes_with_the_right_bytes() {
+    let c = client();
+    let b = bucket("cut");
+    create_bucket(&c, &b);
+    let body = data(64 << 20, 22);
+    put(&c, &b, "big.bin", body.clone());
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    // The first GetObject's connection is closed after 1 MiB of its answer.
+    proxy.trouble("GetObject", Trouble::CutResponse(1 << 20), 1);
+    let got = fs::read(m.path().join("big.bin")).expect("a cut costs a retry, not an EIO");
+    assert_eq!(proxy.trouble_left(), 0, "the cut happened");
+    assert_eq!(got.len(), body.len());
+    assert!(got == body, "no wrong or missing bytes");
+    assert!(m.log_text().contains("resuming from the first missing byte"), "{}", m.log_text());
+}
+
+#[test]
+fn a_stalled_upload_fails_close_within_the_bound_and_the_mount_recovers() {
+    let c = client();
+    let b = bucket("stall");
+    create_bucket(&c, &b);
+    put(&c, &b, "f.bin", "old\n");
+    let proxy = Proxy::start();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let m = mount(&proxy, &[&b, "--cache-dir", cache_dir, "--request-timeout", "2", "--retry-budget", "4"]);
+
+    proxy.trouble("UploadPart", Trouble::Stall, 1000);
+    let body = data(20 << 20, 23);
+    let started = Instant::now();
+    let mut f = fs::File::create(m.path().join("f.bin")).unwrap();
+    let r = f.write_all(&body).and_then(|_| close(f));
+    let took = started.elapsed();
+    let err = r.expect_err("a server that never answers fails close");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // The bound: budget (4 s) + one stalled attempt (2 s); generous for a loaded machine.
+    assert!(took < Duration::from_secs(30), "close failed after {took:?}");
+    assert_eq!(get(&c, &b, "f.bin"), b"old\n", "the old object is intact");
+    let kept = files_under(cache.path()).into_iter().any(|p| fs::read(p).is_ok_and(|k| k == body));
+    assert!(kept, "the bytes are kept in the cache directory");
+
+    proxy.clear_faults();
+    fs::write(m.path().join("after.txt"), "the mount still works\n").unwrap();
+    assert_eq!(get(&c, &b, "after.txt"), b"the mount still works\n");
+}
+
+#[test]
+fn kill_9_mid_write_is_found_at_the_next_mount_and_recover_uploads_it_without_overwriting() {
+    let c = client();
+    let b = bucket("crash");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let mut m = mount(&proxy, &[&b, "--cache-dir", cache_dir]);
+
+    // Two 8 MiB parts go up while the file is written; then the daemon dies.
+    let body = data(20 << 20, 24);
+    let mut f = fs::File::create(m.path().join("half.bin")).unwrap();
+    f.write_all(&body).unwrap();
+    assert_eq!(proxy.count("CreateMultipartUpload"), 1);
+    m.child.as_mut().unwrap().kill().unwrap();
+    m.child.as_mut().unwrap().wait().unwrap();
+    drop(f);
+    let _ = Command::new("fusermount3").arg("-uz").arg(m.path()).status();
+    assert_eq!(open_uploads(&c, &b), 1, "the dead daemon's multipart upload is open");
+    let staged: Vec<_> = files_under(cache.path())
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".journal") && fs::read(p).is_ok_and(|k| k == body))
+        .collect();
+    assert_eq!(staged.len(), 1, "every byte write(2) accepted is in the staging file");
+
+    // The next mount reports it and aborts the orphaned upload.
+    let m2 = mount(&proxy, &[&b, "--cache-dir", cache_dir]);
+    assert!(m2.log_text().contains(&format!("left s3://{b}/half.bin")), "{}", m2.log_text());
+    assert_eq!(proxy.count("AbortMultipartUpload"), 1);
+    assert_eq!(open_uploads(&c, &b), 0, "the orphaned multipart upload was aborted");
+    let status = s3drive().arg("status").arg(m2.path()).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("left by a crashed mount: 1 files"), "{status}");
+    assert!(!m2.path().join("half.bin").exists(), "nothing was uploaded on its own");
+
+    // Another client writes the key meanwhile: recover must not overwrite it.
+    put(&c, &b, "half.bin", "newer\n");
+    let list = s3drive().args(["recover", "--cache-dir", cache_dir]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let line = list.lines().find(|l| l.contains(&format!("s3://{b}/half.bin"))).unwrap_or_else(|| panic!("{list}"));
+    let id = line.split_whitespace().next().unwrap();
+    let out = s3drive().args(["recover", "--cache-dir", cache_dir, "upload", id]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("half.bin.recovered-"), "{said}");
+    assert_eq!(get(&c, &b, "half.bin"), b"newer\n", "the newer object is untouched");
+    let keys = rt().block_on(c.list_objects_v2().bucket(&b).prefix("half.bin.recovered-").send()).unwrap();
+    let key = keys.contents()[0].key().unwrap().to_string();
+    assert!(get(&c, &b, &key) == body, "the recovered bytes are the ones written");
+    let list = s3drive().args(["recover", "--cache-dir", cache_dir]).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("nothing to recover"), "uploaded files leave the cache");
+}
+
+#[test]
+fn a_full_cache_directory_fails_the_write_with_enospc_and_keeps_the_old_object() {
+    let c = client();
+    let b = bucket("full");
+    create_bucket(&c, &b);
+    put(&c, &b, "f.bin", "old\n");
+    let cache = tempfile::tempdir().unwrap();
+    let mut tmpfs = Command::new("mount");
+    tmpfs.args(["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs"]).arg(cache.path());
+    assert!(tmpfs.status().unwrap().success(), "mounting a 16 MiB tmpfs needs root (the suite runs as root)");
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _tmpfs = Umount(cache.path().to_path_buf());
+    let proxy = Proxy::start();
+    let mut m = mount(&proxy, &[&b, "--cache-dir", cache.path().to_str().unwrap()]);
+
+    let mut f = fs::File::create(m.path().join("f.bin")).unwrap();
+    let wrote = f.write_all(&data(64 << 20, 25));
+    let closed = close(f);
+    let errno = wrote.err().or(closed.err()).expect("64 MiB cannot be staged in 16 MiB").raw_os_error();
+    assert_eq!(errno, Some(libc::ENOSPC));
+    assert_eq!(get(&c, &b, "f.bin"), b"old\n", "the old object is intact");
+    std::thread::sleep(Duration::from_millis(500)); // the abort of the early upload is sent in the background
+    assert_eq!(open_uploads(&c, &b), 0, "no multipart upload is left open");
+    assert!(m.log_text().contains("staging file"), "{}", m.log_text());
+    m.unmount();
+}
+
+#[test]
+fn staging_files_and_the_cache_directory_are_private_while_a_file_is_written() {
+    let c = client();
+    let b = bucket("private");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let cache = tempfile::tempdir().unwrap();
+    fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let m = mount(&proxy, &[&b, "--cache-dir", cache.path().to_str().unwrap()]);
+    assert_eq!(mode(cache.path()), 0o700, "a cache directory open to others is made private");
+
+    let mut f = fs::File::create(m.path().join("secret.txt")).unwrap();
+    f.write_all(b"not for other users\n").unwrap();
+    let staged = files_under(cache.path());
+    let data_files: Vec<_> =
+        staged.iter().filter(|p| fs::read(p).is_ok_and(|k| k == b"not for other users\n")).collect();
+    assert_eq!(data_files.len(), 1, "{staged:?}");
+    for p in &staged {
+        assert_eq!(mode(p) & 0o077, 0, "{} is {:o}", p.display(), mode(p));
+    }
+    assert_eq!(mode(data_files[0].parent().unwrap()), 0o700);
+    close(f).unwrap();
+    assert_eq!(get(&c, &b, "secret.txt"), b"not for other users\n");
+}
