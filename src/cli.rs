@@ -112,6 +112,12 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value = "60", help_heading = "Service")]
     pub retry_budget: f64,
 
+    /// Checksum sent with every upload (PutObject, UploadPart) so the service refuses bytes
+    /// changed on the way (they are sent again): "crc32c" (the default), or "off" for a
+    /// service that rejects the x-amz-checksum-crc32c header.
+    #[arg(long, value_name = "ALGORITHM", default_value = "crc32c", value_parser = ["crc32c", "off"], help_heading = "Service")]
+    pub upload_checksum: String,
+
     /// Named profile from ~/.aws/config and ~/.aws/credentials.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Credentials")]
     pub profile: Option<String>,

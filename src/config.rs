@@ -262,6 +262,7 @@ impl Config {
                     budget: seconds("retry-budget", args.retry_budget)?,
                     request_timeout: seconds("request-timeout", args.request_timeout)?,
                 },
+                upload_checksum: args.upload_checksum == "crc32c",
             },
             presign_lifetime,
             metadata: MetadataConfig {

@@ -35,7 +35,11 @@ pub fn start(args: &[OsString], log_file: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stderr = match log_file.map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p)) {
+    let open_log = |p: &std::path::Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(p)
+    };
+    let stderr = match log_file.map(open_log) {
         Some(Ok(f)) => Stdio::from(f),
         Some(Err(e)) => {
             eprintln!("s3drive: log file {}: {e}", log_file.unwrap().display());

@@ -88,9 +88,12 @@ pub fn init(filter: &str, target: &Target) -> Result<(), String> {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
+            // 0600: a log names the files being written.
+            use std::os::unix::fs::OpenOptionsExt;
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .map_err(|e| format!("log file {}: {e}", path.display()))?;
             builder.with_ansi(false).with_writer(Redacting(Sink::File(Arc::new(Mutex::new(file))))).init()

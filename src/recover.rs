@@ -61,6 +61,7 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                 force_path_style: force_path_style || o.journal.path_style,
                 no_sign_request: false,
                 retry: Default::default(),
+                upload_checksum: true,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

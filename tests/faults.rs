@@ -224,3 +224,34 @@ fn staging_files_and_the_cache_directory_are_private_while_a_file_is_written() {
     close(f).unwrap();
     assert_eq!(get(&c, &b, "secret.txt"), b"not for other users\n");
 }
+
+#[test]
+fn a_byte_changed_on_the_way_is_refused_by_the_checksum_and_sent_again() {
+    // s3s-fs checks x-amz-checksum-crc32c against the bytes it receives (moto does not).
+    let (port, root) = s3s_fs();
+    let b = bucket("flip");
+    fs::create_dir_all(root.join(&b)).unwrap();
+    let stored = root.join(&b).join("f.bin");
+    let proxy = Proxy::start_to(port);
+    let m = mount(&proxy, &[&b, "--retry-budget", "3"]);
+
+    // Once: the server refuses the changed body (BadDigest) and the upload is sent again.
+    proxy.trouble("PutObject", Trouble::FlipBodyByte, 1);
+    let body = data(1 << 20, 26);
+    let mut f = fs::File::create(m.path().join("f.bin")).unwrap();
+    f.write_all(&body).unwrap();
+    close(f).expect("a second attempt carries the right bytes");
+    assert_eq!(proxy.trouble_left(), 0, "one body was changed on the way");
+    assert_eq!(proxy.count("PutObject"), 2, "refused once, sent again");
+    assert!(fs::read(&stored).unwrap() == body, "the server holds the bytes written, not the changed ones");
+
+    // Every time: close fails (S3 keeps the old object; s3s-fs stores the body before it checks
+    // the checksum, so what it holds afterwards is not asserted here).
+    proxy.trouble("PutObject", Trouble::FlipBodyByte, 1000);
+    let mut f = fs::File::create(m.path().join("f.bin")).unwrap();
+    f.write_all(&data(1 << 20, 27)).unwrap();
+    let err = close(f).expect_err("bytes the server never got right are not stored");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(proxy.count("PutObject") > 3, "sent again until the budget was spent: {:?}", proxy.counts());
+    assert!(m.log_text().contains("BadDigest"), "{}", m.log_text());
+}

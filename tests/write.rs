@@ -493,4 +493,15 @@ fn names_s3_cannot_hold_get_posix_errnos_and_send_nothing() {
     assert_eq!(errno(fs::create_dir(m.path().join("Upper_Case"))), Some(libc::EINVAL));
     assert_eq!(proxy.count("CreateBucket"), 0, "{:?}", proxy.counts());
     assert_eq!(proxy.count("PutObject"), 4 + 1, "the four markers and the file that fits: {:?}", proxy.counts());
+    // Past S3's largest object (5 TiB): EFBIG, and no terabytes of zeros go up.
+    let small = deep.join("y".repeat(20));
+    proxy.reset();
+    let f = fs::OpenOptions::new().write(true).open(&small).unwrap();
+    assert_eq!(errno(f.set_len(6 << 40)), Some(libc::EFBIG));
+    drop(f);
+    let out = std::process::Command::new("truncate").arg("-s").arg("6T").arg(&small).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("too large"), "{out:?}");
+    // (Opening for writing without O_TRUNC downloads the object; nothing goes up.)
+    assert_eq!(proxy.count("PutObject") + proxy.count("UploadPart"), 0, "{:?}", proxy.counts());
+    assert_eq!(fs::read_to_string(&small).unwrap(), "fits: 1,020 bytes");
 }

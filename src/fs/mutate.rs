@@ -439,6 +439,9 @@ impl<S: ObjectStore> Fs<S> {
         if set.size.is_some() || set.changes_meta() {
             self.check_writable()?;
         }
+        if set.size.is_some_and(|s| s > super::write::MAX_OBJECT) {
+            return Err(Error::FileTooLarge);
+        }
         if let Some(writer) = self.writer(ino) {
             let mut st = writer.staged.lock().await;
             if let Some(size) = set.size {

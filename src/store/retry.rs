@@ -55,7 +55,9 @@ pub fn retryable(e: &StoreError) -> bool {
         StoreError::Server { status, code, .. } => {
             throttled(e)
                 || matches!(status, Some(500..=599))
-                || matches!(code.as_str(), "InternalError" | "ServiceUnavailable" | "RequestTimeout")
+                // BadDigest: the body's checksum did not match what arrived, so the bytes
+                // changed on the way; they are sent again from the (checked) buffer.
+                || matches!(code.as_str(), "InternalError" | "ServiceUnavailable" | "RequestTimeout" | "BadDigest")
         }
         _ => false,
     }
@@ -219,6 +221,7 @@ mod tests {
         assert!(retryable(&server(500, "InternalError")) && !throttled(&server(500, "InternalError")));
         assert!(retryable(&server(429, "Whatever")) && throttled(&server(429, "Whatever")));
         assert!(retryable(&server(400, "RequestTimeout")));
+        assert!(retryable(&server(400, "BadDigest")), "bytes changed on the way are sent again");
         assert!(retryable(&StoreError::Network("reset".into())));
         assert!(!retryable(&server(400, "InvalidArgument")));
         assert!(!retryable(&StoreError::NotFound) && !retryable(&StoreError::AccessDenied));

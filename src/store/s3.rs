@@ -49,6 +49,9 @@ pub struct S3Options {
     /// Send unsigned requests (public buckets); no credentials are looked up.
     pub no_sign_request: bool,
     pub retry: RetryOptions,
+    /// Send a CRC32C of every PutObject and UploadPart body (`x-amz-checksum-crc32c`), so the
+    /// service refuses bytes changed on the way.
+    pub upload_checksum: bool,
 }
 
 pub struct S3Store {
@@ -62,6 +65,7 @@ pub struct S3Store {
     credentials: Option<SharedCredentialsProvider>,
     signing_credentials: tokio::sync::Mutex<Option<Credentials>>,
     retry: RetryOptions,
+    upload_checksum: bool,
     /// The retry budget in force (milliseconds): shorter during the start-up checks.
     budget_ms: std::sync::atomic::AtomicU64,
     throttle: Throttle,
@@ -96,6 +100,34 @@ impl http_body::Body for Watched {
 
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+/// `x-amz-checksum-crc32c` of a body: the CRC32C, big-endian, in base64.
+fn crc32c(data: &[u8]) -> String {
+    use base64::Engine;
+    let v = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32;
+    base64::engine::general_purpose::STANDARD.encode(v.to_be_bytes())
+}
+
+/// An upload refused over its checksum header by a service that does not support it (as
+/// opposed to BadDigest: the bytes changed on the way, retried).
+fn checksum_unsupported(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Server { status, code, message }
+            if matches!(status, Some(400) | Some(501))
+                && matches!(code.as_str(), "InvalidArgument" | "NotImplemented" | "InvalidRequest")
+                && message.to_ascii_lowercase().contains("checksum") =>
+        {
+            StoreError::Server {
+                status,
+                code,
+                message: format!(
+                    "{message} (the service does not take upload checksums: mount with --upload-checksum off)"
+                ),
+            }
+        }
+        other => other,
     }
 }
 
@@ -140,6 +172,7 @@ impl S3Store {
             credentials: if opts.no_sign_request { None } else { sdk.credentials_provider() },
             signing_credentials: tokio::sync::Mutex::new(None),
             retry: opts.retry,
+            upload_checksum: opts.upload_checksum,
             budget_ms: std::sync::atomic::AtomicU64::new(opts.retry.budget.as_millis() as u64),
             throttle: Throttle::default(),
         }
@@ -524,6 +557,7 @@ impl ObjectStore for S3Store {
         crate::stats::request("PutObject");
         let len = body.len() as u64;
         let client = self.client(bucket).await;
+        let checksum = self.upload_checksum.then(|| crc32c(&body));
         let resp = self
             .call("PutObject", |progress| {
                 let stream = watched_body(&body, &progress);
@@ -533,6 +567,7 @@ impl ObjectStore for S3Store {
                         .bucket(bucket)
                         .key(key)
                         .content_length(len as i64)
+                        .set_checksum_crc32_c(checksum.clone())
                         .body(stream)
                         .set_metadata(Some(meta.metadata.clone()))
                         .set_content_type(meta.content_type.clone())
@@ -543,7 +578,8 @@ impl ObjectStore for S3Store {
                         .map_err(|e| map_err(e, StoreError::NoSuchBucket))
                 }
             })
-            .await?;
+            .await
+            .map_err(checksum_unsupported)?;
         crate::stats::bytes_up(len);
         Ok(PutResult { etag: resp.e_tag().map(str::to_string) })
     }
@@ -582,6 +618,7 @@ impl ObjectStore for S3Store {
         crate::stats::request("UploadPart");
         let len = body.len() as u64;
         let client = self.client(bucket).await;
+        let checksum = self.upload_checksum.then(|| crc32c(&body));
         let resp = self
             .call("UploadPart", |progress| {
                 let stream = watched_body(&body, &progress);
@@ -593,6 +630,7 @@ impl ObjectStore for S3Store {
                         .upload_id(upload_id)
                         .part_number(part)
                         .content_length(len as i64)
+                        .set_checksum_crc32_c(checksum.clone())
                         .body(stream)
                         .customize()
                         .disable_payload_signing()
@@ -601,7 +639,8 @@ impl ObjectStore for S3Store {
                         .map_err(|e| map_err(e, StoreError::NotFound))
                 }
             })
-            .await?;
+            .await
+            .map_err(checksum_unsupported)?;
         crate::stats::bytes_up(len);
         Ok(resp.e_tag().unwrap_or_default().to_string())
     }

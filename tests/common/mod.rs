@@ -211,7 +211,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start() -> Proxy {
-        let upstream = moto_port();
+        Proxy::start_to(moto_port())
+    }
+
+    /// A proxy in front of the server on `upstream` (s3s-fs, say).
+    pub fn start_to(upstream: u16) -> Proxy {
         let listener = rt().block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(ProxyState::default()));
