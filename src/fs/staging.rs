@@ -157,7 +157,7 @@ impl Journal {
         let mut j = Journal::default();
         for l in lines {
             let (k, v) = l.split_once(' ')?;
-            let v = unescape(v)?;
+            let v = super::xattr::percent_decode(v)?;
             match k {
                 "service" => j.service = v,
                 "path_style" => j.path_style = v == "1",
@@ -203,23 +203,6 @@ fn escape(s: &str) -> String {
         }
     }
     String::from_utf8(bytes).expect("only ASCII bytes were replaced")
-}
-
-fn unescape(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A staging file left by a process that died, with its journal.
