@@ -87,8 +87,8 @@ pub struct KernelNotifier {
     tx: std::sync::mpsc::Sender<Forget>,
 }
 
-/// Parent, name, inode.
-type Forget = (u64, std::ffi::OsString, u64);
+/// Parent and name (none: keep the entry, drop the inode's attributes and pages only), inode.
+type Forget = (u64, Option<std::ffi::OsString>, u64);
 
 impl KernelNotifier {
     pub fn start(notifier: fuser::Notifier) -> std::io::Result<KernelNotifier> {
@@ -97,7 +97,7 @@ impl KernelNotifier {
             for (parent, name, ino) in rx {
                 // ENOENT means the kernel held nothing to forget; after unmount every call fails.
                 let inode = notifier.inval_inode(INodeNo(ino), 0, 0);
-                let entry = notifier.inval_entry(INodeNo(parent), &name);
+                let entry = name.as_ref().map(|name| notifier.inval_entry(INodeNo(parent), name));
                 tracing::debug!(parent, ?name, ino, ?inode, ?entry, "told the kernel to forget");
             }
         })?;
@@ -107,7 +107,11 @@ impl KernelNotifier {
 
 impl KernelCache for KernelNotifier {
     fn forget(&self, parent: u64, name: &Name, ino: u64) {
-        let _ = self.tx.send((parent, name.as_str().into(), ino));
+        let _ = self.tx.send((parent, Some(name.as_str().into()), ino));
+    }
+
+    fn invalidate(&self, ino: u64) {
+        let _ = self.tx.send((0, None, ino));
     }
 }
 

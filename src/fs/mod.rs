@@ -179,6 +179,8 @@ pub trait KernelCache: Send + Sync {
     /// Drops the kernel's entry `name` in directory `parent`, and the attributes and cached
     /// pages of `ino`. Must not wait for the kernel: it may be called while serving a request.
     fn forget(&self, parent: Ino, name: &Name, ino: Ino);
+    /// Drops the kernel's attributes and cached pages of `ino` (a new version of the object).
+    fn invalidate(&self, ino: Ino);
 }
 
 pub struct Fs<S: ObjectStore> {
@@ -1034,11 +1036,33 @@ impl<S: ObjectStore> Fs<S> {
                 let r = reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
                 if let Err(Error::Store(StoreError::PreconditionFailed)) = &r {
                     let (bucket, key, etag, _) = reader.source();
-                    let moved = etag.and_then(|e| self.meta_copies.lock().unwrap().get(&(bucket, key, e)).cloned());
+                    let moved = etag
+                        .clone()
+                        .and_then(|e| self.meta_copies.lock().unwrap().get(&(bucket.clone(), key.clone(), e)).cloned());
                     if let Some(new) = moved {
                         debug!(new, "the object's metadata was changed through this mount: reading on");
                         reader.repin(&new);
                         return reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
+                    }
+                    if !reader.served() {
+                        // Opened with an ETag that was already old (trusted within the TTL) and
+                        // nothing read yet: this reader opened after the change, so it reads the
+                        // new version rather than failing.
+                        let meta = self.store.head_object(&bucket, &key).await?;
+                        if meta.etag.is_some() && meta.etag != etag {
+                            let loc = Location::File { bucket: bucket.clone(), key: key.clone() };
+                            debug!(key, old = ?etag, new = ?meta.etag, "opened on an old version: reading the new one");
+                            if let Some((ino, _)) = self.inodes.find(&loc) {
+                                let attr = self.attr_from_meta(&loc, &meta);
+                                self.inodes.set_attr(ino, attr, self.fresh_until());
+                                self.inodes.swap_cached_etag(ino, meta.etag.clone());
+                                if let Some(k) = self.kernel.get() {
+                                    k.invalidate(ino);
+                                }
+                            }
+                            reader.reset(meta.etag.as_deref(), meta.size);
+                            return reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
+                        }
                     }
                 }
                 r

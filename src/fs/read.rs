@@ -108,6 +108,8 @@ pub struct Reader {
     window: u64,
     /// Where a sequential reader reads next.
     next: u64,
+    /// Bytes have been handed to the caller: the version may no longer change under it.
+    served: bool,
 }
 
 impl Reader {
@@ -126,7 +128,23 @@ impl Reader {
             requested_to: 0,
             window: cfg.initial_window,
             next: 0,
+            served: false,
         }
+    }
+
+    /// Whether any bytes were returned (after that, another version is ESTALE).
+    pub fn served(&self) -> bool {
+        self.served
+    }
+
+    /// Reads version `etag` (of `size` bytes) instead, from scratch: only before any bytes
+    /// were returned.
+    pub fn reset(&mut self, etag: Option<&str>, size: u64) {
+        debug_assert!(!self.served);
+        self.etag = etag.map(Into::into);
+        self.size = size;
+        self.parts.clear();
+        self.requested_to = self.next;
     }
 
     pub fn etag(&self) -> Option<&str> {
@@ -198,7 +216,10 @@ impl Reader {
 
         let result = self.gather(offset, end).await;
         match &result {
-            Ok(b) => self.next = offset + b.len() as u64,
+            Ok(b) => {
+                self.next = offset + b.len() as u64;
+                self.served |= !b.is_empty();
+            }
             Err(_) => {
                 self.parts.clear();
                 self.requested_to = offset;

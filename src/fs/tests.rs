@@ -312,6 +312,32 @@ async fn own_metadata_copies_do_not_break_open_files() {
 }
 
 #[tokio::test]
+async fn an_open_after_another_client_replaced_the_object_reads_the_new_version() {
+    let store = MemoryStore::new();
+    store.put("b", "f", "version one\n");
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let f = stat(&fs, ROOT, &name("f")).await.unwrap();
+    // Another client replaces it while the attributes (and their ETag) are trusted.
+    fs.store.put("b", "f", "version two, longer\n");
+    let fh = fs.open(f.ino, false, false, 1).await.unwrap().fh;
+    assert_eq!(
+        &fs.read(fh, 0, 100).await.unwrap()[..],
+        b"version two, longer\n",
+        "not ESTALE: opened after the change"
+    );
+    // A reader that has returned bytes of one version never switches: ESTALE.
+    fs.store.put("b", "f", "version three\n");
+    let err = fs.read(fh, 0, 100).await;
+    assert!(err.is_err() || err.as_ref().unwrap()[..] == b"version two, longer\n"[..], "{err:?}");
+    let fresh = fs.open(f.ino, false, false, 1).await.unwrap().fh;
+    let got = fs.read(fresh, 0, 100).await.unwrap();
+    assert_eq!(&got[..], b"version three\n");
+    fs.release(fh).await;
+    fs.release(fresh).await;
+}
+
+#[tokio::test]
 async fn share_links_die_with_temporary_credentials() {
     let store = MemoryStore::new();
     store.put("b", "f", "x");
@@ -564,4 +590,6 @@ impl super::KernelCache for Recorder {
     fn forget(&self, parent: Ino, name: &Name, ino: Ino) {
         self.0.lock().unwrap().push((parent, name.clone(), ino));
     }
+
+    fn invalidate(&self, _ino: Ino) {}
 }
