@@ -248,4 +248,19 @@ fn completions_and_man_page_come_from_the_cli() {
     let out = s3drive().arg("man").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success() && text.contains(".TH s3drive") && text.contains("foreground"), "{text}");
+    // `s3drive man | head`: a reader that is gone is no failure (and no BrokenPipe panic).
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut fds = [0; 2];
+        // SAFETY: a valid array for pipe(2); the read end is closed at once, so every write
+        // to the other end fails with EPIPE.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: we own the write end.
+        let stdout = unsafe { std::process::Stdio::from_raw_fd(fds[1]) };
+        let out = s3drive().args(args).stdout(stdout).stderr(std::process::Stdio::piped()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
 }
