@@ -230,6 +230,24 @@ fn an_open_after_another_client_overwrote_the_file_reads_the_new_bytes() {
 }
 
 #[test]
+fn a_slow_listing_is_fresh_for_the_ttl_after_its_answer_arrives() {
+    let c = client();
+    let b = bucket("slowlist");
+    create_bucket(&c, &b);
+    put(&c, &b, "a.txt", "a\n");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b, "--metadata-ttl", "2", "--metadata-from", "listing"]);
+    // Each listing answer takes 3 s, longer than the 2 s TTL.
+    proxy.delay("ListObjectsV2", 3000);
+    proxy.reset();
+    let names = || fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
+    assert_eq!(names(), ["a.txt"]);
+    let first = proxy.count("ListObjectsV2");
+    assert_eq!(names(), ["a.txt"]);
+    assert_eq!(proxy.count("ListObjectsV2"), first, "the second ls right after is answered from the listing");
+}
+
+#[test]
 fn object_replaced_while_open_gives_estale_not_mixed_bytes() {
     let c = client();
     let b = bucket("stale");

@@ -37,7 +37,9 @@ pub struct Listing {
     /// Continuation token of the next page; `None` with `done` at the end.
     token: Option<String>,
     pub done: bool,
-    /// When the first page was requested: what the listing shows was true at least then.
+    /// When the listing's freshness counts from: the arrival of its first page, and once it is
+    /// complete, of its last (a listing of many pages that took longer than the TTL is fresh
+    /// for the TTL after it ends, not stale on arrival).
     pub started: Option<Instant>,
     /// The next page, requested as soon as the previous one arrived, so that S3 lists it while
     /// the caller (`ls -l` stat'ing each name) works through the entries already here.
@@ -201,7 +203,6 @@ impl Listing {
         if self.done {
             return Ok(());
         }
-        self.started.get_or_insert_with(Instant::now);
         let page = match self.prefetch.take() {
             Some(mut task) => {
                 (&mut task.0).await.map_err(|e| StoreError::Network(format!("listing task failed: {e}")))??
@@ -254,6 +255,9 @@ impl Listing {
         }
         self.token = page.next;
         self.done = self.token.is_none();
+        if self.started.is_none() || self.done {
+            self.started = Some(Instant::now());
+        }
         Ok(())
     }
 }
