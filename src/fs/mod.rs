@@ -978,7 +978,9 @@ impl<S: ObjectStore> Fs<S> {
                 self.check_writable()?;
                 let mut st = writer.staged.lock().await;
                 st.truncate(&self.store, 0).await?;
-                writer.info.lock().unwrap().size = 0;
+                st.meta.mtime = SystemTime::now();
+                st.meta.mtime_set = false;
+                Self::sync_info(&writer, &st);
             }
             return Ok(Opened::staged(self.add_staged_handle(ino, writer, pid).await));
         }
@@ -1008,7 +1010,10 @@ impl<S: ObjectStore> Fs<S> {
             staged.in_s3 = true;
             staged.extra = self.extra_meta(bucket, key, attr.etag.as_deref());
             if truncate {
+                // O_TRUNC changes the file even if nothing is written after it.
                 staged.dirty = true;
+                staged.meta.mtime = SystemTime::now();
+                staged.meta.mtime_set = false;
             } else if let Err(e) =
                 staged.fill_from(&*self.store, attr.size, attr.etag.as_deref(), self.config.read.part_size).await
             {

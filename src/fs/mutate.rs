@@ -54,6 +54,10 @@ impl SetAttr {
         if let Some(t) = self.mtime {
             m.mtime = t;
             m.mtime_set = true;
+        } else if self.size.is_some() {
+            // truncate(2) and ftruncate(2) change the file: its mtime moves, as a write's does.
+            m.mtime = SystemTime::now();
+            m.mtime_set = false;
         }
     }
 
@@ -140,7 +144,7 @@ impl<S: ObjectStore> Fs<S> {
         fh
     }
 
-    fn sync_info(writer: &Writer, st: &Staged) {
+    pub(super) fn sync_info(writer: &Writer, st: &Staged) {
         let mut info = writer.info.lock().unwrap();
         info.size = st.size;
         info.meta = st.meta;

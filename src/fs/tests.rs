@@ -338,6 +338,35 @@ async fn an_open_after_another_client_replaced_the_object_reads_the_new_version(
 }
 
 #[tokio::test]
+async fn truncate_and_o_trunc_move_the_mtime() {
+    let store = MemoryStore::new();
+    let old = std::collections::HashMap::from([("mtime".to_string(), "1000".to_string())]);
+    store.put_with_meta("b", "cut", "some bytes", old.clone());
+    store.put_with_meta("b", "emptied", "some bytes", old);
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let long_ago = std::time::UNIX_EPOCH + Duration::from_secs(1000);
+    let cut = stat(&fs, ROOT, &name("cut")).await.unwrap();
+    assert_eq!(cut.mtime, long_ago);
+    let after = fs.setattr(cut.ino, SetAttr { size: Some(4), ..Default::default() }).await.unwrap();
+    assert!(after.mtime > long_ago + Duration::from_secs(1_000_000), "truncate moved the mtime");
+    let stored = fs.store.head_object("b", "cut").await.unwrap();
+    assert_ne!(stored.metadata.get("mtime").map(String::as_str), Some("1000"));
+    // utimens with the truncate keeps the time given.
+    let set =
+        fs.setattr(cut.ino, SetAttr { size: Some(2), mtime: Some(long_ago), ..Default::default() }).await.unwrap();
+    assert_eq!(set.mtime, long_ago);
+    // O_TRUNC with nothing written after it.
+    let emptied = stat(&fs, ROOT, &name("emptied")).await.unwrap();
+    let fh = fs.open(emptied.ino, true, true, 1).await.unwrap().fh;
+    fs.flush(fh, None).await.unwrap();
+    fs.release(fh).await;
+    let stored = fs.store.head_object("b", "emptied").await.unwrap();
+    assert_eq!(stored.size, 0);
+    assert_ne!(stored.metadata.get("mtime").map(String::as_str), Some("1000"), "O_TRUNC moved the mtime");
+}
+
+#[tokio::test]
 async fn share_links_die_with_temporary_credentials() {
     let store = MemoryStore::new();
     store.put("b", "f", "x");
