@@ -148,7 +148,13 @@ fn attr(s: &Stat) -> FileAttr {
         crtime: s.mtime,
         kind: kind(s),
         perm: s.perm,
-        nlink: if s.dir { 2 } else { 1 },
+        nlink: if s.dir {
+            2
+        } else if s.unlinked {
+            0
+        } else {
+            1
+        },
         uid: s.uid,
         gid: s.gid,
         rdev: 0,

@@ -505,3 +505,23 @@ fn names_s3_cannot_hold_get_posix_errnos_and_send_nothing() {
     assert_eq!(proxy.count("PutObject") + proxy.count("UploadPart"), 0, "{:?}", proxy.counts());
     assert_eq!(fs::read_to_string(&small).unwrap(), "fits: 1,020 bytes");
 }
+
+#[test]
+fn an_open_file_whose_name_is_removed_has_no_links_and_is_never_uploaded() {
+    let c = client();
+    let b = bucket("nlink");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    let path = m.path().join("tmpfile");
+    let mut f = fs::File::create(&path).unwrap();
+    f.write_all(b"scratch\n").unwrap();
+    assert_eq!(f.metadata().unwrap().nlink(), 1);
+    fs::remove_file(&path).unwrap();
+    assert_eq!(f.metadata().unwrap().nlink(), 0, "fstat of an unlinked open file");
+    f.write_all(b"more\n").unwrap();
+    drop(f);
+    let listed = rt().block_on(c.list_objects_v2().bucket(&b).send()).unwrap();
+    assert!(listed.contents().is_empty(), "{:?}", listed.contents());
+    assert_eq!(proxy.count("PutObject"), 0, "{:?}", proxy.counts());
+}

@@ -93,6 +93,8 @@ pub struct Stat {
     /// user metadata was never fetched), the kernel may keep the name but not the attributes:
     /// its next `stat` is a getattr, which fetches them.
     pub known: bool,
+    /// A file open for writing whose name was removed: its link count is 0 (`fstat`).
+    pub unlinked: bool,
 }
 
 /// One directory entry handed to readdir; `next` is the offset of the entry after it.
@@ -348,6 +350,7 @@ impl<S: ObjectStore> Fs<S> {
             uid: attr.uid.unwrap_or(self.config.uid),
             gid: attr.gid.unwrap_or(self.config.gid),
             known: true,
+            unlinked: false,
         }
     }
 
@@ -834,7 +837,7 @@ impl<S: ObjectStore> Fs<S> {
     pub async fn getattr(&self, ino: Ino) -> Result<Stat> {
         if let Some(w) = self.writer(ino) {
             let info = w.info.lock().unwrap().clone();
-            return Ok(self.stat_of(ino, &info.loc, &self.staged_attr(&info)));
+            return Ok(Stat { unlinked: info.unlinked, ..self.stat_of(ino, &info.loc, &self.staged_attr(&info)) });
         }
         let node = self.node(ino)?;
         if matches!(node.loc, Location::File { .. }) && node.fresh_until <= Instant::now() {
