@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::cli::RecoverAction;
 use crate::fs::staging::{self, Orphan};
-use crate::fs::write::FileMeta;
+use crate::fs::write::{FileMeta, mode_is_symlink};
 use crate::stats::human;
 use crate::store::s3::{S3Options, S3Store};
 use crate::store::{ObjectStore, StoreError};
@@ -114,7 +114,7 @@ pub async fn upload<S: ObjectStore>(store: &S, o: &Orphan) -> Result<String, Sto
         gid: j.gid,
         mtime: crate::fs::parse_mtime(&j.mtime).unwrap_or_else(SystemTime::now),
         mtime_set: true,
-        symlink: j.mode & 0o170000 == 0o120000,
+        symlink: mode_is_symlink(j.mode),
     };
     let put = meta.to_put(&key, &HashMap::new());
     let file = std::fs::File::open(&o.data).map_err(|e| local(&o.data, e))?;

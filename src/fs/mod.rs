@@ -360,7 +360,7 @@ impl<S: ObjectStore> Fs<S> {
         let md = |k: &str| meta.metadata.get(k).map(|v| v.trim());
         let mtime = md("mtime").and_then(parse_mtime).or(meta.last_modified).unwrap_or(self.mount_time);
         let attr = Attr {
-            symlink: md("mode").and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m & 0o170000 == 0o120000),
+            symlink: md("mode").and_then(|m| m.parse::<u32>().ok()).is_some_and(write::mode_is_symlink),
             size: meta.size,
             mtime,
             perm: md("mode").and_then(|m| m.parse::<u32>().ok()).map(|m| (m & 0o7777) as u16),
@@ -981,8 +981,7 @@ impl<S: ObjectStore> Fs<S> {
                 self.check_writable()?;
                 let mut st = writer.staged.lock().await;
                 st.truncate(&self.store, 0).await?;
-                st.meta.mtime = SystemTime::now();
-                st.meta.mtime_set = false;
+                st.meta.touch();
                 Self::sync_info(&writer, &st);
             }
             return Ok(Opened::staged(self.add_staged_handle(ino, writer, pid).await));
@@ -1015,8 +1014,7 @@ impl<S: ObjectStore> Fs<S> {
             if truncate {
                 // O_TRUNC changes the file even if nothing is written after it.
                 staged.dirty = true;
-                staged.meta.mtime = SystemTime::now();
-                staged.meta.mtime_set = false;
+                staged.meta.touch();
             } else if let Err(e) =
                 staged.fill_from(&*self.store, attr.size, attr.etag.as_deref(), self.config.read.part_size).await
             {
@@ -1042,36 +1040,10 @@ impl<S: ObjectStore> Fs<S> {
             FileHandle::Read(reader) => {
                 let mut reader = reader.lock().await;
                 let r = reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
-                if let Err(Error::Store(StoreError::PreconditionFailed)) = &r {
-                    let (bucket, key, etag, _) = reader.source();
-                    let moved = etag
-                        .clone()
-                        .and_then(|e| self.meta_copies.lock().unwrap().get(&(bucket.clone(), key.clone(), e)).cloned());
-                    if let Some(new) = moved {
-                        debug!(new, "the object's metadata was changed through this mount: reading on");
-                        reader.repin(&new);
-                        return reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
-                    }
-                    if !reader.served() {
-                        // Opened with an ETag that was already old (trusted within the TTL) and
-                        // nothing read yet: this reader opened after the change, so it reads the
-                        // new version rather than failing.
-                        let meta = self.store.head_object(&bucket, &key).await?;
-                        if meta.etag.is_some() && meta.etag != etag {
-                            let loc = Location::File { bucket: bucket.clone(), key: key.clone() };
-                            debug!(key, old = ?etag, new = ?meta.etag, "opened on an old version: reading the new one");
-                            if let Some((ino, _)) = self.inodes.find(&loc) {
-                                let attr = self.attr_from_meta(&loc, &meta);
-                                self.inodes.set_attr(ino, attr, self.fresh_until());
-                                self.inodes.swap_cached_etag(ino, meta.etag.clone());
-                                if let Some(k) = self.kernel.get() {
-                                    k.invalidate(ino);
-                                }
-                            }
-                            reader.reset(meta.etag.as_deref(), meta.size);
-                            return reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
-                        }
-                    }
+                if let Err(Error::Store(StoreError::PreconditionFailed)) = &r
+                    && self.follow_version(&mut reader).await?
+                {
+                    return reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
                 }
                 r
             }
@@ -1081,6 +1053,40 @@ impl<S: ObjectStore> Fs<S> {
                 st.read(offset, size).await
             }
         }
+    }
+
+    /// A reader's object is no longer the version it is pinned to: re-pins it (returning true)
+    /// where reading on is right. After our own metadata CopyObject the bytes are the same. A
+    /// reader that has returned nothing yet opened after another client's change (its open
+    /// trusted an ETag within the TTL): it reads the new version, and the kernel drops what it
+    /// holds of the old one. Otherwise the caller gets ESTALE.
+    async fn follow_version(&self, reader: &mut Reader) -> Result<bool> {
+        let (bucket, key, etag, _) = reader.source();
+        let copied =
+            etag.clone().and_then(|e| self.meta_copies.lock().unwrap().get(&(bucket.clone(), key.clone(), e)).cloned());
+        if let Some(new) = copied {
+            debug!(new, "the object's metadata was changed through this mount: reading on");
+            reader.repin(&new);
+            return Ok(true);
+        }
+        if reader.served() {
+            return Ok(false);
+        }
+        let meta = self.store.head_object(&bucket, &key).await?;
+        if meta.etag.is_none() || meta.etag == etag {
+            return Ok(false);
+        }
+        debug!(key, old = ?etag, new = ?meta.etag, "opened on an old version: reading the new one");
+        let loc = Location::File { bucket, key };
+        if let Some((ino, _)) = self.inodes.find(&loc) {
+            self.inodes.set_attr(ino, self.attr_from_meta(&loc, &meta), self.fresh_until());
+            self.inodes.swap_cached_etag(ino, meta.etag.clone());
+            if let Some(k) = self.kernel.get() {
+                k.invalidate(ino);
+            }
+        }
+        reader.reset(meta.etag.as_deref(), meta.size);
+        Ok(true)
     }
 
     fn handle(&self, fh: u64) -> Result<Arc<FileHandle>> {

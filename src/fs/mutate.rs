@@ -56,8 +56,7 @@ impl SetAttr {
             m.mtime_set = true;
         } else if self.size.is_some() {
             // truncate(2) and ftruncate(2) change the file: its mtime moves, as a write's does.
-            m.mtime = SystemTime::now();
-            m.mtime_set = false;
+            m.touch();
         }
     }
 
@@ -205,8 +204,7 @@ impl<S: ObjectStore> Fs<S> {
         let mut st = writer.staged.lock().await;
         st.materialize(&*self.store, self.config.read.part_size).await?;
         st.write(&self.store, &self.config.write, &self.upload_memory, offset, data).await?;
-        st.meta.mtime = SystemTime::now();
-        st.meta.mtime_set = false;
+        st.meta.touch();
         Self::sync_info(writer, &st);
         Ok(data.len() as u32)
     }
@@ -396,8 +394,7 @@ impl<S: ObjectStore> Fs<S> {
         st.copied_from = Some(CopySource { bucket, key, etag, size, len: start + n });
         st.size = start + n;
         st.dirty = true;
-        st.meta.mtime = SystemTime::now();
-        st.meta.mtime_set = false;
+        st.meta.touch();
         Self::sync_info(writer, &st);
         Ok(n)
     }

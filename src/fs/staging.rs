@@ -24,7 +24,7 @@ const LOCK: &str = ".lock";
 /// Creates `dir` (and its parents) private to its owner, or makes it so: a cache directory
 /// other local users can read would show them every file being written.
 pub fn secure_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    create_private(dir)?;
     let meta = std::fs::metadata(dir)?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
@@ -40,6 +40,11 @@ pub fn secure_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// Creates `dir` and its parents, 0700.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// This mount's staging directory, locked while the process lives.
@@ -58,7 +63,7 @@ impl StageDir {
     pub fn open(cache_dir: &Path, service: &str, path_style: bool) -> std::io::Result<StageDir> {
         secure_dir(cache_dir)?;
         let path = cache_dir.join(format!("mount-{}", std::process::id()));
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&path)?;
+        create_private(&path)?;
         let lock =
             std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path.join(LOCK))?;
         // SAFETY: a valid descriptor.
@@ -72,6 +77,11 @@ impl StageDir {
     /// directory cannot be set up: the first write then fails with the reason).
     pub fn unlocked(path: PathBuf) -> StageDir {
         StageDir { path, service: "memory".into(), path_style: false, _lock: None }
+    }
+
+    /// Makes sure the directory is there (something may have removed it since the mount).
+    pub fn ensure(&self) -> std::io::Result<()> {
+        if self.path.is_dir() { Ok(()) } else { create_private(&self.path) }
     }
 
     /// At shutdown: removes the directory if nothing but its lock is in it (a file kept after

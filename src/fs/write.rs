@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,12 +116,24 @@ impl FileMeta {
         }
     }
 
+    /// `st_mode`: the permission bits with the file type (what the `mode` metadata holds).
+    pub fn st_mode(&self) -> u32 {
+        let kind = if self.symlink { libc::S_IFLNK } else { libc::S_IFREG };
+        kind | u32::from(self.perm)
+    }
+
+    /// The file's bytes changed now (a write, a truncate): its mtime is now, and it is the
+    /// time of the change rather than one that was set.
+    pub fn touch(&mut self) {
+        self.mtime = SystemTime::now();
+        self.mtime_set = false;
+    }
+
     /// The user metadata and Content-Type to upload for `key`; `extra` holds other user metadata
     /// of the object, kept as it is.
     pub fn to_put(&self, key: &str, extra: &HashMap<String, String>) -> PutMeta {
         let mut metadata = extra.clone();
-        let kind = if self.symlink { 0o120000 } else { 0o100000 };
-        metadata.insert("mode".into(), (kind | u32::from(self.perm)).to_string());
+        metadata.insert("mode".into(), self.st_mode().to_string());
         metadata.insert("uid".into(), self.uid.to_string());
         metadata.insert("gid".into(), self.gid.to_string());
         metadata.insert("mtime".into(), format_mtime(self.mtime));
@@ -149,6 +161,11 @@ impl FileMeta {
         let key = |m: &FileMeta| (m.perm, m.uid, m.gid, m.symlink, m.mtime_set.then_some(m.mtime));
         key(self) == key(now)
     }
+}
+
+/// Whether `mode` metadata (an `st_mode`) is that of a symbolic link.
+pub fn mode_is_symlink(mode: u32) -> bool {
+    mode & libc::S_IFMT == libc::S_IFLNK
 }
 
 /// Integer seconds when whole (what s3fs writes), else fractional seconds (what rclone writes).
@@ -252,13 +269,7 @@ impl Staged {
         base_etag: Option<&str>,
     ) -> Result<Staged> {
         let dir = &stage.path;
-        if !dir.is_dir() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| io_err(e, &format!("cache directory {}", dir.display())))?;
-        }
+        stage.ensure().map_err(|e| io_err(e, &format!("cache directory {}", dir.display())))?;
         let n = NEXT_STAGE.fetch_add(1, Ordering::Relaxed);
         let tail: String = key
             .rsplit('/')
@@ -312,7 +323,7 @@ impl Staged {
         j.bucket = self.bucket.to_string();
         j.key = self.key.clone();
         j.upload_id = self.stream.as_ref().map(|s| s.upload_id.clone());
-        j.mode = if self.meta.symlink { 0o120000 } else { 0o100000 } | u32::from(self.meta.perm);
+        j.mode = self.meta.st_mode();
         j.uid = self.meta.uid;
         j.gid = self.meta.gid;
         j.mtime = format_mtime(self.meta.mtime);

@@ -367,13 +367,14 @@ impl ObjectStore for S3Store {
 
     async fn head_bucket(&self, bucket: &str) -> StoreResult<String> {
         crate::stats::request("HeadBucket");
-        let limit = self.retry.request_timeout;
         let known = self.bucket_regions.lock().unwrap().get(bucket).cloned();
         let client = self.client_in(known.as_deref().unwrap_or(&self.default_region));
-        let stalled = || StoreError::Network(format!("no answer for {} s (--request-timeout)", limit.as_secs_f64()));
-        let first =
-            tokio::time::timeout(limit, client.head_bucket().bucket(bucket).send()).await.map_err(|_| stalled())?;
-        match first {
+        // Not retried (the 301 and 403 answers are read below), but bounded like every request.
+        let bounded = |client: Client| async move {
+            let send = async { Ok(client.head_bucket().bucket(bucket).send().await) };
+            watch(&Progress::new(), self.retry.request_timeout, send).await
+        };
+        match bounded(client).await? {
             Ok(out) => {
                 let region = out.bucket_region().unwrap_or(&self.default_region).to_string();
                 if self.discover_regions {
@@ -389,11 +390,7 @@ impl ObjectStore for S3Store {
                     self.remember_region(bucket, region);
                     if status == Some(301) {
                         debug!(bucket, region, "bucket lives in another region; asking there");
-                        let client = self.client_in(region);
-                        let again = tokio::time::timeout(limit, client.head_bucket().bucket(bucket).send())
-                            .await
-                            .map_err(|_| stalled())?;
-                        return match again {
+                        return match bounded(self.client_in(region)).await? {
                             Ok(_) => Ok(region.clone()),
                             Err(e) => Err(map_err(e, StoreError::NoSuchBucket)),
                         };
@@ -482,73 +479,66 @@ impl ObjectStore for S3Store {
         // them would hold each part twice (plus the chunks' slack) at the moment of the join.
         // Large buffers come from the pool, already faulted in.
         let want = (end - start) as usize;
-        let mut buf = PoolBuf::new(want);
+        let got = Mutex::new(PoolBuf::new(want));
         // The version being read: the caller's, else the one the first answer was. A resumed
         // request asks for it with If-Match, and an answer of another version (a server that
         // ignores If-Match) is a precondition failure, never mixed into the bytes.
-        let mut pinned: Option<String> = if_match.map(str::to_string);
-        let mut attempts = Attempts::new("GetObject", self.retry_options(), &self.throttle);
-        loop {
-            attempts.before().await;
-            let progress = Progress::new();
-            let from = start + buf.len() as u64;
-            let attempt =
-                async {
-                    let resp = client
-                        .get_object()
-                        .bucket(bucket)
-                        .key(key)
-                        .range(format!("bytes={}-{}", from, end - 1))
-                        .set_if_match(pinned.clone())
-                        .send()
-                        .await
-                        .map_err(|e| map_err(e, StoreError::NotFound))?;
-                    let etag = resp.e_tag().map(str::to_string);
-                    match (&pinned, &etag) {
-                        (Some(p), Some(e)) if p != e => {
-                            debug!(key, pinned = p, got = e, "an answer of another version: precondition failed");
-                            return Err(StoreError::PreconditionFailed);
-                        }
-                        (None, Some(e)) => pinned = Some(e.clone()),
-                        _ => {}
-                    }
-                    progress.touch();
-                    let mut body = resp.body;
-                    while let Some(chunk) = body.try_next().await.map_err(|e| {
-                        StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e)))
-                    })? {
-                        progress.touch();
-                        if buf.push(&chunk) < chunk.len() {
-                            return Err(StoreError::Server {
-                                status: None,
-                                code: "TooLong".into(),
-                                message: format!(
-                                    "the server sent more than the {want} bytes of range {start}-{} of {key}",
-                                    end - 1
-                                ),
-                            });
-                        }
-                    }
-                    Ok(())
-                };
-            match watch(&progress, self.retry.request_timeout, attempt).await {
-                Ok(()) => {
-                    attempts.succeeded();
-                    break;
-                }
+        let pinned = Mutex::new(if_match.map(str::to_string));
+        // Each attempt borrows the state it carries on (`async move` takes the references).
+        let (received, pinned, client) = (&got, &pinned, &client);
+        self.call("GetObject", |progress| async move {
+            let from = start + received.lock().unwrap().len() as u64;
+            if from > start {
+                debug!(key, got = from - start, want, "GET cut short; resuming from the first missing byte");
+            }
+            let pin = pinned.lock().unwrap().clone();
+            let sent = client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .range(format!("bytes={}-{}", from, end - 1))
+                .set_if_match(pin.clone())
+                .send()
+                .await;
+            let resp = match sent.map_err(|e| map_err(e, StoreError::NotFound)) {
+                Ok(r) => r,
                 // A range past the end after a resume means the object is shorter than a
                 // listing said: what arrived is all there is.
-                Err(StoreError::InvalidRange) if !buf.is_empty() => break,
-                Err(e) => {
-                    if !buf.is_empty() {
-                        debug!(key, got = buf.len(), want, error = %e, "GET cut short; resuming from the first missing byte");
-                    }
-                    if !attempts.again(&e).await {
-                        return Err(e);
-                    }
+                Err(StoreError::InvalidRange) if from > start => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let etag = resp.e_tag().map(str::to_string);
+            match (&pin, &etag) {
+                (Some(p), Some(e)) if p != e => {
+                    debug!(key, pinned = p, got = e, "an answer of another version: precondition failed");
+                    return Err(StoreError::PreconditionFailed);
+                }
+                (None, Some(e)) => *pinned.lock().unwrap() = Some(e.clone()),
+                _ => {}
+            }
+            progress.touch();
+            let mut body = resp.body;
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?
+            {
+                progress.touch();
+                if received.lock().unwrap().push(&chunk) < chunk.len() {
+                    return Err(StoreError::Server {
+                        status: None,
+                        code: "TooLong".into(),
+                        message: format!(
+                            "the server sent more than the {want} bytes of range {start}-{} of {key}",
+                            end - 1
+                        ),
+                    });
                 }
             }
-        }
+            Ok(())
+        })
+        .await?;
+        let buf = got.into_inner().unwrap();
         crate::stats::bytes_down(buf.len() as u64);
         Ok(buf.freeze())
     }
