@@ -14,25 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn close(f: fs::File) -> std::io::Result<()> {
-    use std::os::fd::IntoRawFd;
-    let fd = f.into_raw_fd();
-    // SAFETY: we own fd.
-    if unsafe { libc::close(fd) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-}
-
-fn files_under(p: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(p).into_iter().flatten().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(files_under(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -145,8 +126,7 @@ fn kill_9_mid_write_is_found_at_the_next_mount_and_recover_uploads_it_without_ov
     assert!(m2.log_text().contains(&format!("left s3://{b}/half.bin")), "{}", m2.log_text());
     assert_eq!(proxy.count("AbortMultipartUpload"), 1);
     assert_eq!(open_uploads(&c, &b), 0, "the orphaned multipart upload was aborted");
-    let status = s3drive().arg("status").arg(m2.path()).output().unwrap();
-    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    let status = status_of(m2.path());
     assert!(status.contains("left by a crashed mount: 1 files"), "{status}");
     assert!(!m2.path().join("half.bin").exists(), "nothing was uploaded on its own");
 

@@ -40,12 +40,6 @@ impl Drop for Unmount<'_> {
     }
 }
 
-fn status_of(mp: &Path) -> String {
-    let out = s3drive().arg("status").arg(mp).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn background_mount_returns_once_ready_and_errors_say_why() {
     let c = client();

@@ -391,31 +391,11 @@ fn a_failed_upload_is_an_error_from_close_and_loses_nothing() {
     assert!(uploads2.uploads().is_empty(), "unfinished multipart upload aborted ({} before)", uploads.uploads().len());
 
     // The written bytes are kept in the cache directory, and the log says where.
-    let kept: Vec<Vec<u8>> = walk(cache.path()).into_iter().map(|p| fs::read(p).unwrap()).collect();
+    let kept: Vec<Vec<u8>> = files_under(cache.path()).into_iter().map(|p| fs::read(p).unwrap()).collect();
     assert!(kept.iter().any(|k| k == b"new small\n"), "small file kept");
     assert!(kept.iter().any(|k| k == b"never uploaded\n"), "new file kept");
     assert!(kept.contains(&body), "large file kept");
     assert!(m.log_text().contains("kept in"), "{}", m.log_text());
-}
-
-fn close(f: fs::File) -> std::io::Result<()> {
-    use std::os::fd::IntoRawFd;
-    let fd = f.into_raw_fd();
-    // SAFETY: we own fd.
-    if unsafe { libc::close(fd) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-}
-
-fn walk(p: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(p).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]

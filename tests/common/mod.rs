@@ -604,6 +604,35 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// close(2) of `f`, with its result (dropping a `File` ignores it: close is where an upload's
+/// outcome is reported).
+pub fn close(f: std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: we own fd.
+    if unsafe { libc::close(fd) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Every file under `p`, recursively (nothing if `p` cannot be read).
+pub fn files_under(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// What `s3drive status` prints for the mount at `mp`.
+pub fn status_of(mp: &Path) -> String {
+    let out = s3drive().arg("status").arg(mp).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// `len` pseudo-random bytes, the same for the same seed.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
