@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-/// Alignment of every buffer, for O_DIRECT writes of whole parts to a staging file.
+/// Alignment of every buffer: whole pages (what O_DIRECT needs, should the staging file be
+/// written that way again; see docs/BENCHMARKS.md).
 pub const ALIGN: usize = 4096;
 /// Smaller buffers are not worth pooling: the allocator serves them without page faults.
 pub const POOL_MIN: usize = 1 << 20;

@@ -31,7 +31,7 @@ pub enum StoreError {
     PreconditionFailed,
     /// A requested byte range starts past the end of the object.
     InvalidRange,
-    /// The request never got an answer after the SDK's retries (DNS, refused, timeout).
+    /// The request never got an answer within the retry budget (DNS, refused, reset, stalled).
     Network(String),
     /// The bucket (on delete) still holds objects.
     BucketNotEmpty,
