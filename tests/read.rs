@@ -217,6 +217,7 @@ fn an_open_after_another_client_overwrote_the_file_reads_the_new_bytes() {
     let b = bucket("newer");
     create_bucket(&c, &b);
     put(&c, &b, "f.txt", "version one\n");
+    put(&c, &b, "g.txt", "listed one\n");
     let proxy = Proxy::start();
     // Attributes (with the ETag) are trusted for ten minutes.
     let m = mount(&proxy, &[&b, "--metadata-ttl", "600"]);
@@ -227,6 +228,12 @@ fn an_open_after_another_client_overwrote_the_file_reads_the_new_bytes() {
     // reads the new version instead of failing with ESTALE.
     assert_eq!(fs::read_to_string(&path).unwrap(), "version two\n");
     assert_eq!(fs::read_to_string(&path).unwrap(), "version two\n", "and so does the next open");
+    // The same when a listing came first (ls -l: the ETag from the listing).
+    let names: Vec<_> = fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(names.iter().any(|n| n == "g.txt"), "{names:?}");
+    assert_eq!(fs::metadata(m.path().join("g.txt")).unwrap().len(), 11);
+    put(&c, &b, "g.txt", "listed two\n");
+    assert_eq!(fs::read_to_string(m.path().join("g.txt")).unwrap(), "listed two\n");
 }
 
 #[test]
