@@ -23,8 +23,9 @@ use fuser::{
 use tracing::{Instrument, Level, debug_span, event};
 
 use crate::fs::error::Error;
-use crate::fs::mutate::{Owner, SetAttr};
+use crate::fs::mutate::Owner;
 use crate::fs::names::Name;
+use crate::fs::setattr::SetAttr;
 use crate::fs::{Fs, KernelCache, Stat};
 use crate::store::ObjectStore;
 

@@ -15,6 +15,7 @@ pub mod meta_index;
 pub mod mutate;
 pub mod names;
 pub mod read;
+pub mod setattr;
 pub mod staging;
 pub mod write;
 pub mod xattr;

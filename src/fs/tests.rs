@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::inode::ROOT;
-use super::mutate::SetAttr;
+use super::setattr::SetAttr;
 use super::*;
 use crate::store::memory::MemoryStore;
 

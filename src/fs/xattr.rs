@@ -286,7 +286,7 @@ impl<S: ObjectStore> Fs<S> {
         set_xattr_meta(&mut metadata, &x);
         let node = self.node(ino)?;
         let meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(&node.attr));
-        check_size(&meta, key, &super::mutate::others(metadata.clone()), &x)?;
+        check_size(&meta, key, &super::setattr::others(metadata.clone()), &x)?;
         self.set_pending_meta(bucket, key, meta, Some(extra_value(&metadata)));
         Ok(())
     }

@@ -1,0 +1,210 @@
+//! Metadata changes: chmod, chown, utimens and truncate (setattr), and the coalesced
+//! CopyObject that writes metadata changes of an uploaded object.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tracing::{debug, warn};
+
+use super::error::{Error, Result};
+use super::inode::{Ino, Location};
+use super::write::{FileMeta, Staged};
+use super::{Fs, PendingMeta, Stat};
+use crate::store::{ObjectStore, PutMeta};
+
+/// How long chmod/chown/utimens on an uploaded object wait for company before their CopyObject.
+const META_DELAY: Duration = Duration::from_millis(1500);
+/// The user metadata names s3drive writes itself.
+const OWN_META: [&str; 4] = ["mode", "uid", "gid", "mtime"];
+
+/// User metadata other than the names s3drive writes itself.
+pub(super) fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
+    metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect()
+}
+
+/// Attribute changes from setattr.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime: Option<SystemTime>,
+}
+
+impl SetAttr {
+    fn apply(&self, m: &mut FileMeta) {
+        if let Some(mode) = self.mode {
+            m.perm = (mode & 0o7777) as u16;
+        }
+        if let Some(uid) = self.uid {
+            m.uid = uid;
+        }
+        if let Some(gid) = self.gid {
+            m.gid = gid;
+        }
+        if let Some(t) = self.mtime {
+            m.mtime = t;
+            m.mtime_set = true;
+        } else if self.size.is_some() {
+            // truncate(2) and ftruncate(2) change the file: its mtime moves, as a write's does.
+            m.touch();
+        }
+    }
+
+    fn changes_meta(&self) -> bool {
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some()
+    }
+}
+
+impl<S: ObjectStore> Fs<S> {
+    pub async fn setattr(&self, ino: Ino, set: SetAttr) -> Result<Stat> {
+        if set.size.is_some() || set.changes_meta() {
+            self.check_writable()?;
+        }
+        if set.size.is_some_and(|s| s > super::write::MAX_OBJECT) {
+            return Err(Error::FileTooLarge);
+        }
+        if let Some(writer) = self.writer(ino) {
+            let mut st = writer.staged.lock().await;
+            if let Some(size) = set.size {
+                if size > 0 {
+                    st.materialize(&*self.store, self.config.read.part_size).await?;
+                }
+                st.truncate(&self.store, size).await?;
+            }
+            let before = st.meta;
+            set.apply(&mut st.meta);
+            if st.meta != before && !st.dirty {
+                // Already uploaded and unchanged since: a metadata copy, not a re-upload.
+                self.set_pending_meta(&st.bucket, &st.key, st.meta, None);
+            }
+            Self::sync_info(&writer, &st);
+            let info = writer.info.lock().unwrap().clone();
+            return Ok(self.stat_of(ino, &info.loc, &self.staged_attr(&info)));
+        }
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else {
+            // Directory modes and times are not stored (see docs/SEMANTICS.md); accept them.
+            let mut attr = node.attr.clone();
+            if let Some(m) = set.mode {
+                attr.perm = Some((m & 0o7777) as u16);
+            }
+            if let Some(t) = set.mtime {
+                attr.mtime = t;
+            }
+            self.inodes.set_attr(ino, attr.clone(), node.fresh_until);
+            return Ok(self.stat_of(ino, &node.loc, &attr));
+        };
+        let current = self.with_pending_meta(&node.loc, node.attr.clone());
+        let mut meta = self.file_meta(&current);
+        set.apply(&mut meta);
+        if let Some(size) = set.size {
+            // truncate(2) of a file nobody has open: stage, cut, upload now.
+            let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta, current.etag.as_deref())?;
+            staged.extra = self.extra_meta(bucket, key, current.etag.as_deref());
+            let keep = size.min(current.size);
+            let r = async {
+                if keep > 0 {
+                    let e = current.etag.as_deref();
+                    staged.fill_from(&*self.store, keep, e, self.config.read.part_size).await?;
+                }
+                staged.truncate(&self.store, size).await?;
+                self.upload(ino, &mut staged).await
+            }
+            .await;
+            staged.discard();
+            r?;
+            return self.getattr(ino).await;
+        }
+        if set.changes_meta() {
+            self.set_pending_meta(bucket, key, meta, None);
+        }
+        let mut attr = current;
+        attr.perm = Some(meta.perm);
+        attr.uid = Some(meta.uid);
+        attr.gid = Some(meta.gid);
+        attr.mtime = meta.mtime;
+        self.inodes.set_attr(ino, attr.clone(), node.fresh_until);
+        Ok(self.stat_of(ino, &node.loc, &attr))
+    }
+
+    /// Records metadata to write with a CopyObject soon (or with the next rename's copy);
+    /// `xattr` is a new `x-amz-meta-xattr` value ("" to remove it), `None` to keep the last one.
+    pub(super) fn set_pending_meta(&self, bucket: &Arc<str>, key: &str, meta: FileMeta, xattr: Option<String>) {
+        let version = {
+            let mut p = self.pending_meta.lock().unwrap();
+            let e = p.entry((bucket.clone(), key.to_string())).or_insert(PendingMeta { meta, xattr: None, version: 0 });
+            e.meta = meta;
+            if xattr.is_some() {
+                e.xattr = xattr;
+            }
+            e.version += 1;
+            e.version
+        };
+        let Some(me) = self.me.upgrade() else { return };
+        let (bucket, key) = (bucket.clone(), key.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(META_DELAY).await;
+            if let Err(e) = me.flush_meta(&bucket, &key, Some(version)).await {
+                warn!(bucket = &*bucket, key, error = %e, "saving chmod/chown/utimens failed");
+            }
+        });
+    }
+
+    /// Writes pending metadata of `bucket/key` with a CopyObject onto itself (REPLACE). With
+    /// `version`, only if no later change came (a later timer will handle that one).
+    pub(super) async fn flush_meta(&self, bucket: &Arc<str>, key: &str, version: Option<u64>) -> Result<()> {
+        let pending = {
+            let mut p = self.pending_meta.lock().unwrap();
+            let k = (bucket.clone(), key.to_string());
+            match p.get(&k) {
+                Some(e) if version.is_none_or(|v| v == e.version) => p.remove(&k),
+                _ => None,
+            }
+        };
+        let Some(pending) = pending else { return Ok(()) };
+        let put = self.full_put_meta(bucket, key, &pending).await?;
+        let old = self.index.latest(bucket, key).map(|k| k.etag);
+        let r = self.store.copy_object(bucket, key, bucket, key, Some(&put)).await?;
+        if let (Some(old), Some(new)) = (old, r.etag.clone())
+            && old != new
+        {
+            self.meta_copies.lock().unwrap().put((bucket.clone(), key.to_string(), old), new);
+        }
+        self.learn_meta(bucket, key, r.etag.as_deref(), &pending.meta, &put);
+        debug!(bucket = &**bucket, key, "metadata saved");
+        Ok(())
+    }
+
+    /// The complete metadata for a REPLACE: ours, plus the object's other user metadata (from
+    /// what we know of it, else a HeadObject).
+    pub(super) async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, pending: &PendingMeta) -> Result<PutMeta> {
+        let known = self.index.latest(bucket, key).map(|k| k.put);
+        let existing = match known {
+            Some(p) => p,
+            None => {
+                let m = self.store.head_object(bucket, key).await?;
+                // Remembers the version's ETag and metadata too.
+                self.attr_from_meta(&Location::File { bucket: bucket.clone(), key: key.to_string() }, &m);
+                PutMeta { metadata: m.metadata, content_type: m.content_type }
+            }
+        };
+        let mut extra = others(existing.metadata);
+        match pending.xattr.as_deref() {
+            Some("") => {
+                extra.remove(super::xattr::XATTR_META);
+            }
+            Some(x) => {
+                extra.insert(super::xattr::XATTR_META.into(), x.to_string());
+            }
+            None => {}
+        }
+        let mut put = pending.meta.to_put(key, &extra);
+        if existing.content_type.is_some() {
+            put.content_type = existing.content_type;
+        }
+        Ok(put)
+    }
+}
