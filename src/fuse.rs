@@ -23,6 +23,7 @@ use fuser::{
 use tracing::{Instrument, Level, debug_span, event};
 
 use crate::fs::error::Error;
+use crate::fs::inode::Kind;
 use crate::fs::mutate::Owner;
 use crate::fs::names::Name;
 use crate::fs::setattr::SetAttr;
@@ -131,10 +132,15 @@ fn errno(op: &str, e: &Error) -> Errno {
 fn kind(s: &Stat) -> FileType {
     if s.dir {
         FileType::Directory
-    } else if s.symlink {
-        FileType::Symlink
     } else {
-        FileType::RegularFile
+        match s.kind {
+            Kind::File => FileType::RegularFile,
+            Kind::Symlink => FileType::Symlink,
+            Kind::Fifo => FileType::NamedPipe,
+            Kind::Socket => FileType::Socket,
+            Kind::CharDev(_) => FileType::CharDevice,
+            Kind::BlockDev(_) => FileType::BlockDevice,
+        }
     }
 }
 
@@ -143,9 +149,9 @@ fn attr(s: &Stat) -> FileAttr {
         ino: INodeNo(s.ino),
         size: s.size,
         blocks: s.size.div_ceil(512),
-        atime: s.mtime,
+        atime: s.atime,
         mtime: s.mtime,
-        ctime: s.mtime,
+        ctime: s.ctime,
         crtime: s.mtime,
         kind: kind(s),
         perm: s.perm,
@@ -158,7 +164,7 @@ fn attr(s: &Stat) -> FileAttr {
         },
         uid: s.uid,
         gid: s.gid,
-        rdev: 0,
+        rdev: s.kind.rdev(),
         // Large blocks make cp, cat and friends use 1 MiB buffers: fewer, larger FUSE requests.
         blksize: 1 << 20,
         flags: 0,
@@ -376,11 +382,11 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        // Names outside user.* are never stored: answer at once that the namespace is not
+        // The kernel's namespaces are never stored: answer at once that the namespace is not
         // supported, as the VFS does for a namespace without a handler. `ls -l` probes
         // security.selinux and the POSIX ACL of every file, but stops asking on a device that
         // answered ENOTSUP once (ENODATA cost it two round trips per file).
-        let Some(name) = name.to_str().filter(|n| n.starts_with("user.")).map(str::to_string) else {
+        let Some(name) = name.to_str().filter(|n| !crate::fs::xattr::kernel_namespace(n)).map(str::to_string) else {
             return reply.error(Errno::from_i32(Error::NotSupported.errno()));
         };
         self.spawn(debug_span!("getxattr", ino = ino.0, name), |fs| async move {
@@ -415,7 +421,7 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
@@ -425,11 +431,11 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let mtime = mtime.map(|t| match t {
+        let time = |t: TimeOrNow| match t {
             TimeOrNow::SpecificTime(t) => t,
             TimeOrNow::Now => SystemTime::now(),
-        });
-        let set = SetAttr { mode, uid, gid, size, mtime };
+        };
+        let set = SetAttr { mode, uid, gid, size, mtime: mtime.map(time), atime: atime.map(time) };
         let ttl = self.ttl;
         self.spawn(debug_span!("setattr", ino = ino.0, ?set), |fs| async move {
             match fs.setattr(ino.0, set).await {
@@ -469,27 +475,28 @@ impl<S: ObjectStore> Filesystem for FuseFs<S> {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _wf: WriteFlags,
+        wf: WriteFlags,
         _flags: OpenFlags,
         _lo: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
+        let kill_suid = wf.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         self.spawn(debug_span!("write", ino = ino.0, offset, len = data.len()), |fs| async move {
-            match fs.write(fh.0, offset, &data).await {
+            match fs.write(fh.0, offset, &data, kill_suid).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno("write", &e)),
             }
         });
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _u: u32, _r: u32, reply: ReplyEntry) {
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _u: u32, rdev: u32, reply: ReplyEntry) {
         let Some(name) = name_arg("mknod", name) else {
             return reply.error(Errno::from_i32(Error::Invalid.errno()));
         };
         let (owner, ttl) = (owner(req), self.ttl);
         self.spawn(debug_span!("mknod", parent = parent.0, %name), |fs| async move {
-            match fs.mknod(parent.0, &name, mode, owner).await {
+            match fs.mknod(parent.0, &name, mode, rdev, owner).await {
                 Ok(s) => reply.entry(&ttl, &attr(&s), Generation(0)),
                 Err(e) => reply.error(errno("mknod", &e)),
             }

@@ -10,8 +10,9 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::cli::RecoverAction;
+use crate::fs::inode::Kind;
 use crate::fs::staging::{self, Orphan};
-use crate::fs::write::{FileMeta, mode_is_symlink};
+use crate::fs::write::FileMeta;
 use crate::stats::human;
 use crate::store::s3::{S3Options, S3Store};
 use crate::store::{ObjectStore, StoreError};
@@ -114,7 +115,9 @@ pub async fn upload<S: ObjectStore>(store: &S, o: &Orphan) -> Result<String, Sto
         gid: j.gid,
         mtime: crate::fs::parse_mtime(&j.mtime).unwrap_or_else(SystemTime::now),
         mtime_set: true,
-        symlink: mode_is_symlink(j.mode),
+        atime: None,
+        ctime: SystemTime::now(),
+        kind: Kind::from_mode(j.mode, 0),
     };
     let put = meta.to_put(&key, &HashMap::new());
     let file = std::fs::File::open(&o.data).map_err(|e| local(&o.data, e))?;

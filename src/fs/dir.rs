@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::error::Result;
-use super::inode::{Attr, Location};
+use super::inode::{Attr, Kind, Location};
 use super::names::{Child, Name, object_child, prefix_child};
 use crate::store::{BucketInfo, ListPage, ListRequest, ObjectStore, StoreError, StoreResult};
 
@@ -231,9 +231,11 @@ impl Listing {
                 }
                 if let Child::File(name) = object_child(prefix, &o.key) {
                     let attr = Attr {
-                        symlink: false,
+                        kind: Kind::File,
                         size: o.size,
                         mtime: o.last_modified.unwrap_or(dir_mtime),
+                        atime: None,
+                        ctime: None,
                         perm: None,
                         uid: None,
                         gid: None,

@@ -76,13 +76,66 @@ impl Location {
     }
 }
 
+/// What kind of file an object is, from the file type in its `mode` metadata. s3fs stores
+/// FIFOs, sockets and device nodes as empty objects with such a mode (and `rdev` for devices);
+/// s3drive does the same, so `mkfifo`, `cp -a` and `rsync -a` of them work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    File,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDev(u32),
+    BlockDev(u32),
+}
+
+impl Kind {
+    /// The kind an `st_mode` names (`rdev` for device nodes); a directory's or an unknown
+    /// type's is a regular file.
+    pub fn from_mode(mode: u32, rdev: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFCHR => Kind::CharDev(rdev),
+            libc::S_IFBLK => Kind::BlockDev(rdev),
+            _ => Kind::File,
+        }
+    }
+
+    /// The file type bits of `st_mode`.
+    pub fn type_bits(self) -> u32 {
+        match self {
+            Kind::File => libc::S_IFREG,
+            Kind::Symlink => libc::S_IFLNK,
+            Kind::Fifo => libc::S_IFIFO,
+            Kind::Socket => libc::S_IFSOCK,
+            Kind::CharDev(_) => libc::S_IFCHR,
+            Kind::BlockDev(_) => libc::S_IFBLK,
+        }
+    }
+
+    /// The device number of a device node (0 otherwise).
+    pub fn rdev(self) -> u32 {
+        match self {
+            Kind::CharDev(d) | Kind::BlockDev(d) => d,
+            _ => 0,
+        }
+    }
+}
+
 /// Attributes as S3 told them; the mount's defaults fill what is `None` (see `Fs::stat_of`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attr {
     /// A symbolic link (an object whose `mode` metadata carries S_IFLNK, as s3fs writes them).
-    pub symlink: bool,
+    pub kind: Kind,
     pub size: u64,
     pub mtime: SystemTime,
+    /// From `atime` user metadata (or a utimens here); `None`: the mtime stands for it.
+    pub atime: Option<SystemTime>,
+    /// From `ctime` user metadata (or a change here); `None`: LastModified, else the mtime.
+    pub ctime: Option<SystemTime>,
     pub perm: Option<u16>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -93,7 +146,18 @@ pub struct Attr {
 
 impl Attr {
     pub fn dir(mtime: SystemTime) -> Attr {
-        Attr { symlink: false, size: 0, mtime, perm: None, uid: None, gid: None, etag: None, modified: None }
+        Attr {
+            kind: Kind::File,
+            size: 0,
+            mtime,
+            atime: None,
+            ctime: None,
+            perm: None,
+            uid: None,
+            gid: None,
+            etag: None,
+            modified: None,
+        }
     }
 }
 
@@ -106,6 +170,9 @@ pub struct Node {
     pub fresh_until: Instant,
     /// ETag of the data the kernel's page cache holds, to keep that cache across opens.
     pub cached_etag: Option<String>,
+    /// Its name was removed (unlink, or a rename over it) through this mount while the kernel
+    /// still holds it (an open file): it has no links, and S3 no longer has it to ask.
+    pub unlinked: bool,
     lookups: u64,
 }
 
@@ -122,8 +189,15 @@ pub struct InodeTable {
 
 impl InodeTable {
     pub fn new(root: Location, attr: Attr) -> InodeTable {
-        let node =
-            Node { parent: ROOT, loc: root.clone(), attr, fresh_until: far_future(), cached_etag: None, lookups: 1 };
+        let node = Node {
+            parent: ROOT,
+            loc: root.clone(),
+            attr,
+            fresh_until: far_future(),
+            cached_etag: None,
+            unlinked: false,
+            lookups: 1,
+        };
         let t = Tables { nodes: HashMap::from([(ROOT, node)]), by_loc: HashMap::from([(root, ROOT)]) };
         InodeTable { inner: Mutex::new(t) }
     }
@@ -160,7 +234,7 @@ impl InodeTable {
             ino = Self::next(ino);
         }
         t.by_loc.insert(loc.clone(), ino);
-        t.nodes.insert(ino, Node { parent, loc, attr, fresh_until, cached_etag: None, lookups: 1 });
+        t.nodes.insert(ino, Node { parent, loc, attr, fresh_until, cached_etag: None, unlinked: false, lookups: 1 });
         ino
     }
 
@@ -184,7 +258,12 @@ impl InodeTable {
 
     /// Nothing is at `loc` any more (deleted): later lookups make a new node.
     pub fn detach(&self, loc: &Location) {
-        self.inner.lock().unwrap().by_loc.remove(loc);
+        let mut t = self.inner.lock().unwrap();
+        if let Some(ino) = t.by_loc.remove(loc)
+            && let Some(n) = t.nodes.get_mut(&ino)
+        {
+            n.unlinked = true;
+        }
     }
 
     /// The kernel dropped `n` references; the node goes when none are left (never the root).

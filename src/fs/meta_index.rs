@@ -29,6 +29,7 @@ use lru::LruCache;
 use rusqlite::{Connection, OptionalExtension, params};
 use tracing::{debug, warn};
 
+use super::inode::Kind;
 use crate::store::PutMeta;
 
 /// Bucket and key.
@@ -46,7 +47,7 @@ pub struct KnownMeta {
     pub etag: String,
     /// S3's LastModified of this version, when known (see the module doc).
     pub modified: Option<SystemTime>,
-    pub symlink: bool,
+    pub kind: Kind,
     pub mtime: SystemTime,
     pub perm: Option<u16>,
     pub uid: Option<u32>,
@@ -388,16 +389,27 @@ fn now_ms() -> i64 {
 
 // ----- the row's blob: a versioned, length-prefixed layout -----
 
-const BLOB_VERSION: u8 = 1;
+/// 2: the file kind (FIFOs, sockets, devices) replaced the symlink flag. Rows of another
+/// version read as unknown (one HeadObject brings them back).
+const BLOB_VERSION: u8 = 2;
 
 fn encode(k: &KnownMeta) -> Vec<u8> {
     let mut b = vec![BLOB_VERSION];
-    let flags = u8::from(k.symlink)
-        | u8::from(k.perm.is_some()) << 1
+    let flags = u8::from(k.perm.is_some()) << 1
         | u8::from(k.uid.is_some()) << 2
         | u8::from(k.gid.is_some()) << 3
         | u8::from(k.put.content_type.is_some()) << 4;
     b.push(flags);
+    let (kind, rdev) = match k.kind {
+        Kind::File => (0u8, 0),
+        Kind::Symlink => (1, 0),
+        Kind::Fifo => (2, 0),
+        Kind::Socket => (3, 0),
+        Kind::CharDev(d) => (4, d),
+        Kind::BlockDev(d) => (5, d),
+    };
+    b.push(kind);
+    b.extend_from_slice(&rdev.to_le_bytes());
     let (s, n) = match k.mtime.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
         Err(_) => (secs(k.mtime), 0),
@@ -446,6 +458,17 @@ fn decode(etag: &str, modified: Option<SystemTime>, b: &[u8]) -> Option<KnownMet
         return None;
     }
     let flags = r.take(1)?[0];
+    let kind = r.take(1)?[0];
+    let rdev = r.u32()?;
+    let kind = match kind {
+        0 => Kind::File,
+        1 => Kind::Symlink,
+        2 => Kind::Fifo,
+        3 => Kind::Socket,
+        4 => Kind::CharDev(rdev),
+        5 => Kind::BlockDev(rdev),
+        _ => return None,
+    };
     let s = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
     let n = r.u32()?;
     let perm = u16::from_le_bytes(r.take(2)?.try_into().ok()?);
@@ -462,7 +485,7 @@ fn decode(etag: &str, modified: Option<SystemTime>, b: &[u8]) -> Option<KnownMet
     Some(KnownMeta {
         etag: etag.to_string(),
         modified,
-        symlink: flags & 1 != 0,
+        kind,
         mtime,
         perm: (flags & 2 != 0).then_some(perm),
         uid: (flags & 4 != 0).then_some(uid),
@@ -479,7 +502,7 @@ mod tests {
         KnownMeta {
             etag: etag.into(),
             modified: modified.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
-            symlink: perm == 0o777,
+            kind: if perm == 0o777 { Kind::Symlink } else { Kind::CharDev(0x0501) },
             mtime: UNIX_EPOCH + Duration::new(1_500_000_000, 123_456_789),
             perm: Some(perm),
             uid: Some(1000),

@@ -34,7 +34,7 @@ use crate::store::{ListRequest, ObjectMeta, ObjectStore, PutMeta, StoreError};
 use delete::Deleter;
 use dir::{Entry, Listing};
 use error::{Error, Result};
-use inode::{Attr, Ino, InodeTable, Location};
+use inode::{Attr, Ino, InodeTable, Kind, Location};
 use meta_index::{KnownMeta, MetaIndex};
 use names::Name;
 use read::{MemoryLimiter, Reader};
@@ -84,9 +84,11 @@ impl Opened {
 pub struct Stat {
     pub ino: Ino,
     pub dir: bool,
-    pub symlink: bool,
+    pub kind: Kind,
     pub size: u64,
     pub mtime: SystemTime,
+    pub atime: SystemTime,
+    pub ctime: SystemTime,
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
@@ -94,7 +96,7 @@ pub struct Stat {
     /// user metadata was never fetched), the kernel may keep the name but not the attributes:
     /// its next `stat` is a getattr, which fetches them.
     pub known: bool,
-    /// A file open for writing whose name was removed: its link count is 0 (`fstat`).
+    /// A file whose name was removed while it is open: its link count is 0 (`fstat`).
     pub unlinked: bool,
 }
 
@@ -128,7 +130,7 @@ impl KnownMeta {
         KnownMeta {
             etag: etag.to_string(),
             modified: attr.modified,
-            symlink: attr.symlink,
+            kind: attr.kind,
             mtime: attr.mtime,
             perm: attr.perm,
             uid: attr.uid,
@@ -344,9 +346,11 @@ impl<S: ObjectStore> Fs<S> {
         Stat {
             ino,
             dir,
-            symlink: attr.symlink && !dir,
+            kind: if dir { Kind::File } else { attr.kind },
             size: attr.size,
             mtime: attr.mtime,
+            atime: attr.atime.unwrap_or(attr.mtime),
+            ctime: attr.ctime.or(attr.modified).unwrap_or(attr.mtime),
             perm: attr.perm.unwrap_or(if dir { self.config.dir_mode } else { self.config.file_mode }),
             uid: attr.uid.unwrap_or(self.config.uid),
             gid: attr.gid.unwrap_or(self.config.gid),
@@ -361,9 +365,13 @@ impl<S: ObjectStore> Fs<S> {
         let md = |k: &str| meta.metadata.get(k).map(|v| v.trim());
         let mtime = md("mtime").and_then(parse_mtime).or(meta.last_modified).unwrap_or(self.mount_time);
         let attr = Attr {
-            symlink: md("mode").and_then(|m| m.parse::<u32>().ok()).is_some_and(write::mode_is_symlink),
+            kind: md("mode")
+                .and_then(|m| m.parse::<u32>().ok())
+                .map_or(Kind::File, |m| Kind::from_mode(m, md("rdev").and_then(|v| v.parse().ok()).unwrap_or(0))),
             size: meta.size,
             mtime,
+            atime: md("atime").and_then(parse_mtime),
+            ctime: md("ctime").and_then(parse_mtime),
             perm: md("mode").and_then(|m| m.parse::<u32>().ok()).map(|m| (m & 0o7777) as u16),
             uid: md("uid").and_then(|v| v.parse().ok()),
             gid: md("gid").and_then(|v| v.parse().ok()),
@@ -393,6 +401,8 @@ impl<S: ObjectStore> Fs<S> {
             && let Some(p) = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
         {
             attr.mtime = p.meta.mtime;
+            attr.atime = p.meta.atime;
+            attr.ctime = Some(p.meta.ctime);
             attr.perm = Some(p.meta.perm);
             attr.uid = Some(p.meta.uid);
             attr.gid = Some(p.meta.gid);
@@ -408,7 +418,9 @@ impl<S: ObjectStore> Fs<S> {
             gid: attr.gid.unwrap_or(self.config.gid),
             mtime: attr.mtime,
             mtime_set: true,
-            symlink: attr.symlink,
+            atime: attr.atime,
+            ctime: attr.ctime.or(attr.modified).unwrap_or(attr.mtime),
+            kind: attr.kind,
         }
     }
 
@@ -428,8 +440,10 @@ impl<S: ObjectStore> Fs<S> {
         let mut attr = e.attr.clone();
         let known = match self.known_version(&e.loc, &attr) {
             Some(k) => {
-                attr.symlink = k.symlink;
+                attr.kind = k.kind;
                 attr.mtime = k.mtime;
+                let md = |n: &str| k.put.metadata.get(n).and_then(|v| parse_mtime(v.trim()));
+                (attr.atime, attr.ctime) = (md("atime"), md("ctime"));
                 attr.perm = k.perm;
                 attr.uid = k.uid;
                 attr.gid = k.gid;
@@ -841,15 +855,18 @@ impl<S: ObjectStore> Fs<S> {
             return Ok(Stat { unlinked: info.unlinked, ..self.stat_of(ino, &info.loc, &self.staged_attr(&info)) });
         }
         let node = self.node(ino)?;
+        if node.unlinked {
+            return Ok(Stat { unlinked: true, ..self.stat_of(ino, &node.loc, &node.attr) });
+        }
         if matches!(node.loc, Location::File { .. }) && node.fresh_until <= Instant::now() {
             let attr = self.current_attr(&node).await?;
             self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
-            if attr.symlink != node.attr.symlink {
+            if attr.kind != node.attr.kind {
                 // The kernel's inode has the other type (a listed file turned out to be a link,
                 // or another client replaced one by the other): it cannot change, so the kernel
                 // is sent to look the name up again (ESTALE makes the VFS retry the path walk
                 // with revalidation), which gives it a new inode of the right type.
-                debug!(ino, symlink = attr.symlink, "the file's type changed: the kernel looks it up again");
+                debug!(ino, kind = ?attr.kind, "the file's type changed: the kernel looks it up again");
                 return Err(Error::TypeChanged);
             }
             return Ok(self.stat_of(ino, &node.loc, &attr));

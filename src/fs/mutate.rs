@@ -12,10 +12,10 @@ use tracing::{debug, info, warn};
 
 use super::dir::Entry;
 use super::error::{Error, Result};
-use super::inode::{Attr, Ino, Location};
+use super::inode::{Attr, Ino, Kind, Location};
 use super::names::Name;
 use super::write::{CopySource, FileMeta, Staged};
-use super::{FileHandle, Fs, Resolved, Stat, Writer, WriterInfo};
+use super::{FileHandle, Fs, PendingMeta, Resolved, Stat, Writer, WriterInfo};
 use crate::store::{ListRequest, ObjectStore, PutMeta, PutResult};
 
 /// Server-side copies in flight during a directory rename.
@@ -142,7 +142,9 @@ impl<S: ObjectStore> Fs<S> {
             gid: owner.gid,
             mtime: SystemTime::now(),
             mtime_set: false,
-            symlink: false,
+            atime: None,
+            ctime: SystemTime::now(),
+            kind: Kind::File,
         };
         let mut staged = Staged::create(&self.staging_dir, bucket.clone(), key, meta, None)?;
         staged.dirty = true; // an empty new file is uploaded too
@@ -155,7 +157,9 @@ impl<S: ObjectStore> Fs<S> {
         Ok((stat, fh))
     }
 
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+    /// write(2). `kill_suid`: the writer may not keep set-user-ID and set-group-ID bits (the
+    /// kernel says so for a caller without CAP_FSETID), which the write then clears.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8], kill_suid: bool) -> Result<u32> {
         let handle = self.handle(fh)?;
         let FileHandle::Staged { writer, .. } = &*handle else { return Err(Error::BadHandle) };
         self.check_writable()?;
@@ -163,6 +167,9 @@ impl<S: ObjectStore> Fs<S> {
         st.materialize(&*self.store, self.config.read.part_size).await?;
         st.write(&self.store, &self.config.write, &self.upload_memory, offset, data).await?;
         st.meta.touch();
+        if kill_suid {
+            st.meta.perm = drop_suid(st.meta.perm);
+        }
         Self::sync_info(writer, &st);
         Ok(data.len() as u32)
     }
@@ -424,7 +431,9 @@ impl<S: ObjectStore> Fs<S> {
                     gid: owner.gid,
                     mtime: now,
                     mtime_set: true,
-                    symlink: false,
+                    atime: None,
+                    ctime: now,
+                    kind: Kind::File,
                 };
                 let mut put = meta.to_put(prefix, &HashMap::new());
                 put.metadata.insert("mode".into(), (0o040000 | (mode & 0o7777)).to_string());
@@ -441,17 +450,38 @@ impl<S: ObjectStore> Fs<S> {
         Ok(self.remember(parent, &entry))
     }
 
-    pub async fn mknod(&self, parent: Ino, name: &Name, mode: u32, owner: Owner) -> Result<Stat> {
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(Error::NotPermitted);
+    /// mknod(2): a regular file is created empty and uploaded; a FIFO, socket or device node
+    /// is an empty object whose `mode` (and `rdev`) metadata says what it is, as s3fs stores
+    /// them. The kernel serves FIFOs and devices itself: their contents never reach S3.
+    pub async fn mknod(&self, parent: Ino, name: &Name, mode: u32, rdev: u32, owner: Owner) -> Result<Stat> {
+        if mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0 {
+            let (stat, fh) = self.create(parent, name, mode, owner).await?;
+            let r = self.flush(fh, None).await;
+            self.release(fh).await;
+            return r.map(|_| stat);
         }
-        let (stat, fh) = self.create(parent, name, mode, owner).await?;
-        let r = self.flush(fh, None).await;
-        self.release(fh).await;
-        r.map(|_| stat)
+        let kind = Kind::from_mode(mode, rdev);
+        if !matches!(kind, Kind::Fifo | Kind::Socket | Kind::CharDev(_) | Kind::BlockDev(_)) {
+            return Err(Error::Invalid);
+        }
+        self.make_node(parent, name, kind, (mode & 0o7777) as u16, &[], owner).await
     }
 
     pub async fn symlink(&self, parent: Ino, name: &Name, target: &[u8], owner: Owner) -> Result<Stat> {
+        self.make_node(parent, name, Kind::Symlink, 0o777, target, owner).await
+    }
+
+    /// Makes an object that is not a regular file: a symlink (its body the target), a FIFO,
+    /// socket or device node (empty), with one PutObject.
+    async fn make_node(
+        &self,
+        parent: Ino,
+        name: &Name,
+        kind: Kind,
+        perm: u16,
+        body: &[u8],
+        owner: Owner,
+    ) -> Result<Stat> {
         self.check_writable()?;
         if self.existing(parent, name, false).await?.is_some() {
             return Err(Error::Exists);
@@ -461,18 +491,21 @@ impl<S: ObjectStore> Fs<S> {
         check_key_length(&loc)?;
         let Location::File { bucket, key } = &loc else { unreachable!() };
         self.deleter.cancel(bucket, key).await;
+        let now = SystemTime::now();
         let meta = FileMeta {
-            perm: 0o777,
+            perm,
             uid: owner.uid,
             gid: owner.gid,
-            mtime: SystemTime::now(),
+            mtime: now,
             mtime_set: true,
-            symlink: true,
+            atime: None,
+            ctime: now,
+            kind,
         };
         let put = meta.to_put(key, &HashMap::new());
-        let r = self.store.put_object(bucket, key, Bytes::copy_from_slice(target), &put).await?;
+        let r = self.store.put_object(bucket, key, Bytes::copy_from_slice(body), &put).await?;
         self.learn_meta(bucket, key, r.etag.as_deref(), &meta, &put);
-        let entry = Entry { name: name.clone(), loc, attr: meta.attr(target.len() as u64, r.etag) };
+        let entry = Entry { name: name.clone(), loc, attr: meta.attr(body.len() as u64, r.etag) };
         self.entry_added(parent, entry.clone());
         Ok(self.remember(parent, &entry))
     }
@@ -480,7 +513,7 @@ impl<S: ObjectStore> Fs<S> {
     pub async fn readlink(&self, ino: Ino) -> Result<Bytes> {
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else { return Err(Error::Invalid) };
-        if !node.attr.symlink {
+        if node.attr.kind != Kind::Symlink {
             return Err(Error::Invalid);
         }
         if node.attr.size == 0 {
@@ -654,15 +687,31 @@ impl<S: ObjectStore> Fs<S> {
             st.update_journal();
             Self::sync_info(&writer, &st);
         }
-        let pending = self.pending_meta.lock().unwrap().remove(&(sb.clone(), sk.to_string()));
-        let put = match &pending {
-            Some(p) => Some(self.full_put_meta(sb, sk, p).await?),
-            None => None,
+        let saved = self.pending_meta.lock().unwrap().remove(&(sb.clone(), sk.to_string()));
+        // A rename is a status change: the copy carries the file's metadata (the rename asked
+        // for it) with a new ctime, which also keeps its mtime when the object had none (the
+        // copy's LastModified would be the rename's time). `--metadata-from listing` copies the
+        // metadata as it is.
+        let pending = match &saved {
+            Some(p) => Some(PendingMeta { meta: FileMeta { ctime: SystemTime::now(), ..p.meta }, ..p.clone() }),
+            None if self.config.metadata.from_listing => None,
+            None => {
+                let meta = FileMeta { ctime: SystemTime::now(), ..self.file_meta(attr) };
+                Some(PendingMeta { meta, xattr: None, version: 0 })
+            }
         };
-        let r = match self.copy(sb, sk, db, dk, attr.size, put.as_ref()).await {
+        let copied = async {
+            let put = match &pending {
+                Some(p) => Some(self.full_put_meta(sb, sk, p).await?),
+                None => None,
+            };
+            let r = self.copy(sb, sk, db, dk, attr.size, put.as_ref()).await?;
+            Ok::<_, Error>((put, r))
+        };
+        let (put, r) = match copied.await {
             Ok(r) => r,
             Err(e) => {
-                if let Some(p) = pending {
+                if let Some(p) = saved {
                     self.pending_meta.lock().unwrap().insert((sb.clone(), sk.to_string()), p);
                 }
                 return Err(e);
@@ -859,6 +908,18 @@ impl<S: ObjectStore> Fs<S> {
             tokio::task::block_in_place(|| self.index.sync());
         }
     }
+}
+
+/// The permission bits after a write or chown by someone who may not keep set-user-ID and
+/// set-group-ID: both go, set-group-ID only with group execute (without it, it marks mandatory
+/// locking, which Linux keeps), as Linux's own filesystems do.
+pub(super) fn drop_suid(perm: u16) -> u16 {
+    let (suid, sgid, gx) = (libc::S_ISUID as u16, libc::S_ISGID as u16, libc::S_IXGRP as u16);
+    let mut p = perm & !suid;
+    if p & gx != 0 {
+        p &= !sgid;
+    }
+    p
 }
 
 /// S3's longest key, in bytes.

@@ -31,6 +31,7 @@ pub struct SetAttr {
     pub gid: Option<u32>,
     pub size: Option<u64>,
     pub mtime: Option<SystemTime>,
+    pub atime: Option<SystemTime>,
 }
 
 impl SetAttr {
@@ -51,10 +52,17 @@ impl SetAttr {
             // truncate(2) and ftruncate(2) change the file: its mtime moves, as a write's does.
             m.touch();
         }
+        if let Some(t) = self.atime {
+            m.atime = Some(t);
+        }
+        if self.size.is_some() || self.changes_meta() {
+            // Every change of the file or its attributes is a status change.
+            m.ctime = SystemTime::now();
+        }
     }
 
     fn changes_meta(&self) -> bool {
-        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some()
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some() || self.atime.is_some()
     }
 }
 
@@ -126,6 +134,8 @@ impl<S: ObjectStore> Fs<S> {
         attr.uid = Some(meta.uid);
         attr.gid = Some(meta.gid);
         attr.mtime = meta.mtime;
+        attr.atime = meta.atime;
+        attr.ctime = Some(meta.ctime);
         self.inodes.set_attr(ino, attr.clone(), node.fresh_until);
         Ok(self.stat_of(ino, &node.loc, &attr))
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::inode::ROOT;
+use super::inode::{Kind, ROOT};
 use super::setattr::SetAttr;
 use super::*;
 use crate::store::memory::MemoryStore;
@@ -124,11 +124,11 @@ async fn a_listed_file_that_is_a_symlink_makes_the_kernel_look_again() {
     let dir = stat(&fs, ROOT, &name("d")).await.unwrap();
     // The kernel was given a regular file (from the listing, readdirplus or lookup alike).
     let st = fs.lookup(dir.ino, &name("link")).await.unwrap();
-    assert!(!st.known && !st.symlink);
+    assert!(!st.known && st.kind == Kind::File);
     // Its getattr finds a symlink: ESTALE, and the VFS looks the path up again.
     assert_eq!(fs.getattr(st.ino).await.unwrap_err().errno(), libc::ESTALE);
     let again = fs.lookup(dir.ino, &name("link")).await.unwrap();
-    assert!(again.known && again.symlink, "{again:?}");
+    assert!(again.known && again.kind == Kind::Symlink, "{again:?}");
     assert_eq!(&fs.readlink(again.ino).await.unwrap()[..], b"target");
     assert_eq!(fs.store.count("HeadObject"), 1);
 }
@@ -405,7 +405,7 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
         let n = name(&format!("n{i}"));
         assert_eq!(stat(&fs, d, &n).await, Err(Error::NotFound));
         let (_, fh) = fs.create(d, &n, 0o644, owner).await.unwrap();
-        fs.write(fh, 0, b"0123456789").await.unwrap();
+        fs.write(fh, 0, b"0123456789", false).await.unwrap();
         fs.flush(fh, None).await.unwrap();
         fs.release(fh).await;
     }
@@ -451,7 +451,7 @@ async fn a_multipart_upload_needs_no_copy_for_the_mtime_of_its_writes() {
             let (st, fh) = fs.create(ROOT, &name(n), 0o640, owner).await.unwrap();
             let mut off = 0;
             while off < 2 * part + (1 << 20) {
-                fs.write(fh, off, &chunk).await.unwrap();
+                fs.write(fh, off, &chunk, false).await.unwrap();
                 off += chunk.len() as u64;
             }
             (st.ino, fh)
@@ -579,7 +579,7 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
 
     // A new file whose upload fails: close reports it, and the name is gone once closed.
     let (new, fh) = fs.create(d, &name("new"), 0o644, owner).await.unwrap();
-    fs.write(fh, 0, b"never uploaded").await.unwrap();
+    fs.write(fh, 0, b"never uploaded", false).await.unwrap();
     fs.store.inject_fault("PutObject", fail());
     assert_eq!(fs.flush(fh, None).await.unwrap_err().errno(), libc::EIO);
     fs.release(fh).await;
@@ -592,7 +592,7 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     // An object overwritten by a failed upload: its old size and bytes again.
     let old = stat(&fs, d, &name("old")).await.unwrap();
     let fh = fs.open(old.ino, true, true, 1).await.unwrap().fh;
-    fs.write(fh, 0, b"new and longer bytes").await.unwrap();
+    fs.write(fh, 0, b"new and longer bytes", false).await.unwrap();
     assert_eq!(fs.getattr(old.ino).await.unwrap().size, 20);
     fs.store.inject_fault("PutObject", fail());
     assert!(fs.flush(fh, None).await.is_err());

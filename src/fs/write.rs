@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::error::{Error, Result};
-use super::inode::{Attr, Location};
+use super::inode::{Attr, Kind, Location};
 use super::read::MemoryLimiter;
 use super::staging::{Journal, StageDir};
 use crate::store::{ObjectStore, PutMeta, PutResult, StoreError};
@@ -98,16 +98,24 @@ pub struct FileMeta {
     /// write. Only such an mtime goes into a multipart upload's metadata: that is fixed when
     /// the upload starts, and the writes after it would make it stale.
     pub mtime_set: bool,
-    pub symlink: bool,
+    /// The last access time, when one was set (utimens); else the mtime stands for it (the
+    /// mount is `noatime`: reads do not move it).
+    pub atime: Option<SystemTime>,
+    /// The last change of the file or its metadata: writes, truncate, chmod, chown, utimens,
+    /// xattrs, rename.
+    pub ctime: SystemTime,
+    pub kind: Kind,
 }
 
 impl FileMeta {
     /// The attributes of a file with this metadata.
     pub fn attr(&self, size: u64, etag: Option<String>) -> Attr {
         Attr {
-            symlink: self.symlink,
+            kind: self.kind,
             size,
             mtime: self.mtime,
+            atime: self.atime,
+            ctime: Some(self.ctime),
             perm: Some(self.perm),
             uid: Some(self.uid),
             gid: Some(self.gid),
@@ -118,14 +126,14 @@ impl FileMeta {
 
     /// `st_mode`: the permission bits with the file type (what the `mode` metadata holds).
     pub fn st_mode(&self) -> u32 {
-        let kind = if self.symlink { libc::S_IFLNK } else { libc::S_IFREG };
-        kind | u32::from(self.perm)
+        self.kind.type_bits() | u32::from(self.perm)
     }
 
     /// The file's bytes changed now (a write, a truncate): its mtime is now, and it is the
     /// time of the change rather than one that was set.
     pub fn touch(&mut self) {
         self.mtime = SystemTime::now();
+        self.ctime = self.mtime;
         self.mtime_set = false;
     }
 
@@ -137,7 +145,16 @@ impl FileMeta {
         metadata.insert("uid".into(), self.uid.to_string());
         metadata.insert("gid".into(), self.gid.to_string());
         metadata.insert("mtime".into(), format_mtime(self.mtime));
-        let content_type = if self.symlink {
+        metadata.insert("ctime".into(), format_mtime(self.ctime));
+        match self.atime {
+            Some(t) => metadata.insert("atime".into(), format_mtime(t)),
+            None => metadata.remove("atime"),
+        };
+        match self.kind {
+            Kind::CharDev(d) | Kind::BlockDev(d) => metadata.insert("rdev".into(), d.to_string()),
+            _ => metadata.remove("rdev"),
+        };
+        let content_type = if self.kind != Kind::File {
             "application/octet-stream".to_string()
         } else {
             mime_guess::from_path(key).first_or_octet_stream().essence_str().to_string()
@@ -151,14 +168,16 @@ impl FileMeta {
     pub fn to_put_streaming(&self, key: &str, extra: &HashMap<String, String>) -> PutMeta {
         let mut put = self.to_put(key, extra);
         if !self.mtime_set {
+            // Writes after the start move both: S3's LastModified stands for them.
             put.metadata.remove("mtime");
+            put.metadata.remove("ctime");
         }
         put
     }
 
     /// Whether a multipart upload started with metadata `self` still carries `now`'s.
     pub fn streams_as(&self, now: &FileMeta) -> bool {
-        let key = |m: &FileMeta| (m.perm, m.uid, m.gid, m.symlink, m.mtime_set.then_some(m.mtime));
+        let key = |m: &FileMeta| (m.perm, m.uid, m.gid, m.kind, m.atime, m.mtime_set.then_some(m.mtime));
         key(self) == key(now)
     }
 }

@@ -10,9 +10,11 @@
 //!   s3fs's layout (a URL-encoded `{"name":"base64 value",...}`), so s3fs sees them too. They are
 //!   set with the upload of a file being written, or with a metadata CopyObject, coalesced with
 //!   chmod/utimens like every metadata change.
-//! - Other namespaces (`security.`, `trusted.`, `system.`, so POSIX ACLs) are not supported:
-//!   reading, writing or removing one gives ENOTSUP (the adapter answers reads without reaching
-//!   the core).
+//! - Names without a namespace (`key1`, as s3fs allows, and macOS-style `com.example.x`) are
+//!   stored beside them, as s3fs does.
+//! - The kernel's namespaces (`security.`, `trusted.`, `system.`, so POSIX ACLs) are not
+//!   supported: reading, writing or removing one gives ENOTSUP (the adapter answers reads
+//!   without reaching the core).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
@@ -156,15 +158,21 @@ fn rfc3339(t: SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
+/// Whether `name` is in a namespace the kernel gives a meaning to (security labels, trusted
+/// attributes, POSIX ACLs): never stored.
+pub fn kernel_namespace(name: &str) -> bool {
+    ["security.", "trusted.", "system."].iter().any(|p| name.starts_with(p))
+}
+
 /// Checks a user attribute name for storage; `user.s3.*` is ours.
 fn user_name(name: &str) -> Result<()> {
     if name.starts_with("user.s3.") || name.starts_with("user.s3drive.") {
         return Err(Error::NotPermitted);
     }
-    if !name.starts_with("user.") {
+    if kernel_namespace(name) {
         return Err(Error::NotSupported);
     }
-    if name.len() <= 5 || name.contains(['"', ',', ':', '{', '}']) {
+    if name.is_empty() || name == "user." || name.contains(['"', ',', ':', '{', '}']) {
         return Err(Error::Invalid); // s3fs's layout cannot hold these characters
     }
     Ok(())
@@ -181,16 +189,17 @@ impl<S: ObjectStore> Fs<S> {
                 None => Err(Error::NoData),
             };
         }
-        if !name.starts_with("user.") {
+        if kernel_namespace(name) {
             return Err(Error::NotSupported);
         }
         self.user_xattrs(ino).await?.remove(name).ok_or(Error::NoData)
     }
 
-    /// The stored `user.*` names, each followed by a NUL (listxattr's format).
+    /// The stored names, each followed by a NUL (listxattr's format).
     pub async fn listxattr(&self, ino: Ino) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        for name in self.user_xattrs(ino).await?.keys() {
+        // Another client may have stored a kernel namespace's name: it cannot be read here.
+        for name in self.user_xattrs(ino).await?.keys().filter(|n| !kernel_namespace(n)) {
             out.extend_from_slice(name.as_bytes());
             out.push(0);
         }
@@ -267,6 +276,8 @@ impl<S: ObjectStore> Fs<S> {
             set_xattr_meta(&mut extra, &x);
             check_size(&st.meta, &st.key, &extra, &x)?;
             st.extra = extra;
+            st.meta.ctime = std::time::SystemTime::now();
+            Self::sync_info(&w, &st);
             if !st.dirty {
                 // Uploaded and unchanged since: a metadata copy, not a re-upload.
                 let value = extra_value(&st.extra);
@@ -285,7 +296,8 @@ impl<S: ObjectStore> Fs<S> {
         change(&mut x)?;
         set_xattr_meta(&mut metadata, &x);
         let node = self.node(ino)?;
-        let meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(&node.attr));
+        let mut meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(&node.attr));
+        meta.ctime = std::time::SystemTime::now();
         check_size(&meta, key, &super::setattr::others(metadata.clone()), &x)?;
         self.set_pending_meta(bucket, key, meta, Some(extra_value(&metadata)));
         Ok(())
