@@ -13,9 +13,11 @@ use common::*;
 
 /// Files in [`make_tree`].
 const FILES: u64 = 6;
+/// Directories that [`make_tree`] copied into the mount makes (with `archive` itself).
+const DIRS: u64 = 5;
 
 /// A local tree with private, executable and owned files, old mtimes with nanoseconds, and
-/// symlinks, in nested folders.
+/// symlinks, in nested folders with their own modes, owners and old mtimes.
 fn make_tree(root: &Path) {
     fs::create_dir_all(root.join("docs")).unwrap();
     fs::create_dir_all(root.join("nested/a/b")).unwrap();
@@ -32,10 +34,16 @@ fn make_tree(root: &Path) {
         let t = SystemTime::UNIX_EPOCH + Duration::new(1_500_000_000 + i as u64 * 1000, 250_000_000);
         fs::File::options().write(true).open(root.join(f)).unwrap().set_modified(t).unwrap();
     }
+    fs::set_permissions(root.join("docs"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::set_permissions(root.join("nested/a"), fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(root.join("nested/a/b"), Some(4321), Some(8765)).unwrap();
+    for (i, d) in ["docs", "nested", "nested/a", "nested/a/b"].iter().enumerate() {
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_400_000_000 + i as u64 * 1000, 125_000_000);
+        fs::File::open(root.join(d)).unwrap().set_modified(t).unwrap();
+    }
 }
 
-/// What `stat` says of every file and symlink under `root` (directories by name only: their
-/// modes and times are not stored), sorted by path.
+/// What `stat` says of every file, directory and symlink under `root`, sorted by path.
 fn snapshot(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -45,7 +53,8 @@ fn snapshot(root: &Path) -> Vec<String> {
             let rel = p.strip_prefix(root).unwrap().display().to_string();
             let m = fs::symlink_metadata(&p).unwrap();
             if m.is_dir() {
-                out.push(format!("{rel}/"));
+                let mode = m.mode() & 0o7777;
+                out.push(format!("{rel}/ {mode:o} {}:{} {}.{:09}", m.uid(), m.gid(), m.mtime(), m.mtime_nsec()));
                 stack.push(p);
             } else if m.file_type().is_symlink() {
                 out.push(format!("{rel} -> {}", fs::read_link(&p).unwrap().display()));
@@ -94,6 +103,7 @@ fn cp_a_tree_keeps_modes_owners_times_and_symlinks_whatever_runs_first() {
         assert!(ls.contains("-rw------- 1 root root 7 1500001000 secret.key"), "{ls}");
         assert!(ls.contains("-rw-r--r-- 1 1234 5678 8 1500000000 readme.txt"), "{ls}");
         assert!(ls.contains("link -> docs/readme.txt"), "{ls}");
+        assert!(ls.lines().any(|l| l.starts_with("drwxr-x--- ") && l.ends_with(" 1400000000 docs")), "{ls}");
         sh(&format!("diff -r --no-dereference {} {}", src.path().display(), archive.display()));
         assert_eq!(snapshot(&archive), want);
         assert_eq!(proxy.count("HeadObject"), 0, "the index knows every version: {:?}", proxy.counts());
@@ -111,8 +121,9 @@ fn cp_a_tree_keeps_modes_owners_times_and_symlinks_whatever_runs_first() {
         sh(&format!("diff -r --no-dereference {} {}", src.path().display(), archive.display()));
         assert_eq!(snapshot(&archive), want);
         sh(&format!("ls -lR {} > /dev/null", archive.display()));
-        assert_eq!(proxy.count("HeadObject"), FILES, "{:?}", proxy.counts());
-        assert_eq!(proxy.most_per_path("HeadObject"), 1, "no file's metadata was fetched twice");
+        // Directories' metadata is on their markers: one HeadObject each too.
+        assert_eq!(proxy.count("HeadObject"), FILES + DIRS, "{:?}", proxy.counts());
+        assert_eq!(proxy.most_per_path("HeadObject"), 1, "no metadata was fetched twice");
     }
 
     // A short TTL: listings and attributes expire between the tools, and are still right.

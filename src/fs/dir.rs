@@ -46,6 +46,16 @@ pub struct Listing {
     prefetch: Option<Prefetch>,
     /// Lookups walking this listing in order, for fetching metadata ahead of them.
     ahead: StatAhead,
+    /// The directory's own marker object (`prefix/`), as the first page showed it: it carries
+    /// the directory's mode, owner and times.
+    pub marker: Option<Marker>,
+}
+
+/// A directory's marker object as a listing shows it: which version it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub etag: Option<String>,
+    pub modified: Option<SystemTime>,
 }
 
 /// Metadata read-ahead ("stat-ahead"): `rsync` and `ls -l` without readdirplus look names up one
@@ -228,6 +238,9 @@ impl Listing {
                 let o = objects.next().expect("peeked");
                 if hidden(&o.key) {
                     continue;
+                }
+                if o.key == prefix {
+                    self.marker = Some(Marker { etag: o.etag.clone(), modified: o.last_modified });
                 }
                 if let Child::File(name) = object_child(prefix, &o.key) {
                     let attr = Attr {

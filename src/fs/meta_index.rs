@@ -57,6 +57,26 @@ pub struct KnownMeta {
 }
 
 impl KnownMeta {
+    /// What the index says of a directory without a marker object: it has no metadata (the
+    /// mount's defaults are its truth). Kept in memory only.
+    pub fn no_marker() -> KnownMeta {
+        KnownMeta {
+            etag: String::new(),
+            modified: None,
+            kind: Kind::File,
+            mtime: UNIX_EPOCH,
+            perm: None,
+            uid: None,
+            gid: None,
+            put: PutMeta::default(),
+        }
+    }
+
+    /// Whether this is [`KnownMeta::no_marker`].
+    pub fn is_no_marker(&self) -> bool {
+        self.etag.is_empty()
+    }
+
     /// Whether this describes the version with `etag` and `modified` (`None`: not known).
     fn describes(&self, etag: &str, modified: Option<SystemTime>) -> bool {
         self.etag == etag
@@ -178,7 +198,7 @@ impl MetaIndex {
     pub fn learn(&self, bucket: &Arc<str>, key: &str, k: KnownMeta) {
         let id = (bucket.clone(), key.to_string());
         self.memory.lock().unwrap().put(id.clone(), k.clone());
-        if let Some(d) = &self.disk {
+        if let Some(d) = self.disk.as_ref().filter(|_| !k.is_no_marker()) {
             d.send(Op::Put(id, k));
             self.stats.lock().unwrap().disk_entries_written += 1;
         }

@@ -9,6 +9,7 @@
 
 pub mod delete;
 pub mod dir;
+pub mod dir_meta;
 pub mod error;
 pub mod inode;
 pub mod meta_index;
@@ -378,7 +379,12 @@ impl<S: ObjectStore> Fs<S> {
             etag: meta.etag.clone(),
             modified: meta.last_modified,
         };
-        if let (Location::File { bucket, key }, Some(etag)) = (loc, &meta.etag) {
+        let key = match loc {
+            Location::File { bucket, key } => Some((bucket, key)),
+            Location::Dir { bucket, prefix } => Some((bucket, prefix)), // its marker
+            Location::Buckets => None,
+        };
+        if let (Some((bucket, key)), Some(etag)) = (key, &meta.etag) {
             let put = PutMeta { metadata: meta.metadata.clone(), content_type: meta.content_type.clone() };
             self.index.learn(bucket, key, KnownMeta::new(etag, &attr, put));
         }
@@ -435,8 +441,15 @@ impl<S: ObjectStore> Fs<S> {
     /// LastModified) told us earlier, here or in an earlier mount on this host, is filled in,
     /// so `ls -l` and `stat` agree without a request per entry. A file is known when that
     /// version is in the index, when its attributes came from a HeadObject or this mount
-    /// (`perm` set), or with `--metadata-from listing`; a directory always.
+    /// (`perm` set), or with `--metadata-from listing`; a directory when its marker's
+    /// metadata is known (see `dir_meta`), a bucket always.
     fn listed_attr(&self, e: &Entry) -> (Attr, bool) {
+        if self.dir_has_meta(&e.loc) {
+            return match self.known_dir_attr(&e.loc, &e.attr) {
+                Some(attr) => (attr, true),
+                None => (e.attr.clone(), false),
+            };
+        }
         let mut attr = e.attr.clone();
         let known = match self.known_version(&e.loc, &attr) {
             Some(k) => {
@@ -857,6 +870,10 @@ impl<S: ObjectStore> Fs<S> {
         let node = self.node(ino)?;
         if node.unlinked {
             return Ok(Stat { unlinked: true, ..self.stat_of(ino, &node.loc, &node.attr) });
+        }
+        if self.dir_has_meta(&node.loc) {
+            let attr = self.dir_attr(ino, &node).await?;
+            return Ok(self.stat_of(ino, &node.loc, &attr));
         }
         if matches!(node.loc, Location::File { .. }) && node.fresh_until <= Instant::now() {
             let attr = self.current_attr(&node).await?;

@@ -410,7 +410,7 @@ impl<S: ObjectStore> Fs<S> {
         }
         let pnode = self.node(parent)?;
         let now = SystemTime::now();
-        let loc = match &pnode.loc {
+        let (loc, attr) = match &pnode.loc {
             Location::Buckets => {
                 if !crate::config::valid_bucket_name(name.as_str()) {
                     debug!(name = name.as_str(), "mkdir at the root: not a valid bucket name");
@@ -418,7 +418,9 @@ impl<S: ObjectStore> Fs<S> {
                 }
                 self.store.create_bucket(name.as_str()).await?;
                 info!(bucket = name.as_str(), "bucket created");
-                Location::Dir { bucket: name.as_str().into(), prefix: String::new() }
+                let mut attr = Attr::dir(now);
+                attr.perm = Some((mode & 0o7777) as u16);
+                (Location::Dir { bucket: name.as_str().into(), prefix: String::new() }, attr)
             }
             Location::Dir { bucket, .. } => {
                 let loc = pnode.loc.child(name, true).expect("a directory");
@@ -438,13 +440,13 @@ impl<S: ObjectStore> Fs<S> {
                 let mut put = meta.to_put(prefix, &HashMap::new());
                 put.metadata.insert("mode".into(), (0o040000 | (mode & 0o7777)).to_string());
                 put.content_type = Some("application/x-directory".into());
-                self.store.put_object(bucket, prefix, Bytes::new(), &put).await?;
-                loc
+                let r = self.store.put_object(bucket, prefix, Bytes::new(), &put).await?;
+                let attr = meta.attr(0, None);
+                self.learn_dir_meta(bucket, prefix, r.etag.as_deref(), &attr, put);
+                (loc, attr)
             }
             Location::File { .. } => return Err(Error::NotDir),
         };
-        let mut attr = Attr::dir(now);
-        attr.perm = Some((mode & 0o7777) as u16);
         let entry = Entry { name: name.clone(), loc, attr };
         self.entry_added(parent, entry.clone());
         Ok(self.remember(parent, &entry))
@@ -561,6 +563,7 @@ impl<S: ObjectStore> Fs<S> {
             }
             // Hides the prefix at once; the marker (if any) goes with the next batch.
             self.deleter.schedule(bucket, prefix.clone());
+            self.index.forget(bucket, prefix);
         }
         self.inodes.detach(&loc);
         self.entry_removed(parent, name);
@@ -787,6 +790,7 @@ impl<S: ObjectStore> Fs<S> {
             return Err(e);
         }
         let had_marker = keys.iter().any(|(k, _)| k == sp);
+        self.index.forget(sb, sp);
         for (key, _) in keys {
             self.pending_meta.lock().unwrap().remove(&(sb.clone(), key.clone()));
             self.deleter.schedule(sb, key);

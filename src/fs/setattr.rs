@@ -35,7 +35,7 @@ pub struct SetAttr {
 }
 
 impl SetAttr {
-    fn apply(&self, m: &mut FileMeta) {
+    pub(super) fn apply(&self, m: &mut FileMeta) {
         if let Some(mode) = self.mode {
             m.perm = (mode & 0o7777) as u16;
         }
@@ -61,7 +61,7 @@ impl SetAttr {
         }
     }
 
-    fn changes_meta(&self) -> bool {
+    pub(super) fn changes_meta(&self) -> bool {
         self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some() || self.atime.is_some()
     }
 }
@@ -93,8 +93,13 @@ impl<S: ObjectStore> Fs<S> {
             return Ok(self.stat_of(ino, &info.loc, &self.staged_attr(&info)));
         }
         let node = self.node(ino)?;
+        if self.dir_has_meta(&node.loc) && set.changes_meta() {
+            let attr = self.set_dir_attr(ino, &node, &set).await?;
+            return Ok(self.stat_of(ino, &node.loc, &attr));
+        }
         let Location::File { bucket, key } = &node.loc else {
-            // Directory modes and times are not stored (see docs/SEMANTICS.md); accept them.
+            // A bucket's root keeps no metadata (nor does any directory with
+            // `--metadata-from listing`): accepted for this mount's life only.
             let mut attr = node.attr.clone();
             if let Some(m) = set.mode {
                 attr.perm = Some((m & 0o7777) as u16);

@@ -143,8 +143,9 @@ async fn lookup_directory_wins_over_object_of_same_name() {
         store,
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
-    assert!(stat(&fs, ROOT, &name("x")).await.unwrap().dir);
-    assert!(stat(&fs, ROOT, &name("empty")).await.unwrap().dir, "a marker object alone makes a directory");
+    // (Lookups only: a directory's own metadata is dir_meta's, tested on its own.)
+    assert!(fs.lookup(ROOT, &name("x")).await.unwrap().dir);
+    assert!(fs.lookup(ROOT, &name("empty")).await.unwrap().dir, "a marker object alone makes a directory");
     // The root fits in one listing page: it answers both lookups.
     assert_eq!(fs.store.count("HeadObject"), 0);
     assert_eq!(fs.store.count("ListObjectsV2"), 1);
@@ -159,8 +160,8 @@ async fn lookup_directory_wins_over_object_of_same_name() {
         store,
         Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
     );
-    assert!(stat(&fs, ROOT, &name("x")).await.unwrap().dir);
-    assert!(stat(&fs, ROOT, &name("empty")).await.unwrap().dir);
+    assert!(fs.lookup(ROOT, &name("x")).await.unwrap().dir);
+    assert!(fs.lookup(ROOT, &name("empty")).await.unwrap().dir);
     assert!(!stat(&fs, ROOT, &name("y")).await.unwrap().dir);
     assert_eq!(fs.store.count("HeadObject"), 3);
     assert_eq!(fs.store.count("ListObjectsV2"), 1 + 3, "one page found the root large; then a probe per name");
@@ -409,7 +410,8 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
         fs.flush(fh, None).await.unwrap();
         fs.release(fh).await;
     }
-    assert_eq!(fs.store.count("ListObjectsV2"), 1, "one page answered all 50 lookups");
+    // The page listed to read d's own metadata (its marker) answered all 50 lookups.
+    assert_eq!(fs.store.count("ListObjectsV2"), 0, "one page answered all 50 lookups");
     assert_eq!(fs.store.count("HeadObject"), 0);
     assert_eq!(fs.store.count("PutObject"), 50);
 
@@ -422,7 +424,7 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
     let names = list_names(&fs, d).await;
     assert_eq!(names.len(), 2 + 1 + 50, "{names:?}");
     assert_eq!(stat(&fs, d, &name("n7")).await.unwrap().size, 10);
-    assert_eq!(fs.store.count("ListObjectsV2"), 1);
+    assert_eq!(fs.store.count("ListObjectsV2"), 0);
 
     // Removed and renamed names are gone from it at once; the new name is there.
     fs.unlink(d, &name("n0")).await.unwrap();
@@ -432,7 +434,7 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
     assert_eq!(stat(&fs, d, &name("m1")).await.unwrap().size, 10);
     let names = list_names(&fs, d).await;
     assert!(!names.contains(&"n0".to_string()) && !names.contains(&"n1".to_string()) && names.contains(&"m1".into()));
-    assert_eq!(fs.store.count("ListObjectsV2"), 1);
+    assert_eq!(fs.store.count("ListObjectsV2"), 0);
 }
 
 #[tokio::test]
@@ -621,4 +623,48 @@ impl super::KernelCache for Recorder {
     }
 
     fn invalidate(&self, _ino: Ino) {}
+}
+
+#[tokio::test]
+async fn directory_modes_owners_and_times_live_on_the_marker() {
+    let store = MemoryStore::new();
+    let md = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    store.put_with_meta("b", "kept/", "", md(&[("mode", "16872"), ("uid", "7"), ("mtime", "1600000000")]));
+    store.put("b", "kept/f", "x");
+    store.put("b", "bare/f", "x");
+    let config =
+        || Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config());
+    // Looked up, the directory's attributes are not known yet (the kernel keeps none).
+    assert!(!fs.lookup(ROOT, &name("kept")).await.unwrap().known);
+    let kept = stat(&fs, ROOT, &name("kept")).await.unwrap();
+    assert_eq!(
+        (kept.perm, kept.uid, kept.mtime),
+        (0o750, 7, SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000))
+    );
+    assert_eq!(fs.store.count("HeadObject"), 1, "the marker's metadata");
+    // No marker: the defaults are the truth, and its listing said so (no HeadObject).
+    let bare = stat(&fs, ROOT, &name("bare")).await.unwrap();
+    assert_eq!(bare.perm, 0o755);
+    assert_eq!(fs.store.count("HeadObject"), 1);
+    // Known now: a lookup gives attributes the kernel may keep, at no cost.
+    fs.store.reset_counts();
+    assert!(fs.lookup(ROOT, &name("kept")).await.unwrap().known);
+    assert_eq!(fs.store.count("HeadObject") + fs.store.count("ListObjectsV2"), 0);
+
+    // chmod, chown, utimens: the marker is put again (one is made for a bare directory).
+    let set = SetAttr {
+        mode: Some(0o700),
+        uid: Some(42),
+        mtime: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000)),
+        ..Default::default()
+    };
+    let st = fs.setattr(bare.ino, set).await.unwrap();
+    assert_eq!((st.perm, st.uid), (0o700, 42));
+    let (_, marker) = fs.store.object("b", "bare/").expect("a marker was made");
+    assert_eq!(marker.get("mode").map(String::as_str), Some(&*(libc::S_IFDIR | 0o700).to_string()));
+    assert_eq!(marker.get("mtime").map(String::as_str), Some("1000"));
+    let st = fs.setattr(kept.ino, SetAttr { mode: Some(0o711), ..Default::default() }).await.unwrap();
+    assert_eq!((st.perm, st.uid), (0o711, 7), "the owner stays");
+    assert_eq!(fs.store.count("PutObject"), 2);
 }

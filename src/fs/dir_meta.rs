@@ -1,0 +1,168 @@
+//! Directory metadata: mode, owner and times of a directory live on its marker object
+//! (`dir/`, an empty object with `mode`, `uid`, `gid`, `mtime`, `ctime` metadata, as s3fs keeps
+//! them). This module owns how they are known and how they are stored.
+//!
+//! - Known: from the metadata index in memory (learned in this mount), else from the
+//!   directory's own listing (which `ls -R`, `find`, rsync and lookups in it need anyway): no
+//!   marker there means the mount's defaults are the truth; a marker whose version (ETag and
+//!   LastModified) the index knows needs nothing more (also after a remount); an unknown
+//!   marker costs one HeadObject. A fresh listing of the directory that shows another marker
+//!   than the index remembers (another client changed it) makes it look again.
+//! - Stored: chmod, chown and utimens of a directory put its marker again with the new
+//!   metadata (creating one for a directory that had none), keeping the marker's other user
+//!   metadata.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::dir::Marker;
+use super::error::Result;
+use super::inode::{self, Attr, Ino, Location};
+use super::meta_index::KnownMeta;
+use super::setattr::{SetAttr, others};
+use super::write::FileMeta;
+use super::{Fs, parse_mtime};
+use crate::store::{ListRequest, ObjectStore, StoreError};
+
+/// The Content-Type of directory markers (s3fs's).
+const DIR_CONTENT_TYPE: &str = "application/x-directory";
+
+/// Whether the index's `k` describes the marker a listing showed (or its absence).
+fn same_marker(listed: &Option<Marker>, k: &KnownMeta) -> bool {
+    match listed {
+        None => k.is_no_marker(),
+        Some(m) => {
+            !k.is_no_marker()
+                && m.etag.as_deref() == Some(k.etag.as_str())
+                && match (m.modified, k.modified) {
+                    (Some(a), Some(b)) => {
+                        let s = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                        s(a) == s(b)
+                    }
+                    _ => true,
+                }
+        }
+    }
+}
+
+/// A directory's attributes with what its marker's metadata says filled in.
+fn with_marker_meta(mut attr: Attr, k: &KnownMeta) -> Attr {
+    if !k.is_no_marker() {
+        attr.mtime = k.mtime;
+        let md = |n: &str| k.put.metadata.get(n).and_then(|v| parse_mtime(v.trim()));
+        (attr.atime, attr.ctime) = (md("atime"), md("ctime"));
+        attr.perm = k.perm;
+        attr.uid = k.uid;
+        attr.gid = k.gid;
+    }
+    attr
+}
+
+impl<S: ObjectStore> Fs<S> {
+    /// Whether a directory's metadata is kept on a marker (not a bucket's root, not with
+    /// `--metadata-from listing`).
+    pub(super) fn dir_has_meta(&self, loc: &Location) -> bool {
+        matches!(loc, Location::Dir { prefix, .. } if !prefix.is_empty()) && !self.config.metadata.from_listing
+    }
+
+    /// A listed directory's attributes, if this mount knows its metadata (see the module doc).
+    pub(super) fn known_dir_attr(&self, loc: &Location, attr: &Attr) -> Option<Attr> {
+        let Location::Dir { bucket, prefix } = loc else { return None };
+        self.index.latest(bucket, prefix).map(|k| with_marker_meta(Attr::dir(attr.mtime), &k))
+    }
+
+    /// A directory's attributes now: from memory, checked against a fresh listing of it when
+    /// there is one, else from its listing and, for an unknown marker, a HeadObject.
+    pub(super) async fn dir_attr(&self, ino: Ino, node: &inode::Node) -> Result<Attr> {
+        let Location::Dir { bucket, prefix } = &node.loc else { unreachable!("called for directories") };
+        let base = Attr::dir(self.mount_time);
+        let listed = match self.fresh_listing(ino).await {
+            Some(l) => Some(l.lock().await.marker.clone()),
+            None => None,
+        };
+        if let Some(k) = self.index.latest(bucket, prefix)
+            && listed.as_ref().is_none_or(|m| same_marker(m, &k))
+        {
+            return Ok(with_marker_meta(base, &k));
+        }
+        let marker = match listed {
+            Some(m) => m,
+            None => self.dir_marker(ino, bucket, prefix).await?,
+        };
+        let Some(m) = marker else {
+            self.index.learn(bucket, prefix, KnownMeta::no_marker());
+            return Ok(base);
+        };
+        if let Some(etag) = &m.etag
+            && let Some(k) = self.index.version(bucket, prefix, etag, m.modified)
+        {
+            return Ok(with_marker_meta(base, &k));
+        }
+        match self.store.head_object(bucket, prefix).await {
+            Ok(meta) => Ok(self.attr_from_meta(&node.loc, &meta)),
+            Err(StoreError::NotFound) => {
+                self.index.learn(bucket, prefix, KnownMeta::no_marker());
+                Ok(base)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The directory's marker, from its listing (kept for the lookups and readdir that follow),
+    /// or for a directory too large for one page, a one-key listing.
+    async fn dir_marker(&self, ino: Ino, bucket: &Arc<str>, prefix: &str) -> Result<Option<Marker>> {
+        if let Some(l) = self.listing_for_lookups(ino, bucket, prefix).await? {
+            return Ok(l.lock().await.marker.clone());
+        }
+        let page = self
+            .store
+            .list_objects(ListRequest { bucket, prefix, delimiter: None, continuation: None, max_keys: Some(1) })
+            .await?;
+        Ok(page
+            .objects
+            .into_iter()
+            .find(|o| o.key == prefix)
+            .map(|o| Marker { etag: o.etag, modified: o.last_modified }))
+    }
+
+    /// chmod, chown, utimens of a directory: its marker is put again with the new metadata.
+    pub(super) async fn set_dir_attr(&self, ino: Ino, node: &inode::Node, set: &SetAttr) -> Result<Attr> {
+        let Location::Dir { bucket, prefix } = &node.loc else { unreachable!("called for directories") };
+        let current = self.dir_attr(ino, node).await?;
+        let mut meta = FileMeta { perm: current.perm.unwrap_or(self.config.dir_mode), ..self.file_meta(&current) };
+        set.apply(&mut meta);
+        let extra = match self.index.latest(bucket, prefix) {
+            Some(k) if !k.is_no_marker() => others(k.put.metadata),
+            _ => HashMap::new(),
+        };
+        let mut put = meta.to_put(prefix, &extra);
+        put.metadata.insert("mode".into(), (libc::S_IFDIR | u32::from(meta.perm)).to_string());
+        put.content_type = Some(DIR_CONTENT_TYPE.into());
+        let r = self.store.put_object(bucket, prefix, Bytes::new(), &put).await?;
+        let attr = meta.attr(0, None);
+        self.learn_dir_meta(bucket, prefix, r.etag.as_deref(), &attr, put);
+        self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
+        Ok(attr)
+    }
+
+    /// Remembers the metadata a directory marker just put by this mount carries.
+    pub(super) fn learn_dir_meta(
+        &self,
+        bucket: &Arc<str>,
+        prefix: &str,
+        etag: Option<&str>,
+        attr: &Attr,
+        put: crate::store::PutMeta,
+    ) {
+        match etag {
+            Some(etag) => self.index.learn(bucket, prefix, KnownMeta::new(etag, attr, put)),
+            // Without an ETag the version cannot be checked later: ask again when needed.
+            None => {
+                self.index.forget(bucket, prefix);
+            }
+        }
+    }
+}
