@@ -13,7 +13,11 @@
 # of each size in LS_NS (s3s-fs reads its whole directory for every page, so time grows with
 # the square of the size: compare tools within a row), `find` over TREE_DIRS folders of TREE_FILES objects; (4) `cp -r` of SMALL_N 4 KiB
 # files until all are in S3, `rm` of them until S3 has none; (5) `rsync -a` of a MIXED_MIB set
-# of files of mixed sizes, then again; (6) PAR_N parallel readers of PAR_MIB objects.
+# of files of mixed sizes, then again (a new mount: for s3drive, with its metadata index from the
+# first run); (6) PAR_N parallel readers of PAR_MIB objects; (7) `ls -l` of META_N objects that
+# another client uploaded with s3fs-style metadata (mode 0600, an old mtime, owner 42:43), cold
+# (s3drive with an empty cache directory: another host) and warm (a remount, s3drive with the
+# index the cold run filled). Each tool's `ls -l` output is checked for the stored mode.
 #
 # Writes start with no writeback pending (`sync` before the clock), so what earlier workloads
 # left dirty in the page cache is not flushed during whichever tool's write comes next.
@@ -35,8 +39,9 @@ SMALL_N=${SMALL_N:-1000}
 MIXED_MIB=${MIXED_MIB:-200}
 PAR_N=${PAR_N:-8}
 PAR_MIB=${PAR_MIB:-128}
+META_N=${META_N:-5000}
 TOOLS=${TOOLS:-"s3drive rclone s3fs direct"}
-ONLY=${ONLY:-"1 2 3 4 5 6"}   # which workloads to run, by number
+ONLY=${ONLY:-"1 2 3 4 5 6 7"}   # which workloads to run, by number
 WAIT_MAX=${WAIT_MAX:-120}
 port=${BENCH_PORT:-8917}
 size_mib=$READ_MIB
@@ -112,6 +117,22 @@ with ThreadPoolExecutor(16) as pool:
     list(pool.map(put, paths))
 PY
   rm -rf "$fill"
+fi
+if [[ " $ONLY " == *" 7 "* ]]; then
+  # Uploaded by "another client" with s3fs's metadata, 16 PutObjects at a time.
+  make_bucket meta
+  python3 - "$ep" "$META_N" <<'PY'
+import sys, botocore.config, botocore.session
+from concurrent.futures import ThreadPoolExecutor
+ep, n = sys.argv[1], int(sys.argv[2])
+c = botocore.session.get_session().create_client("s3", endpoint_url=ep, region_name="us-east-1",
+    config=botocore.config.Config(max_pool_connections=16))
+meta = {"mode": "33152", "mtime": "1600000000", "uid": "42", "gid": "43"}
+def put(i):
+    c.put_object(Bucket="meta", Key=f"m{i:05d}", Body=b"m" * (i % 100), Metadata=meta)
+with ThreadPoolExecutor(16) as pool:
+    list(pool.map(put, range(n)))
+PY
 fi
 sync
 
@@ -204,6 +225,10 @@ for tool in $TOOLS; do
     run_case "5. rsync -a again" 'mx-$p' 'aws_ s3 sync --quiet "$work/mixed" "s3://mx-$p/"'
     post=
     run_case "6. ${PAR_N} parallel readers x ${PAR_MIB} MiB" par 'pids=(); for i in $(seq "$PAR_N"); do aws_ s3 cp --quiet "s3://par/p$i" - >/dev/null & pids+=($!); done; wait "${pids[@]}"'
+    # The listing and every object's HeadObject, 16 at a time: what the metadata costs a client.
+    for kind in cold warm; do
+      run_case "7. ls -l ${META_N} objects with metadata, $kind" meta 'python3 bench/head_all.py "$ep" meta'
+    done
     continue
   fi
   # 1. cold, then warm, in one mount
@@ -229,6 +254,11 @@ for tool in $TOOLS; do
   run_case "5. rsync -a again" 'mx-$p' 'rsync -a --omit-dir-times "$work/mixed/" "$mnt/" || notes+=("$tool: rsync failed")'
   post=
   run_case "6. ${PAR_N} parallel readers x ${PAR_MIB} MiB" par 'pids=(); for i in $(seq "$PAR_N"); do cat "$mnt/p$i" >/dev/null & pids+=($!); done; wait "${pids[@]}"'
+  pre='rm -rf "$work/cache-s3drive"'
+  check_meta='[ "$(grep -c "^-rw------- 1 42 43 " "$work/ls.out")" -eq "$META_N" ] || notes+=("$tool, $w: ls -l showed other modes or owners than stored")'
+  run_case "7. ls -l ${META_N} objects with metadata, cold" meta 'ls -ln "$mnt" >"$work/ls.out"; '"$check_meta"
+  pre=
+  run_case "7. ls -l ${META_N} objects with metadata, warm" meta 'ls -ln "$mnt" >"$work/ls.out"; '"$check_meta"
 done
 done
 

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Try s3drive with no AWS account: starts a local S3-compatible server (moto) on 127.0.0.1 with
-# sample buckets, mounts it, and waits. Ctrl-C unmounts and stops the server.
+# Try s3drive with no AWS account, in one command on a fresh Debian/Ubuntu with Rust: installs
+# what is missing (scripts/setup.sh), builds, starts a local S3-compatible server (moto) on
+# 127.0.0.1 with sample buckets, mounts it, and waits. Ctrl-C unmounts and stops the server.
 #   scripts/demo.sh [MOUNTPOINT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${S3DRIVE_DEMO_PORT:-9555}
 mnt=${1:-$(mktemp -d /tmp/s3drive-demo.XXXXXX)}
 mkdir -p "$mnt"
-cargo build --release -q
-python3 -m moto.server -H 127.0.0.1 -p "$port" >/tmp/s3drive-demo-moto.log 2>&1 &
+scripts/setup.sh
+echo "demo: building s3drive (the first build takes several minutes)" >&2
+cargo build --release
+py=.venv/bin/python
+"$py" -m moto.server -H 127.0.0.1 -p "$port" >/tmp/s3drive-demo-moto.log 2>&1 &
 moto_pid=$!
 daemon_pid=
 cleanup() {
@@ -20,7 +24,7 @@ trap cleanup EXIT INT TERM
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
 unset AWS_CA_BUNDLE AWS_PROFILE
-python3 - "$port" <<'PY'
+"$py" - "$port" <<'PY'
 import sys, boto3
 s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1")
 for b in ("photos", "reports"):
@@ -34,6 +38,7 @@ PY
 ./target/release/s3drive --foreground --endpoint-url "http://127.0.0.1:$port" --force-path-style "$mnt" &
 daemon_pid=$!
 for _ in $(seq 100); do grep -q " $mnt " /proc/mounts && break; sleep 0.1; done
+grep -q " $mnt " /proc/mounts || { echo "demo: s3drive did not mount (see its messages above)" >&2; exit 1; }
 cat <<MSG
 
 s3drive is mounted on $mnt (buckets "photos" and "reports" on a local moto server).

@@ -147,6 +147,11 @@ pub struct Args {
     #[arg(long, help_heading = "Ownership and permissions")]
     pub allow_other: bool,
 
+    /// Mount over a directory that is not empty (its files are hidden while mounted); without
+    /// it such a mount point is refused.
+    #[arg(long, help_heading = "Running")]
+    pub nonempty: bool,
+
     /// Mount read-only: every change fails with EROFS.
     #[arg(long, help_heading = "Ownership and permissions")]
     pub read_only: bool,
@@ -209,7 +214,7 @@ pub struct Args {
     pub foreground: bool,
 
     /// Log filter, e.g. "info", "debug", "s3drive=debug,aws=warn" [env: S3DRIVE_LOG]
-    /// [default: warn,s3drive=info].
+    /// [default: warn,fuser=error,s3drive=info].
     #[arg(long, value_name = "FILTER", help_heading = "Logging")]
     pub log: Option<String>,
 

@@ -26,6 +26,7 @@ pub mod fuse;
 pub mod logging;
 pub mod mount;
 pub mod options;
+pub mod output;
 pub mod recover;
 pub mod stats;
 pub mod status;

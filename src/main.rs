@@ -36,12 +36,12 @@ fn main() -> ExitCode {
         Some(Command::Completions { shell }) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "s3drive", &mut out);
-            print_all(&out)
+            s3drive::output::print_all(&out)
         }
         Some(Command::Man) => {
             let mut out = Vec::new();
             match clap_mangen::Man::new(Cli::command()).render(&mut out) {
-                Ok(()) => print_all(&out),
+                Ok(()) => s3drive::output::print_all(&out),
                 Err(e) => {
                     eprintln!("s3drive: {e}");
                     ExitCode::FAILURE
@@ -49,20 +49,6 @@ fn main() -> ExitCode {
             }
         }
         None => mount(cli.mount, &argv, notifier),
-    }
-}
-
-/// Writes `out` to stdout; a reader that stopped early (`| head`) is no failure.
-fn print_all(out: &[u8]) -> ExitCode {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out).and_then(|()| stdout.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("s3drive: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::config::{Config, Source};
 use crate::fs::Fs;
 use crate::fuse::FuseFs;
 use crate::store::s3::S3Store;
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{ListRequest, ObjectStore, StoreError};
 
 /// How long the start-up checks retry a failing request.
 const STARTUP_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
@@ -24,6 +24,10 @@ fn explain(err: &StoreError, endpoint: &str, what: &str) -> String {
         StoreError::BadCredentials(m) => {
             format!("the credentials were rejected by {endpoint}: {m}")
         }
+        StoreError::NoCredentials(_) => "no AWS credentials were found (environment, ~/.aws profiles, SSO, \
+            web identity, container or instance role): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+            choose a profile with --profile, or mount a public bucket with --no-sign-request"
+            .to_string(),
         StoreError::NoSuchBucket | StoreError::NotFound => format!("{what} does not exist"),
         StoreError::AccessDenied => format!("access denied to {what}"),
         other => format!("{what}: {other}"),
@@ -61,11 +65,54 @@ async fn check_bucket<S: ObjectStore>(store: &S, bucket: &str, endpoint: &str) -
             Ok(())
         }
         Err(StoreError::AccessDenied) => {
-            warn!(bucket, "HeadBucket was denied; the bucket is mounted and gives EACCES where it may not be read");
-            Ok(())
+            // A HEAD's 403 has no body: a wrong secret key looks like a denied bucket. A
+            // listing's answer says which it is.
+            let probe = ListRequest { bucket, prefix: "", delimiter: Some("/"), continuation: None, max_keys: Some(1) };
+            match store.list_objects(probe).await {
+                Err(e @ (StoreError::BadCredentials(_) | StoreError::NoCredentials(_))) => {
+                    Err(explain(&e, endpoint, &format!("bucket {bucket:?}")))
+                }
+                _ => {
+                    warn!(
+                        bucket,
+                        "HeadBucket was denied; the bucket is mounted and gives EACCES where it may not be read"
+                    );
+                    Ok(())
+                }
+            }
         }
         Err(e) => Err(explain(&e, endpoint, &format!("bucket {bucket:?}"))),
     }
+}
+
+/// The file system type mounted exactly at `dir`, if anything is (from /proc/self/mountinfo).
+fn mounted_at(dir: &std::path::Path) -> Option<String> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        let fields: Vec<&str> = line.split(' ').collect();
+        let point = unescape_mountinfo(fields.get(4)?);
+        let dash = fields.iter().position(|f| *f == "-")?;
+        (std::path::Path::new(&point) == dir).then(|| fields.get(dash + 1).map_or("?", |v| v).to_string())
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as octal escapes (`\040`).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push(u8::from_str_radix(&s[i + 1..i + 4], 8).unwrap_or(b'?'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn source_name(config: &Config) -> String {
@@ -83,7 +130,26 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     match std::fs::metadata(mp) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => bail!("mount point {} is not a directory", mp.display()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
+            "mount point {0}: {e} (a FUSE daemon that mounted it has died; unmount it with `fusermount3 -u {0}`)",
+            mp.display()
+        ),
         Err(e) => bail!("mount point {}: {e}", mp.display()),
+    }
+    if let Some(fstype) = mounted_at(mp) {
+        bail!(
+            "{0} is already a mount point ({fstype}); unmount it first (`fusermount3 -u {0}` or `umount {0}`)",
+            mp.display()
+        );
+    }
+    if std::fs::read_dir(mp).is_ok_and(|mut d| d.next().is_some()) {
+        if !config.nonempty {
+            bail!(
+                "mount point {} is not empty: its files would be hidden while mounted (add --nonempty, or -o nonempty, to mount over them)",
+                mp.display()
+            );
+        }
+        warn!(mount_point = %mp.display(), "the mount point is not empty: its files are hidden while s3drive is mounted");
     }
     crate::fs::staging::secure_dir(&config.write.cache_dir)
         .with_context(|| format!("cache directory {}", config.write.cache_dir.display()))?;
@@ -177,6 +243,14 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
+
+    #[test]
+    fn mount_points_are_found_with_odd_names() {
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b\134c"), "/tmp/a b\\c");
+        assert!(mounted_at(std::path::Path::new("/")).is_some(), "/ is a mount point");
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(mounted_at(d.path()), None);
+    }
 
     #[tokio::test]
     async fn startup_checks_name_the_cause() {

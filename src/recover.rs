@@ -23,8 +23,9 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
     let find = |id: &str| found.iter().find(|o| o.id == id).cloned();
     match action.unwrap_or(RecoverAction::List) {
         RecoverAction::List => {
+            let mut out = String::new();
             if found.is_empty() {
-                println!("nothing to recover in {}", dir.display());
+                out += &format!("nothing to recover in {}\n", dir.display());
             }
             for o in &found {
                 let j = &o.journal;
@@ -33,9 +34,9 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                 } else {
                     format!("s3://{}/{}", j.bucket, j.key)
                 };
-                println!("{}  {}  {}  ({})", o.id, human(o.size), dest, o.data.display());
+                out += &format!("{}  {}  {}  ({})\n", o.id, human(o.size), dest, o.data.display());
             }
-            ExitCode::SUCCESS
+            crate::output::print_all(out.as_bytes())
         }
         RecoverAction::Discard { id } => match find(&id) {
             Some(o) => {

@@ -11,10 +11,7 @@ pub const STATUS_XATTR: &str = "user.s3drive.status";
 
 pub fn print(mountpoint: &Path) -> ExitCode {
     match read(mountpoint) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => crate::output::print_all(text.as_bytes()),
         Err(e) => {
             eprintln!("s3drive: {e}");
             ExitCode::FAILURE

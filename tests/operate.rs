@@ -63,6 +63,16 @@ fn background_mount_returns_once_ready_and_errors_say_why() {
     assert_eq!(fs::read_to_string(dir.path().join("hello.txt")).unwrap(), "hi\n");
     let status = status_of(dir.path());
     assert!(status.contains("GetObject") && status.contains("pending deletes: 0"), "{status}");
+    // A second s3drive on the same mount point is refused, not stacked on the first.
+    let again = s3drive()
+        .args(["--endpoint-url", &proxy.endpoint(), "--force-path-style", &b])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.code() == Some(1) && err.contains("already a mount point"), "{again:?}");
+    assert_eq!(fs::read_to_string(dir.path().join("hello.txt")).unwrap(), "hi\n", "the first mount serves on");
     sh(&format!("fusermount3 -u '{}'", dir.path().display()));
     wait_unmounted(dir.path());
     // The daemon logs its shutdown just after the kernel lets go of the mount.
@@ -87,6 +97,47 @@ fn background_mount_returns_once_ready_and_errors_say_why() {
     assert!(code == 2 && err.contains("--bogus"), "{code} {err}");
     let (code, err) = fail(&[&b, "-o", "allow_other,bogus_option"]);
     assert!(code == 2 && err.contains("unknown mount option \"bogus_option\""), "{code} {err}");
+    // No credentials anywhere: said so, not "cannot reach".
+    let home = tempfile::tempdir().unwrap();
+    let out = s3drive()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", home.path())
+        .args(["--endpoint-url", &proxy.endpoint(), "--force-path-style", &b])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("no AWS credentials were found"), "{out:?}");
+    assert!(!err.contains("DispatchFailure") && !err.contains("cannot reach"), "{err}");
+    // A wrong secret key with a named bucket (s3s-fs checks signatures; HeadBucket's 403 has no
+    // body to tell it from a denied bucket): rejected, not mounted.
+    let (port, root) = s3s_fs();
+    fs::create_dir_all(root.join("signed")).unwrap();
+    let out = s3drive()
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .args(["--endpoint-url", &format!("http://127.0.0.1:{port}"), "--force-path-style", "signed"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("credentials were rejected"), "{out:?}");
+    // A mount point with files in it is refused unless asked for (-o nonempty).
+    let full = tempfile::tempdir().unwrap();
+    fs::write(full.path().join("local.txt"), "mine\n").unwrap();
+    let base = ["--endpoint-url", &proxy.endpoint(), "--force-path-style", &b];
+    let out = s3drive().args(base).arg(full.path()).stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("is not empty") && err.contains("nonempty"), "{out:?}");
+    assert!(!is_mounted(full.path()));
+    {
+        let _guard = Unmount(full.path());
+        let out = s3drive().args(base).arg(full.path()).args(["-o", "nonempty"]).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(fs::read_to_string(full.path().join("hello.txt")).unwrap(), "hi\n");
+    }
     assert!(!is_mounted(dir.path()));
     let out = s3drive().arg("status").arg(dir.path()).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not an s3drive mount"));
@@ -243,7 +294,11 @@ fn completions_and_man_page_come_from_the_cli() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success() && text.contains(".TH s3drive") && text.contains("foreground"), "{text}");
     // `s3drive man | head`: a reader that is gone is no failure (and no BrokenPipe panic).
-    for args in [&["completions", "bash"][..], &["man"][..]] {
+    let empty = tempfile::tempdir().unwrap();
+    let cache = empty.path().to_str().unwrap();
+    for args in
+        [&["completions", "bash"][..], &["man"][..], &["--help"][..], &["recover", "--cache-dir", cache, "list"][..]]
+    {
         let mut fds = [0; 2];
         // SAFETY: a valid array for pipe(2); the read end is closed at once, so every write
         // to the other end fails with EPIPE.

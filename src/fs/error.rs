@@ -58,7 +58,7 @@ impl Error {
         match self {
             Error::Store(e) => match e {
                 StoreError::NotFound | StoreError::NoSuchBucket => libc::ENOENT,
-                StoreError::AccessDenied | StoreError::BadCredentials(_) => libc::EACCES,
+                StoreError::AccessDenied | StoreError::BadCredentials(_) | StoreError::NoCredentials(_) => libc::EACCES,
                 // The object changed since open; the data read so far belongs to an older version.
                 StoreError::PreconditionFailed => libc::ESTALE,
                 StoreError::InvalidRange => libc::EINVAL,
@@ -93,9 +93,12 @@ impl Error {
     /// (the network, the server) is a warning.
     pub fn level(&self) -> Level {
         match self {
-            Error::Store(StoreError::Network(_) | StoreError::Server { .. } | StoreError::BadCredentials(_)) => {
-                Level::WARN
-            }
+            Error::Store(
+                StoreError::Network(_)
+                | StoreError::Server { .. }
+                | StoreError::BadCredentials(_)
+                | StoreError::NoCredentials(_),
+            ) => Level::WARN,
             Error::Store(StoreError::PreconditionFailed | StoreError::AccessDenied) => Level::INFO,
             Error::Io { .. } => Level::WARN,
             _ => Level::DEBUG,

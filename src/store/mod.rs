@@ -27,6 +27,9 @@ pub enum StoreError {
     AccessDenied,
     /// The credentials themselves were rejected (unknown key id, bad signature, expired token).
     BadCredentials(String),
+    /// No credentials could be found anywhere in the chain (environment, profiles, SSO, web
+    /// identity, container and instance roles); what each link said.
+    NoCredentials(String),
     /// An If-Match precondition failed: the object changed since it was opened.
     PreconditionFailed,
     /// A requested byte range starts past the end of the object.
@@ -50,6 +53,7 @@ impl fmt::Display for StoreError {
             StoreError::NoSuchBucket => write!(f, "no such bucket"),
             StoreError::AccessDenied => write!(f, "access denied"),
             StoreError::BadCredentials(m) => write!(f, "credentials rejected: {m}"),
+            StoreError::NoCredentials(_) => write!(f, "no AWS credentials found"),
             StoreError::PreconditionFailed => write!(f, "object changed (precondition failed)"),
             StoreError::InvalidRange => write!(f, "range not satisfiable"),
             StoreError::BucketNotEmpty => write!(f, "bucket not empty"),

@@ -286,6 +286,13 @@ fn to_system_time(t: Option<&DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 
+/// Whether a request failed before it was sent because the credential chain found nothing (the
+/// SDK reports that as a dispatch failure, which is not the network's fault).
+fn no_credentials<E: std::error::Error + 'static>(err: &E) -> bool {
+    let text = format!("{}", DisplayErrorContext(err));
+    text.contains("no credentials found in chain") || text.contains("the credential provider was not enabled")
+}
+
 /// Folds an SDK error into a [`StoreError`]. `not_found` is the store error a 404 means for this
 /// operation (HeadObject's 404 has no body, so there is no code to tell key from bucket).
 fn map_err<E>(err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>, not_found: StoreError) -> StoreError
@@ -294,6 +301,9 @@ where
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     match &err {
+        SdkError::DispatchFailure(d) if !d.is_io() && !d.is_timeout() && no_credentials(&err) => {
+            return StoreError::NoCredentials(format!("{}", DisplayErrorContext(&err)));
+        }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
             return StoreError::Network(format!("{}", DisplayErrorContext(&err)));
         }

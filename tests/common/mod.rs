@@ -30,7 +30,10 @@ pub fn moto_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
         let port = free_port();
-        let mut cmd = Command::new(std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into()));
+        // scripts/setup.sh installs it in the project's virtualenv; else it is on PATH.
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+        let default = if venv.exists() { venv.display().to_string() } else { "moto_server".into() };
+        let mut cmd = Command::new(std::env::var("MOTO_SERVER").unwrap_or(default));
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         start_server(cmd, "moto", port, "start moto_server (run scripts/setup.sh)");
         port
