@@ -541,6 +541,18 @@ impl<S: ObjectStore> Fs<S> {
         fresh.then_some(l)
     }
 
+    /// A listing of `ino` that can answer for `name`: a fresh complete one, or one a reader is
+    /// still paging through (`ls -l` stats each name as it reads it) that holds `name` already.
+    async fn listing_having(&self, ino: Ino, name: &Name) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
+        let l = self.cached_listing(ino)?;
+        let usable = {
+            let g = l.lock().await;
+            g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now())
+                && (g.done || g.get(name).is_some())
+        };
+        usable.then_some(l)
+    }
+
     /// Records a kernel lookup of a listed (or just made) entry, with its attributes as far as
     /// they are known (see [`Fs::listed_attr`]).
     fn remember(&self, parent: Ino, entry: &Entry) -> Stat {
@@ -606,6 +618,12 @@ impl<S: ObjectStore> Fs<S> {
             };
             // A name the listing lacks is missing for `negative_ttl` only (it may be lower).
             if found.is_some() || started.is_some_and(|t| t + self.config.negative_ttl > Instant::now()) {
+                return Ok(self.listed_entry(&listing, found).await?.map(Resolved::Entry));
+            }
+        } else if let Some(listing) = self.listing_having(parent, name).await {
+            // Listed so far by a reader still paging: what it holds is good; absence is not.
+            let found = self.find_listed(&listing, &mut *listing.lock().await, name, want_meta);
+            if found.is_some() {
                 return Ok(self.listed_entry(&listing, found).await?.map(Resolved::Entry));
             }
         }
@@ -897,7 +915,7 @@ impl<S: ObjectStore> Fs<S> {
     async fn current_attr(&self, node: &inode::Node) -> Result<Attr> {
         let Location::File { bucket, key } = &node.loc else { unreachable!("called for files") };
         if let Some(name) = key.rsplit('/').next().and_then(Name::new)
-            && let Some(listing) = self.fresh_listing(node.parent).await
+            && let Some(listing) = self.listing_having(node.parent, &name).await
         {
             let found = {
                 let mut l = listing.lock().await;
@@ -987,7 +1005,9 @@ impl<S: ObjectStore> Fs<S> {
                 entry: Some(e),
             });
         }
-        if listing.done && listing.entries.len() <= MAX_CACHED_LISTING {
+        // Also while pages are still coming: `ls -l` stats each name as it reads it, and the
+        // names already listed answer those lookups (see `listing_having`).
+        if listing.started.is_some() && listing.entries.len() <= MAX_CACHED_LISTING {
             self.listings.lock().unwrap().put(handle.ino, listing_arc.clone());
         }
         Ok(items)

@@ -668,3 +668,25 @@ async fn directory_modes_owners_and_times_live_on_the_marker() {
     assert_eq!((st.perm, st.uid), (0o711, 7), "the owner stays");
     assert_eq!(fs.store.count("PutObject"), 2);
 }
+
+#[tokio::test]
+async fn lookups_while_a_large_directory_is_being_read_use_the_pages_listed_so_far() {
+    // `ls -l` stats each name as it reads it: before the last page has come.
+    let mut store = MemoryStore::new();
+    store.page_size = 2;
+    for i in 0..6 {
+        store.put("b", &format!("f{i}"), "x");
+    }
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(store, config);
+    let fh = fs.opendir(ROOT).await.unwrap();
+    let first = fs.readdir(fh, 0, 4).await.unwrap();
+    assert!(first.iter().any(|it| it.name == "f1"));
+    let lists = fs.store.count("ListObjectsV2");
+    let f1 = stat(&fs, ROOT, &name("f1")).await.unwrap();
+    assert_eq!(f1.size, 1);
+    assert_eq!(fs.store.count("ListObjectsV2"), lists, "no probe listing: the pages read answer it");
+    assert_eq!(fs.store.count("HeadObject"), 1, "one HeadObject for its metadata, no probe");
+    // A name not listed yet is still looked up in S3 (absence from a partial listing proves nothing).
+    assert!(stat(&fs, ROOT, &name("f5")).await.is_ok());
+}
