@@ -18,13 +18,13 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::Fs;
 use super::dir::Marker;
 use super::error::Result;
 use super::inode::{self, Attr, Ino, Location};
 use super::meta_index::KnownMeta;
 use super::setattr::{SetAttr, others};
 use super::write::FileMeta;
-use super::{Fs, parse_mtime};
 use crate::store::{ListRequest, ObjectStore, StoreError};
 
 /// The Content-Type of directory markers (s3fs's).
@@ -51,12 +51,7 @@ fn same_marker(listed: &Option<Marker>, k: &KnownMeta) -> bool {
 /// A directory's attributes with what its marker's metadata says filled in.
 fn with_marker_meta(mut attr: Attr, k: &KnownMeta) -> Attr {
     if !k.is_no_marker() {
-        attr.mtime = k.mtime;
-        let md = |n: &str| k.put.metadata.get(n).and_then(|v| parse_mtime(v.trim()));
-        (attr.atime, attr.ctime) = (md("atime"), md("ctime"));
-        attr.perm = k.perm;
-        attr.uid = k.uid;
-        attr.gid = k.gid;
+        k.fill(&mut attr);
     }
     attr
 }

@@ -127,6 +127,16 @@ struct DirHandle {
 }
 
 impl KnownMeta {
+    /// Puts the times, mode and owner this version's user metadata says into `attr`.
+    fn fill(&self, attr: &mut Attr) {
+        attr.mtime = self.mtime;
+        let md = |n: &str| self.put.metadata.get(n).and_then(|v| parse_mtime(v.trim()));
+        (attr.atime, attr.ctime) = (md("atime"), md("ctime"));
+        attr.perm = self.perm;
+        attr.uid = self.uid;
+        attr.gid = self.gid;
+    }
+
     fn new(etag: &str, attr: &Attr, put: PutMeta) -> KnownMeta {
         KnownMeta {
             etag: etag.to_string(),
@@ -454,12 +464,7 @@ impl<S: ObjectStore> Fs<S> {
         let known = match self.known_version(&e.loc, &attr) {
             Some(k) => {
                 attr.kind = k.kind;
-                attr.mtime = k.mtime;
-                let md = |n: &str| k.put.metadata.get(n).and_then(|v| parse_mtime(v.trim()));
-                (attr.atime, attr.ctime) = (md("atime"), md("ctime"));
-                attr.perm = k.perm;
-                attr.uid = k.uid;
-                attr.gid = k.gid;
+                k.fill(&mut attr);
                 true
             }
             None => !matches!(e.loc, Location::File { .. }) || self.config.metadata.from_listing || attr.perm.is_some(),
