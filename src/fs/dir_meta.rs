@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -34,17 +33,7 @@ const DIR_CONTENT_TYPE: &str = "application/x-directory";
 fn same_marker(listed: &Option<Marker>, k: &KnownMeta) -> bool {
     match listed {
         None => k.is_no_marker(),
-        Some(m) => {
-            !k.is_no_marker()
-                && m.etag.as_deref() == Some(k.etag.as_str())
-                && match (m.modified, k.modified) {
-                    (Some(a), Some(b)) => {
-                        let s = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                        s(a) == s(b)
-                    }
-                    _ => true,
-                }
-        }
+        Some(m) => !k.is_no_marker() && m.etag.as_deref().is_some_and(|e| k.describes(e, m.modified)),
     }
 }
 
@@ -133,31 +122,32 @@ impl<S: ObjectStore> Fs<S> {
             Some(k) if !k.is_no_marker() => others(k.put.metadata),
             _ => HashMap::new(),
         };
-        let mut put = meta.to_put(prefix, &extra);
-        put.metadata.insert("mode".into(), (libc::S_IFDIR | u32::from(meta.perm)).to_string());
-        put.content_type = Some(DIR_CONTENT_TYPE.into());
-        let r = self.store.put_object(bucket, prefix, Bytes::new(), &put).await?;
-        let attr = meta.attr(0, None);
-        self.learn_dir_meta(bucket, prefix, r.etag.as_deref(), &attr, put);
+        let attr = self.put_marker(bucket, prefix, &meta, &extra).await?;
         self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
         Ok(attr)
     }
 
-    /// Remembers the metadata a directory marker just put by this mount carries.
-    pub(super) fn learn_dir_meta(
+    /// Puts the marker of directory `prefix` with metadata `meta` (and the marker's other user
+    /// metadata, `extra`), remembers what it carries, and returns the directory's attributes.
+    pub(super) async fn put_marker(
         &self,
         bucket: &Arc<str>,
         prefix: &str,
-        etag: Option<&str>,
-        attr: &Attr,
-        put: crate::store::PutMeta,
-    ) {
-        match etag {
-            Some(etag) => self.index.learn(bucket, prefix, KnownMeta::new(etag, attr, put)),
+        meta: &FileMeta,
+        extra: &HashMap<String, String>,
+    ) -> Result<Attr> {
+        let mut put = meta.to_put(prefix, extra);
+        put.metadata.insert("mode".into(), (libc::S_IFDIR | u32::from(meta.perm)).to_string());
+        put.content_type = Some(DIR_CONTENT_TYPE.into());
+        let r = self.store.put_object(bucket, prefix, Bytes::new(), &put).await?;
+        let attr = meta.attr(0, None);
+        match r.etag.as_deref() {
+            Some(etag) => self.index.learn(bucket, prefix, KnownMeta::new(etag, &attr, put)),
             // Without an ETag the version cannot be checked later: ask again when needed.
             None => {
                 self.index.forget(bucket, prefix);
             }
         }
+        Ok(attr)
     }
 }

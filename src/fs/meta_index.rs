@@ -78,7 +78,7 @@ impl KnownMeta {
     }
 
     /// Whether this describes the version with `etag` and `modified` (`None`: not known).
-    fn describes(&self, etag: &str, modified: Option<SystemTime>) -> bool {
+    pub fn describes(&self, etag: &str, modified: Option<SystemTime>) -> bool {
         self.etag == etag
             && match (self.modified, modified) {
                 (Some(a), Some(b)) => secs(a) == secs(b),

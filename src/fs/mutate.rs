@@ -437,12 +437,7 @@ impl<S: ObjectStore> Fs<S> {
                     ctime: now,
                     kind: Kind::File,
                 };
-                let mut put = meta.to_put(prefix, &HashMap::new());
-                put.metadata.insert("mode".into(), (0o040000 | (mode & 0o7777)).to_string());
-                put.content_type = Some("application/x-directory".into());
-                let r = self.store.put_object(bucket, prefix, Bytes::new(), &put).await?;
-                let attr = meta.attr(0, None);
-                self.learn_dir_meta(bucket, prefix, r.etag.as_deref(), &attr, put);
+                let attr = self.put_marker(bucket, prefix, &meta, &HashMap::new()).await?;
                 (loc, attr)
             }
             Location::File { .. } => return Err(Error::NotDir),
