@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what s3drive's build, tests and demo need on Debian or Ubuntu, and checks each:
 # - apt: fuse3 (fusermount3), a C compiler and pkg-config (crates with C parts), python3-venv,
-#   rsync, attr (getfattr/setfattr) and curl (used by the tests);
+#   rsync, attr (getfattr/setfattr), curl and openssl (used by the tests);
 # - moto's S3 server (PyPI moto[server]) in a project-local virtualenv, .venv/ (Debian's Python
 #   refuses system-wide pip installs); the tests and the demo use .venv/bin/moto_server;
 # - s3s-fs (crates.io), which checks presigned-URL signatures and expiry where moto does not.
@@ -29,6 +29,7 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v getfattr >/dev/null || need_apt+=(attr)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -52,7 +53,7 @@ fi
 
 # Check that each is really there and runs.
 missing=()
-for c in fusermount3 cc rsync getfattr setfattr curl s3s-fs "$venv/bin/moto_server"; do
+for c in fusermount3 cc rsync getfattr setfattr curl openssl s3s-fs "$venv/bin/moto_server"; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 "$venv/bin/moto_server" --help >/dev/null 2>&1 || missing+=("$venv/bin/moto_server (does not run)")

@@ -112,6 +112,12 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value = "60", help_heading = "Service")]
     pub retry_budget: f64,
 
+    /// PEM file of certificate authorities to trust besides the system's, for an endpoint or
+    /// an HTTPS proxy with a certificate from a private CA. HTTPS_PROXY, HTTP_PROXY and
+    /// NO_PROXY are honoured.
+    #[arg(long, env = "AWS_CA_BUNDLE", value_name = "FILE", help_heading = "Service")]
+    pub ca_bundle: Option<std::path::PathBuf>,
+
     /// Checksum sent with every upload (PutObject, UploadPart) so the service refuses bytes
     /// changed on the way (they are sent again): "crc32c" (the default), or "off" for a
     /// service that rejects the x-amz-checksum-crc32c header.

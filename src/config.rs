@@ -121,6 +121,18 @@ fn seconds(what: &str, v: f64) -> Result<Duration, ConfigError> {
     }
 }
 
+/// The certificates of `--ca-bundle` (AWS_CA_BUNDLE): a readable PEM file with at least one.
+pub fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    let pem = std::fs::read(path).map_err(|e| bad(format!("--ca-bundle {}: {e}", path.display())))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(bad(format!(
+            "--ca-bundle {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
 fn parse_mode(what: &str, s: &str) -> Result<u16, ConfigError> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     match u16::from_str_radix(digits, 8) {
@@ -267,6 +279,7 @@ impl Config {
                     request_timeout: seconds("request-timeout", args.request_timeout)?,
                 },
                 upload_checksum: args.upload_checksum == "crc32c",
+                ca_bundle: args.ca_bundle.as_deref().map(read_ca_bundle).transpose()?,
             },
             presign_lifetime,
             metadata: MetadataConfig {

@@ -21,6 +21,10 @@ const STARTUP_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs
 fn explain(err: &StoreError, endpoint: &str, what: &str) -> String {
     match err {
         StoreError::Network(m) => format!("cannot reach the S3 endpoint {endpoint}: {m}"),
+        StoreError::Tls(m) => format!(
+            "no TLS connection to {endpoint}: {m} (an endpoint that speaks plain HTTP needs an http:// URL; \
+             a certificate from a private CA needs --ca-bundle FILE or AWS_CA_BUNDLE)"
+        ),
         StoreError::BadCredentials(m) => {
             format!("the credentials were rejected by {endpoint}: {m}")
         }

@@ -64,6 +64,13 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                 no_sign_request: false,
                 retry: Default::default(),
                 upload_checksum: true,
+                ca_bundle: match std::env::var_os("AWS_CA_BUNDLE").map(|p| crate::config::read_ca_bundle(p.as_ref())) {
+                    Some(Err(e)) => {
+                        eprintln!("s3drive: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    other => other.and_then(Result::ok),
+                },
             };
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

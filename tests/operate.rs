@@ -313,3 +313,46 @@ fn completions_and_man_page_come_from_the_cli() {
         assert!(out.status.success(), "{args:?}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn an_https_endpoint_with_a_private_ca_is_trusted_with_ca_bundle_and_refused_without() {
+    let (port, ca) = moto_tls();
+    let ep = format!("https://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mp = dir.path().to_str().unwrap();
+    let run = |extra: &[&str], ca_env: Option<&Path>| {
+        let mut cmd = s3drive();
+        if let Some(p) = ca_env {
+            cmd.env("AWS_CA_BUNDLE", p);
+        }
+        let out = cmd.args(["--endpoint-url", &ep, "--force-path-style"]).args(extra).arg(mp).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    // Not trusted: a one-line cause that names the fix, no debug dump, nothing mounted.
+    let (code, err) = run(&[], None);
+    assert!(code != 0 && err.contains("no TLS connection") && err.contains("UnknownIssuer"), "{code} {err}");
+    assert!(err.contains("--ca-bundle") && !err.contains("DispatchFailure {"), "{err}");
+    // A bundle that is missing or holds no certificate is bad input.
+    let missing = dir.path().with_extension("nope");
+    let (code, err) = run(&["--ca-bundle", missing.to_str().unwrap()], None);
+    assert!(code == 2 && err.contains("--ca-bundle") && err.contains("No such file"), "{code} {err}");
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    fs::write(not_pem.path(), "hello").unwrap();
+    let (code, err) = run(&[], Some(not_pem.path()));
+    assert!(code == 2 && err.contains("no PEM certificate"), "{code} {err}");
+    assert!(!is_mounted(dir.path()));
+
+    // Trusted with --ca-bundle: a bucket made and a file written over TLS...
+    let b = bucket("tls");
+    {
+        let m = mount_endpoint(&ep, &["--ca-bundle", ca.to_str().unwrap()]);
+        fs::create_dir(m.path().join(&b)).unwrap();
+        fs::write(m.path().join(&b).join("over-tls.txt"), "sealed\n").unwrap();
+    }
+    // ...and read back by a background mount that takes the CA from AWS_CA_BUNDLE.
+    let (code, err) = run(&[], Some(&ca));
+    let _u = Unmount(dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fs::read_to_string(dir.path().join(&b).join("over-tls.txt")).unwrap(), "sealed\n");
+}

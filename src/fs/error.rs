@@ -65,7 +65,7 @@ impl Error {
                 StoreError::BucketNotEmpty => libc::ENOTEMPTY,
                 StoreError::BucketExists => libc::EEXIST,
                 StoreError::MetadataTooLarge => libc::E2BIG,
-                StoreError::Network(_) | StoreError::Server { .. } => libc::EIO,
+                StoreError::Network(_) | StoreError::Tls(_) | StoreError::Server { .. } => libc::EIO,
             },
             Error::NotFound => libc::ENOENT,
             Error::NotDir => libc::ENOTDIR,
@@ -95,6 +95,7 @@ impl Error {
         match self {
             Error::Store(
                 StoreError::Network(_)
+                | StoreError::Tls(_)
                 | StoreError::Server { .. }
                 | StoreError::BadCredentials(_)
                 | StoreError::NoCredentials(_),

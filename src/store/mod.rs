@@ -36,6 +36,9 @@ pub enum StoreError {
     InvalidRange,
     /// The request never got an answer within the retry budget (DNS, refused, reset, stalled).
     Network(String),
+    /// A TLS connection could not be set up: the endpoint's certificate is not trusted, or the
+    /// endpoint does not speak TLS. Not retried.
+    Tls(String),
     /// The bucket (on delete) still holds objects.
     BucketNotEmpty,
     /// The bucket (on create) exists already.
@@ -60,6 +63,7 @@ impl fmt::Display for StoreError {
             StoreError::BucketExists => write!(f, "bucket already exists"),
             StoreError::MetadataTooLarge => write!(f, "metadata too large"),
             StoreError::Network(m) => write!(f, "network error: {m}"),
+            StoreError::Tls(m) => write!(f, "TLS failed: {m}"),
             StoreError::Server { status, code, message } => match status {
                 Some(s) => write!(f, "server error {s} {code}: {message}"),
                 None => write!(f, "server error {code}: {message}"),

@@ -52,6 +52,8 @@ pub struct S3Options {
     /// Send a CRC32C of every PutObject and UploadPart body (`x-amz-checksum-crc32c`), so the
     /// service refuses bytes changed on the way.
     pub upload_checksum: bool,
+    /// PEM certificates trusted besides the system's (`--ca-bundle`, AWS_CA_BUNDLE).
+    pub ca_bundle: Option<Vec<u8>>,
 }
 
 pub struct S3Store {
@@ -135,6 +137,45 @@ fn watched_body(data: &Bytes, progress: &Arc<Progress>) -> ByteStream {
     ByteStream::from_body_1_x(Watched { data: data.clone(), progress: progress.clone() })
 }
 
+/// The SDK's default HTTPS client (rustls with aws-lc, the system's roots, which honour
+/// SSL_CERT_FILE and SSL_CERT_DIR) plus what the AWS CLI and SDKs of other languages do and the
+/// Rust SDK's default does not: the certificates of AWS_CA_BUNDLE (`--ca-bundle`), and proxies
+/// from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
+fn http_client(ca_bundle: Option<Vec<u8>>) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let mut roots = TrustStore::default();
+    if let Some(pem) = ca_bundle {
+        roots.add_pem_certificate(pem);
+    }
+    let tls = TlsContext::builder().with_trust_store(roots).build().expect("a trust store of PEM bytes");
+    // The builder's connector function (rather than build_https) is the one way to set a proxy;
+    // connectors are still made once per set of settings and shared.
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut b = aws_smithy_http_client::Connector::builder()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls.clone());
+        b.set_connector_settings(settings.cloned());
+        b.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
+        b.proxy_config(aws_smithy_http_client::proxy::ProxyConfig::from_env()).build()
+    })
+}
+
+/// An error and its causes, one line (`a: b: c`), without the debug dump DisplayErrorContext
+/// ends with.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let m = e.to_string();
+        if !m.is_empty() && !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        next = e.source();
+    }
+    out
+}
+
 impl S3Store {
     pub async fn new(opts: &S3Options) -> S3Store {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -153,6 +194,7 @@ impl S3Store {
         if opts.no_sign_request {
             loader = loader.no_credentials();
         }
+        loader = loader.http_client(http_client(opts.ca_bundle.clone()));
         let sdk = loader.load().await;
         let default_region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_string());
         // Third-party S3 services often reject the SDK's default CRC trailers; only send and
@@ -302,10 +344,15 @@ where
     let status = err.raw_response().map(|r| r.status().as_u16());
     match &err {
         SdkError::DispatchFailure(d) if !d.is_io() && !d.is_timeout() && no_credentials(&err) => {
-            return StoreError::NoCredentials(format!("{}", DisplayErrorContext(&err)));
+            return StoreError::NoCredentials(causes(&err));
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            return StoreError::Network(format!("{}", DisplayErrorContext(&err)));
+            let text = causes(&err);
+            // A certificate not trusted, or an endpoint that does not speak TLS: no retry helps.
+            if text.contains("TLS") || text.contains("certificate") {
+                return StoreError::Tls(text);
+            }
+            return StoreError::Network(text);
         }
         SdkError::ConstructionFailure(_) => {
             // Most often: no credentials could be loaded, or they could not sign.

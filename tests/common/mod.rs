@@ -40,6 +40,37 @@ pub fn moto_port() -> u16 {
     })
 }
 
+/// A second moto server that speaks only HTTPS, with a certificate for 127.0.0.1 signed by a
+/// CA made for it (openssl). Returns the port and the CA's PEM file.
+pub fn moto_tls() -> (u16, PathBuf) {
+    static SERVER: OnceLock<(u16, PathBuf)> = OnceLock::new();
+    let (port, ca) = SERVER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("s3drive-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        sh(&format!(
+            "cd {d} && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+               -subj '/CN=s3drive test CA' 2>/dev/null \
+             && openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null \
+             && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext \
+             && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 \
+               -extfile ext 2>/dev/null"
+        ));
+        let port = free_port();
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+        let default = if venv.exists() { venv.display().to_string() } else { "moto_server".into() };
+        let mut cmd = Command::new(std::env::var("MOTO_SERVER").unwrap_or(default));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg("-c")
+            .arg(dir.join("srv.pem"))
+            .arg("-k")
+            .arg(dir.join("srv.key"));
+        start_server(cmd, "moto-tls", port, "start moto_server (run scripts/setup.sh)");
+        (port, dir.join("ca.pem"))
+    });
+    (*port, ca.clone())
+}
+
 /// s3s-fs (credentials test/test, buckets are directories under the returned path), shared by
 /// the tests of one test binary. Unlike moto it checks signatures and the expiry of presigned
 /// URLs; its listings are not S3's (see the README), so tests of listings use moto.
@@ -564,6 +595,12 @@ pub fn test_env(cmd: &mut Command) -> &mut Command {
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_CA_BUNDLE")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("S3DRIVE_LOG", "warn,fuser=error,s3drive=debug")
 }
