@@ -150,13 +150,30 @@ pub struct Args {
 
     /// Let users other than the mounting user access the mount (needs user_allow_other in
     /// /etc/fuse.conf when not root).
-    #[arg(long, help_heading = "Ownership and permissions")]
+    #[arg(long, help_heading = "Ownership and permissions", conflicts_with = "allow_root")]
     pub allow_other: bool,
+
+    /// Let root access the mount besides the mounting user (for services running as root; needs
+    /// user_allow_other in /etc/fuse.conf when not root).
+    #[arg(long, help_heading = "Ownership and permissions")]
+    pub allow_root: bool,
+
+    /// Bits cleared from every permission shown (files and directories), in octal, e.g. 0077
+    /// to keep everything private whatever modes the objects carry. Stored modes are unchanged.
+    #[arg(long, value_name = "MASK", default_value = "0", help_heading = "Ownership and permissions")]
+    pub umask: String,
 
     /// Mount over a directory that is not empty (its files are hidden while mounted); without
     /// it such a mount point is refused.
     #[arg(long, help_heading = "Running")]
     pub nonempty: bool,
+
+    /// Unmount by itself when the daemon dies (killed, out of memory), instead of leaving
+    /// "Transport endpoint is not connected" behind. fusermount3 then mounts with allow_other,
+    /// so a user other than root needs user_allow_other in /etc/fuse.conf (s3drive itself still
+    /// lets only the mounting user, and root, in unless --allow-other is given).
+    #[arg(long, help_heading = "Running")]
+    pub auto_unmount: bool,
 
     /// Mount read-only: every change fails with EROFS.
     #[arg(long, help_heading = "Ownership and permissions")]
@@ -228,4 +245,10 @@ pub struct Args {
     /// (background; a file in the cache directory when there is no syslog).
     #[arg(long, value_name = "PATH", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics (requests, retries, bytes, uploads and deletes in progress,
+    /// errors) at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9464. No authentication: keep it on
+    /// loopback or a trusted network.
+    #[arg(long, value_name = "ADDR:PORT", help_heading = "Logging")]
+    pub metrics_addr: Option<String>,
 }

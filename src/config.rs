@@ -30,6 +30,12 @@ pub struct Config {
     pub file_mode: u16,
     pub dir_mode: u16,
     pub allow_other: bool,
+    /// Root may access the mount too (`--allow-root`).
+    pub allow_root: bool,
+    /// Bits cleared from every permission shown (`--umask`).
+    pub umask: u16,
+    /// The mount goes away when the daemon dies (`--auto-unmount`).
+    pub auto_unmount: bool,
     /// Mount over a mount point that is not empty.
     pub nonempty: bool,
     pub read_only: bool,
@@ -41,6 +47,8 @@ pub struct Config {
     /// Default lifetime of presigned links.
     pub presign_lifetime: Duration,
     pub metadata: MetadataConfig,
+    /// Where the Prometheus metrics endpoint listens (`--metrics-addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Where file metadata comes from; see `fs::meta_index`.
@@ -90,6 +98,9 @@ impl Default for Config {
             file_mode: 0o644,
             dir_mode: 0o755,
             allow_other: false,
+            allow_root: false,
+            umask: 0,
+            auto_unmount: false,
             nonempty: false,
             read_only: false,
             metadata_ttl: Duration::from_secs(10),
@@ -99,6 +110,7 @@ impl Default for Config {
             s3: S3Options::default(),
             presign_lifetime: Duration::from_secs(3600),
             metadata: MetadataConfig::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -251,6 +263,15 @@ impl Config {
             file_mode: parse_mode("file-mode", &args.file_mode)?,
             dir_mode: parse_mode("dir-mode", &args.dir_mode)?,
             allow_other: args.allow_other,
+            allow_root: args.allow_root,
+            umask: parse_mode("umask", &args.umask)? & 0o777,
+            auto_unmount: args.auto_unmount,
+            metrics_addr: match &args.metrics_addr {
+                None => None,
+                Some(a) => Some(a.parse().map_err(|_| {
+                    bad(format!("--metrics-addr {a:?} is not an address and port such as 127.0.0.1:9464"))
+                })?),
+            },
             nonempty: args.nonempty,
             read_only: args.read_only,
             metadata_ttl: parse_ttl("metadata-ttl", args.metadata_ttl)?,

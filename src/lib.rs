@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod fs;
 pub mod fuse;
 pub mod logging;
+pub mod metrics;
 pub mod mount;
 pub mod options;
 pub mod output;

@@ -164,6 +164,7 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     store.cap_retry_budget(Some(STARTUP_RETRY_BUDGET));
     rt.block_on(check_source(&*store, &config.source, &endpoint)).map_err(anyhow::Error::msg)?;
     store.cap_retry_budget(None);
+    let metrics = config.metrics_addr.map(crate::metrics::bind).transpose()?;
 
     let mut options = vec![
         MountOption::FSName(source_name(&config)),
@@ -176,9 +177,20 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     if config.read_only {
         options.push(MountOption::RO);
     }
+    if config.auto_unmount {
+        options.push(MountOption::AutoUnmount);
+    }
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = options;
-    fuse_config.acl = if config.allow_other { SessionACL::All } else { SessionACL::Owner };
+    // fusermount3's auto_unmount needs the kernel's allow_other; fuser then lets only the owner
+    // and root in.
+    fuse_config.acl = if config.allow_other {
+        SessionACL::All
+    } else if config.allow_root || config.auto_unmount {
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
 
     let mountpoint = config.mountpoint.clone();
     let fs = {
@@ -193,6 +205,10 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
             crate::buf::POOL.trim(crate::buf::IDLE);
         }
     });
+    if let Some(listener) = metrics {
+        let (_rt, fs) = (rt.enter(), fs.clone());
+        crate::metrics::spawn(listener, move || fs.activity());
+    }
     rt.block_on(fs.adopt_orphans());
     let adapter = FuseFs::new(fs.clone(), rt.handle().clone());
     let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)

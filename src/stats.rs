@@ -1,4 +1,4 @@
-//! Process-wide activity counters for `s3drive status`: S3 requests by kind, bytes up and down,
+//! Process-wide activity counters for `s3drive status` and the metrics endpoint: S3 requests by kind, bytes up and down,
 //! and recent errors. Global, like a metrics registry: the store, the core and the adapter all
 //! record into it without being wired together.
 
@@ -15,6 +15,8 @@ pub struct Stats {
     requests: Mutex<BTreeMap<&'static str, u64>>,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    retries: Mutex<BTreeMap<&'static str, u64>>,
+    errors_total: AtomicU64,
     errors: Mutex<VecDeque<(SystemTime, String)>>,
 }
 
@@ -23,6 +25,8 @@ static STATS: LazyLock<Stats> = LazyLock::new(|| Stats {
     requests: Mutex::default(),
     bytes_up: AtomicU64::new(0),
     bytes_down: AtomicU64::new(0),
+    retries: Mutex::default(),
+    errors_total: AtomicU64::new(0),
     errors: Mutex::default(),
 });
 
@@ -43,8 +47,14 @@ pub fn bytes_down(n: u64) {
     STATS.bytes_down.fetch_add(n, Ordering::Relaxed);
 }
 
+/// A request of kind `op` is sent again after a failure (see `store::retry`).
+pub fn retry(op: &'static str) {
+    *STATS.retries.lock().unwrap().entry(op).or_default() += 1;
+}
+
 /// Something failed that the user should be able to find later.
 pub fn error(msg: String) {
+    STATS.errors_total.fetch_add(1, Ordering::Relaxed);
     let mut e = STATS.errors.lock().unwrap();
     if e.len() == RECENT_ERRORS {
         e.pop_front();
@@ -55,6 +65,15 @@ pub fn error(msg: String) {
 impl Stats {
     pub fn requests(&self) -> Vec<(&'static str, u64)> {
         self.requests.lock().unwrap().iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    pub fn retries(&self) -> Vec<(&'static str, u64)> {
+        self.retries.lock().unwrap().iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// Failures recorded with [`error`] since start (the recent ones are kept in full).
+    pub fn errors_total(&self) -> u64 {
+        self.errors_total.load(Ordering::Relaxed)
     }
 
     pub fn bytes(&self) -> (u64, u64) {

@@ -356,3 +356,125 @@ fn an_https_endpoint_with_a_private_ca_is_trusted_with_ca_bundle_and_refused_wit
     assert_eq!(code, 0, "{err}");
     assert_eq!(fs::read_to_string(dir.path().join(&b).join("over-tls.txt")).unwrap(), "sealed\n");
 }
+
+/// One scrape of the metrics endpoint (plain HTTP/1.1, as Prometheus sends it).
+fn scrape(addr: &str) -> String {
+    use std::io::Read;
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: s3drive\r\nAccept: text/plain\r\n\r\n").unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    assert!(s.starts_with("HTTP/1.1 200 OK\r\n"), "{s}");
+    s
+}
+
+fn sample(text: &str, name: &str) -> u64 {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn metrics_scraped_during_a_cp_show_the_upload_moving() {
+    let c = client();
+    let b = bucket("metrics");
+    create_bucket(&c, &b);
+    let src = tempfile::tempdir().unwrap();
+    let size = 48u64 << 20;
+    fs::write(src.path().join("big.bin"), data(size as usize, 9)).unwrap();
+    let proxy = Proxy::start();
+    // Each part waits a little, so the upload is seen part by part.
+    proxy.delay("UploadPart", 300);
+    let addr =
+        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let m = mount(&proxy, &["--metrics-addr", &addr, &b]);
+    let before = scrape(&addr);
+    assert_eq!(sample(&before, "s3drive_uploaded_bytes_total"), 0, "{before}");
+    let mut cp = Command::new("cp").arg(src.path().join("big.bin")).arg(m.path()).spawn().unwrap();
+    let (mut moving, mut in_progress) = (Vec::new(), false);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cp.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let s = scrape(&addr);
+        in_progress |= sample(&s, "s3drive_files_open_for_writing") == 1;
+        let up = sample(&s, "s3drive_uploaded_bytes_total");
+        if up > 0 && up < size && moving.last() != Some(&up) {
+            moving.push(up);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(cp.wait().unwrap().success());
+    assert!(in_progress, "the open file was never seen");
+    assert!(moving.len() >= 2, "the upload counter was not seen moving during the cp: {moving:?}");
+    // After the close: every byte counted once, the parts and the completion counted, nothing open.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = scrape(&addr);
+    while sample(&after, "s3drive_files_open_for_writing") != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = scrape(&addr);
+    }
+    assert_eq!(sample(&after, "s3drive_files_open_for_writing"), 0, "{after}");
+    assert_eq!(sample(&after, "s3drive_uploaded_bytes_total"), size, "{after}");
+    assert_eq!(
+        sample(&after, "s3drive_requests_total{operation=\"UploadPart\"}"),
+        proxy.count("UploadPart"),
+        "{after}"
+    );
+    assert_eq!(sample(&after, "s3drive_requests_total{operation=\"CompleteMultipartUpload\"}"), 1, "{after}");
+    // A taken port is a start-up error, before anything is mounted.
+    let dir = tempfile::tempdir().unwrap();
+    let out = s3drive()
+        .args(["--endpoint-url", &proxy.endpoint(), "--force-path-style", "--metrics-addr", &addr, &b])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--metrics-addr") && err.contains("in use"), "{err}");
+    assert!(!is_mounted(dir.path()));
+}
+
+/// Runs `cmd` as the user nobody; its exit status and stderr.
+fn as_nobody(cmd: &str) -> (bool, String) {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", cmd])
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn umask_hides_modes_access_is_the_owners_and_auto_unmount_cleans_up_after_a_kill() {
+    let c = client();
+    let b = bucket("umask");
+    create_bucket(&c, &b);
+    put_meta(&c, &b, "open.txt", "x", &[("mode", "33188")]); // 0644 stored
+    put(&c, &b, "dir/plain.txt", "y");
+    let proxy = Proxy::start();
+
+    let mut m = mount(&proxy, &["-o", "umask=0077,auto_unmount", &b]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&m.path().join("open.txt")), 0o600, "0644 stored, 0077 masked");
+    assert_eq!(mode(&m.path().join("dir/plain.txt")), 0o600);
+    assert_eq!(mode(&m.path().join("dir")), 0o700);
+    fs::set_permissions(m.path().join("open.txt"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(mode(&m.path().join("open.txt")), 0o700, "a chmod is stored and shown masked");
+    // auto_unmount makes the kernel let every user through to s3drive, which still lets only
+    // the mounting user (and root) in.
+    let (ok, err) = as_nobody(&format!("ls {}", m.path().display()));
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+
+    // The daemon dies: the mount goes with it, no "Transport endpoint is not connected".
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    let _ = m.child.as_mut().unwrap().wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_mounted(m.path()) {
+        assert!(Instant::now() < deadline, "still mounted after the daemon died");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fs::read_dir(m.path()).is_ok(), "the mount point is a plain directory again");
+    drop(m);
+
+    // --allow-other lets other users in, with the modes as stored (default_permissions).
+    let m = mount(&proxy, &["--allow-other", &b]);
+    let (ok, err) = as_nobody(&format!("cat {}/open.txt && ls {}/dir", m.path().display(), m.path().display()));
+    assert!(ok, "{err}");
+}

@@ -330,6 +330,25 @@ impl<S: ObjectStore> Fs<S> {
         *self.orphans.lock().unwrap() = found;
     }
 
+    /// What is going on now, for the metrics endpoint.
+    pub fn activity(&self) -> Activity {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut a = Activity::default();
+        for w in self.writers.lock().unwrap().values() {
+            let size = w.info.lock().unwrap().size;
+            a.files_open_for_writing += 1;
+            if w.progress.uploading.load(Relaxed) {
+                a.uploads_in_progress += 1;
+            }
+            a.bytes_not_yet_in_s3 += size - w.progress.sent.load(Relaxed).min(size);
+        }
+        a.pending_deletes = self.deleter.pending_count() as u64;
+        a.orphaned_files = self.orphans.lock().unwrap().len() as u64;
+        a.read_ahead_bytes = self.config.read.memory_limit.saturating_sub(self.memory.available());
+        a.index_disk_hits = self.index.stats().disk_hits;
+        a
+    }
+
     /// What [`Fs::adopt_orphans`] found.
     pub fn orphans(&self) -> Vec<staging::Orphan> {
         self.orphans.lock().unwrap().clone()
@@ -362,7 +381,8 @@ impl<S: ObjectStore> Fs<S> {
             mtime: attr.mtime,
             atime: attr.atime.unwrap_or(attr.mtime),
             ctime: attr.ctime.or(attr.modified).unwrap_or(attr.mtime),
-            perm: attr.perm.unwrap_or(if dir { self.config.dir_mode } else { self.config.file_mode }),
+            perm: attr.perm.unwrap_or(if dir { self.config.dir_mode } else { self.config.file_mode })
+                & !self.config.umask,
             uid: attr.uid.unwrap_or(self.config.uid),
             gid: attr.gid.unwrap_or(self.config.gid),
             known: true,
@@ -1152,6 +1172,23 @@ impl<S: ObjectStore> Fs<S> {
     fn handle(&self, fh: u64) -> Result<Arc<FileHandle>> {
         self.file_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)
     }
+}
+
+/// A snapshot of [`Fs::activity`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Activity {
+    pub files_open_for_writing: u64,
+    pub uploads_in_progress: u64,
+    /// Bytes of files open for writing that S3 does not hold yet.
+    pub bytes_not_yet_in_s3: u64,
+    /// Keys queued for DeleteObjects or in flight.
+    pub pending_deletes: u64,
+    /// Files a crashed mount left in the cache directory.
+    pub orphaned_files: u64,
+    /// Read-ahead memory in use.
+    pub read_ahead_bytes: u64,
+    /// Object versions whose metadata came from the on-disk index rather than memory.
+    pub index_disk_hits: u64,
 }
 
 /// `mtime` user metadata: integer seconds (s3fs) or fractional seconds (rclone).

@@ -378,6 +378,10 @@ impl<S: ObjectStore> Fs<S> {
         for (op, n) in requests {
             let _ = writeln!(out, "  {op:<24} {n}");
         }
+        let retries: u64 = stats.retries().iter().map(|(_, n)| n).sum();
+        if retries > 0 {
+            let _ = writeln!(out, "  {:<24} {retries}", "(retries)");
+        }
         let (bytes_up, bytes_down) = stats.bytes();
         let _ = writeln!(out, "\ntransferred: {} up, {} down", human(bytes_up), human(bytes_down));
         let writers: Vec<_> = self.writers.lock().unwrap().values().cloned().collect();

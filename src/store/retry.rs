@@ -158,7 +158,7 @@ impl<'a> Attempts<'a> {
         self.n += 1;
         let wait = jittered(self.n).min(self.opts.budget - spent);
         debug!(op = self.op, attempt = self.n, error = %e, wait_ms = wait.as_millis() as u64, "retrying");
-        crate::stats::request("(retries)");
+        crate::stats::retry(self.op);
         tokio::time::sleep(wait).await;
         true
     }
