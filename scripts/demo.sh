@@ -3,6 +3,8 @@
 # what is missing (scripts/setup.sh), builds, starts a local S3-compatible server (moto) on
 # 127.0.0.1 with sample buckets, mounts it, and waits. Ctrl-C unmounts and stops the server.
 #   scripts/demo.sh [MOUNTPOINT]
+# With S3DRIVE_DEMO_CHECK=1 it runs the commands it suggests, checks their output and exits
+# (scripts/fresh-machine.sh uses that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${S3DRIVE_DEMO_PORT:-9555}
@@ -39,6 +41,15 @@ PY
 daemon_pid=$!
 for _ in $(seq 100); do grep -q " $mnt " /proc/mounts && break; sleep 0.1; done
 grep -q " $mnt " /proc/mounts || { echo "demo: s3drive did not mount (see its messages above)" >&2; exit 1; }
+if [ "${S3DRIVE_DEMO_CHECK:-}" = 1 ]; then
+  ls -l "$mnt" "$mnt/photos/2024"
+  grep -q "^feb,12$" "$mnt/reports/q1.csv"
+  cmp <(cat "$mnt/reports/big.bin") <("$py" -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) * 4096 * 8)')
+  getfattr -n user.s3.presigned_url --only-values "$mnt/reports/q1.csv" | grep -q "^http://127.0.0.1:$port/reports/q1.csv?"
+  ./target/release/s3drive status "$mnt" | grep -q "^requests: "
+  echo "demo: checked: listing, reads, a share link and status work" >&2
+  exit 0
+fi
 cat <<MSG
 
 s3drive is mounted on $mnt (buckets "photos" and "reports" on a local moto server).

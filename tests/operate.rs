@@ -296,9 +296,23 @@ fn completions_and_man_page_come_from_the_cli() {
     // `s3drive man | head`: a reader that is gone is no failure (and no BrokenPipe panic).
     let empty = tempfile::tempdir().unwrap();
     let cache = empty.path().to_str().unwrap();
-    for args in
-        [&["completions", "bash"][..], &["man"][..], &["--help"][..], &["recover", "--cache-dir", cache, "list"][..]]
-    {
+    let c = client();
+    let b = bucket("pipe");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    let mp = m.path().to_str().unwrap();
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "zsh"][..],
+        &["man"][..],
+        &["--help"][..],
+        &["--version"][..],
+        &["status", mp][..],
+        &["status", "--help"][..],
+        &["recover", "--cache-dir", cache, "list"][..],
+        &["recover", "--help"][..],
+    ] {
         let mut fds = [0; 2];
         // SAFETY: a valid array for pipe(2); the read end is closed at once, so every write
         // to the other end fails with EPIPE.
