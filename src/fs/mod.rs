@@ -1108,7 +1108,10 @@ impl<S: ObjectStore> Fs<S> {
         // the kernel drop it, a direct read adds nothing to it (but for mmap, of this ETag).
         let keep_cache = self.inodes.swap_cached_etag(ino, attr.etag.clone());
         let direct = attr.size >= self.config.read.direct_size;
-        let reader = Reader::new(bucket.clone(), key, attr.etag.as_deref(), attr.size, &self.config.read);
+        let mut reader = Reader::new(bucket.clone(), key, attr.etag.as_deref(), attr.size, &self.config.read);
+        if keep_cache && !direct {
+            reader = reader.with_cache_kept();
+        }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Read(tokio::sync::Mutex::new(reader))));
         Ok(Opened { fh, keep_cache, direct_read: direct })
@@ -1149,22 +1152,27 @@ impl<S: ObjectStore> Fs<S> {
             reader.repin(&new);
             return Ok(true);
         }
-        if reader.served() {
-            return Ok(false);
-        }
         let meta = self.store.head_object(&bucket, &key).await?;
         if meta.etag.is_none() || meta.etag == etag {
             return Ok(false);
         }
-        debug!(key, old = ?etag, new = ?meta.etag, "opened on an old version: reading the new one");
-        let loc = Location::File { bucket, key };
+        // Whatever this reader does next, the next open must see the new version: new
+        // attributes, and the kernel's pages of the old one dropped.
+        let loc = Location::File { bucket, key: key.clone() };
         if let Some((ino, _)) = self.inodes.find(&loc) {
             self.inodes.set_attr(ino, self.attr_from_meta(&loc, &meta), self.fresh_until());
-            self.inodes.swap_cached_etag(ino, meta.etag.clone());
+            // Pages the kernel gets from here on are of the new version, unless this reader
+            // stops with ESTALE (its pages then are of no version worth keeping).
+            self.inodes.swap_cached_etag(ino, if reader.served() { None } else { meta.etag.clone() });
             if let Some(k) = self.kernel.get() {
                 k.invalidate(ino);
             }
         }
+        if reader.served() {
+            debug!(key, old = ?etag, new = ?meta.etag, "the object changed under an open that returned bytes: ESTALE");
+            return Ok(false);
+        }
+        debug!(key, old = ?etag, new = ?meta.etag, "opened on an old version: reading the new one");
         reader.reset(meta.etag.as_deref(), meta.size);
         Ok(true)
     }
