@@ -145,6 +145,37 @@ fn ls_l_of_10000_objects_with_metadata_from_listings_sends_10_listings_and_no_he
 }
 
 #[test]
+fn find_over_50_folders_of_200_lists_each_folder_once_and_the_next_ones_ahead() {
+    let c = client();
+    let b = bucket("walk");
+    create_bucket(&c, &b);
+    put_many(&c, &b, (0..10_000).map(|i| format!("tree/d{:02}/f{:03}", i / 200, i % 200)).collect(), b"x");
+    let proxy = Proxy::start();
+    // The second find below must fall within the TTL also on a slow machine.
+    let m = mount(&proxy, &[&b, "--metadata-ttl", "120"]);
+    // Each listing takes a while to answer, as over a real network.
+    proxy.delay("ListObjectsV2", 40);
+    proxy.reset();
+    let out = sh(&format!("find {}", m.path().join("tree").display()));
+    assert_eq!(out.lines().count(), 1 + 50 + 10_000, "the tree, its folders and files");
+    let lists = proxy.count("ListObjectsV2");
+    // ceil(keys / 1,000) pages would do for a flat listing; by folder it is one page each, plus
+    // the bucket's page that finds `tree`, and `tree`'s own.
+    assert!(lists <= 50 + 2, "{lists} listings: a folder listed twice? {:?}", proxy.counts());
+    assert!(lists > 50, "{lists}");
+    assert!(
+        proxy.peak("ListObjectsV2") >= 4,
+        "the folders ahead were listed at once: peak {}",
+        proxy.peak("ListObjectsV2")
+    );
+    assert_eq!(proxy.count("HeadObject"), 0, "find needs no file metadata");
+    // Again within the TTL: nothing is sent.
+    proxy.reset();
+    sh(&format!("find {} > /dev/null", m.path().join("tree").display()));
+    assert_eq!(proxy.count("ListObjectsV2"), 0, "{:?}", proxy.counts());
+}
+
+#[test]
 fn reads_are_exact_sequential_and_random_with_bounded_memory() {
     let c = client();
     let b = bucket("reads");

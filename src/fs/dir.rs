@@ -49,7 +49,29 @@ pub struct Listing {
     /// The directory's own marker object (`prefix/`), as the first page showed it: it carries
     /// the directory's mode, owner and times.
     pub marker: Option<Marker>,
+    /// A tree walk opening this directory's subdirectories in order (see `super::walk`).
+    walk: WalkAhead,
 }
+
+/// Subdirectories opened in listing order: `find`, `du`, `rm -r`, `rsync` and `ls -R` open
+/// them one after another, each waiting for its own listing. After two in order, the listings
+/// of the next ones are requested ahead: 4, then 8, then up to [`WALK_AHEAD_MAX`]. Any other
+/// open starts over.
+#[derive(Debug, Default)]
+struct WalkAhead {
+    /// Position of the subdirectory opened last.
+    last: Option<usize>,
+    /// Subdirectories opened in order so far.
+    streak: usize,
+    /// Positions below this were already handed out.
+    to: usize,
+}
+
+/// The most subdirectories whose listings are requested ahead of a walk.
+pub const WALK_AHEAD_MAX: usize = 16;
+/// How far past the opened subdirectory the next ones are looked for (a folder of many files
+/// and few subdirectories is not scanned to its end at every open).
+const WALK_AHEAD_SCAN: usize = 4096;
 
 /// A directory's marker object as a listing shows it: which version it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +144,36 @@ impl Listing {
         }
         a.to = to;
         (from..to).filter(|i| !self.gone.contains(i)).map(|i| self.entries[i].clone()).collect()
+    }
+
+    /// Notes that subdirectory `name` is being opened; returns the subdirectories after it
+    /// whose listings to request now, if a walk is opening them in order (see [`WalkAhead`]).
+    pub fn walk_ahead(&mut self, name: &Name) -> Vec<Location> {
+        let Some(&p) = self.index.get(name) else { return Vec::new() };
+        let w = &mut self.walk;
+        let in_order = w.last.is_some_and(|q| q < p);
+        w.last = Some(p);
+        if !in_order {
+            *w = WalkAhead { last: Some(p), streak: 1, to: p + 1 };
+            return Vec::new();
+        }
+        w.streak += 1;
+        let window = (1 << w.streak.min(8)).min(WALK_AHEAD_MAX);
+        let mut out = Vec::new();
+        let mut dirs = 0;
+        let end = (p + 1 + WALK_AHEAD_SCAN).min(self.entries.len());
+        let mut i = p + 1;
+        while i < end && dirs < window {
+            if self.entries[i].loc.is_dir() && !self.gone.contains(&i) {
+                dirs += 1;
+                if i >= w.to {
+                    out.push(self.entries[i].loc.clone());
+                }
+            }
+            i += 1;
+        }
+        w.to = w.to.max(i);
+        out
     }
 
     /// Whether the slot `i` of `entries` was removed.

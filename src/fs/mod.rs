@@ -18,6 +18,7 @@ pub mod names;
 pub mod read;
 pub mod setattr;
 pub mod staging;
+pub mod walk;
 pub mod write;
 pub mod xattr;
 
@@ -238,6 +239,8 @@ pub struct Fs<S: ObjectStore> {
     me: std::sync::Weak<Fs<S>>,
     /// Staging files a crashed mount left, found at start-up (for status).
     orphans: Mutex<Vec<staging::Orphan>>,
+    /// Walk-ahead listings in flight at once (see `walk`).
+    walk_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S: ObjectStore> Fs<S> {
@@ -289,6 +292,7 @@ impl<S: ObjectStore> Fs<S> {
             file_handles: Mutex::default(),
             next_handle: AtomicU64::new(1),
             orphans: Mutex::default(),
+            walk_permits: walk::permits(),
         })
     }
 
@@ -562,6 +566,25 @@ impl<S: ObjectStore> Fs<S> {
         let fresh = {
             let g = l.lock().await;
             g.done && g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now())
+        };
+        fresh.then_some(l)
+    }
+
+    /// A listing of `ino` to read on from: fresh, complete or not (a reader that stopped early,
+    /// or the walk-ahead's first page; readdir lists the rest). A complete one gets the files
+    /// being written there, which it may have been listed without.
+    async fn started_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
+        let l = self.cached_listing(ino)?;
+        let fresh = {
+            let mut g = l.lock().await;
+            let fresh = g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now());
+            if fresh
+                && g.done
+                && let Some(Location::Dir { bucket, prefix }) = self.inodes.get(ino).map(|n| n.loc)
+            {
+                self.add_writers(&mut g, &bucket, &prefix);
+            }
+            fresh
         };
         fresh.then_some(l)
     }
@@ -965,7 +988,8 @@ impl<S: ObjectStore> Fs<S> {
         if !node.loc.is_dir() {
             return Err(Error::NotDir);
         }
-        let listing = match self.fresh_listing(ino).await {
+        self.walk_ahead(ino, &node);
+        let listing = match self.started_listing(ino).await {
             Some(l) => l,
             None => Arc::new(tokio::sync::Mutex::new(Listing::default())),
         };

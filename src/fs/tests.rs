@@ -699,3 +699,58 @@ async fn lookups_while_a_large_directory_is_being_read_use_the_pages_listed_so_f
     // A name not listed yet is still looked up in S3 (absence from a partial listing proves nothing).
     assert!(stat(&fs, ROOT, &name("f5")).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_walk_lists_the_next_folders_ahead_and_none_twice() {
+    let tree = || {
+        let store = MemoryStore::new();
+        for d in 0..20 {
+            for f in 0..3 {
+                store.put("b", &format!("top/d{d:02}/f{f}"), "x");
+            }
+        }
+        store
+    };
+    let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
+    let fs = fs_with(tree(), config);
+    let top = stat(&fs, ROOT, &name("top")).await.unwrap().ino;
+    assert_eq!(list_names(&fs, top).await.len(), 22);
+    let settle = || async {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    };
+    let lists = || fs.store.count("ListObjectsV2");
+    let before = lists();
+    // `find` opens the folders in order: after two, the next four are listed ahead, then eight...
+    let d = |i: usize| name(&format!("d{i:02}"));
+    let mut inos = Vec::new();
+    for i in 0..2 {
+        let ino = fs.lookup(top, &d(i)).await.unwrap().ino;
+        inos.push(ino);
+        assert_eq!(list_names(&fs, ino).await.len(), 5);
+        settle().await;
+    }
+    assert_eq!(lists() - before, 2 + 4, "d00 and d01 listed, d02..d05 listed ahead");
+    for i in 2..20 {
+        let ino = fs.lookup(top, &d(i)).await.unwrap().ino;
+        assert_eq!(list_names(&fs, ino).await, [".", "..", "f0", "f1", "f2"]);
+        settle().await;
+    }
+    assert_eq!(lists() - before, 20, "each folder listed once");
+    // Opened out of order (a person clicking around, in a new mount): nothing is listed ahead.
+    let fs = fs_with(
+        tree(),
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
+    );
+    let lists = || fs.store.count("ListObjectsV2");
+    let top = stat(&fs, ROOT, &name("top")).await.unwrap().ino;
+    assert_eq!(list_names(&fs, top).await.len(), 22);
+    let before = lists();
+    for i in [10, 3] {
+        let ino = fs.lookup(top, &d(i)).await.unwrap().ino;
+        assert_eq!(list_names(&fs, ino).await.len(), 5);
+        settle().await;
+    }
+    assert_eq!(lists() - before, 2, "d10 and d03 only");
+}
