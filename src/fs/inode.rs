@@ -179,7 +179,62 @@ pub struct Node {
 #[derive(Debug, Default)]
 struct Tables {
     nodes: HashMap<Ino, Node>,
-    by_loc: HashMap<Location, Ino>,
+    /// Which live node a location finds, by the location's hash: the node holds the location,
+    /// so a walk of a million names does not keep every key twice. Almost always one node per
+    /// hash; a detached or replaced node is in no slot.
+    by_loc: HashMap<u64, Slot>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    One(Ino),
+    Many(Vec<Ino>),
+}
+
+impl Tables {
+    fn find(&self, loc: &Location) -> Option<Ino> {
+        let at = |i: &Ino| self.nodes.get(i).is_some_and(|n| n.loc == *loc);
+        match self.by_loc.get(&loc.hash())? {
+            Slot::One(i) => at(i).then_some(*i),
+            Slot::Many(v) => v.iter().find(|i| at(i)).copied(),
+        }
+    }
+
+    /// `ino` is what `loc` finds from now on (the caller has unlinked any other).
+    fn link(&mut self, loc: &Location, ino: Ino) {
+        match self.by_loc.entry(loc.hash()) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Slot::One(ino));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => match e.get_mut() {
+                Slot::One(other) => {
+                    let other = *other;
+                    e.insert(Slot::Many(vec![other, ino]));
+                }
+                Slot::Many(v) => v.push(ino),
+            },
+        }
+    }
+
+    /// `loc` no longer finds `ino` (if it did).
+    fn unlink(&mut self, loc: &Location, ino: Ino) {
+        let h = loc.hash();
+        let empty = match self.by_loc.get_mut(&h) {
+            None => return,
+            Some(Slot::One(i)) => *i == ino,
+            Some(Slot::Many(v)) => {
+                v.retain(|i| *i != ino);
+                if let [only] = v[..] {
+                    self.by_loc.insert(h, Slot::One(only));
+                    return;
+                }
+                v.is_empty()
+            }
+        };
+        if empty {
+            self.by_loc.remove(&h);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -198,7 +253,8 @@ impl InodeTable {
             unlinked: false,
             lookups: 1,
         };
-        let t = Tables { nodes: HashMap::from([(ROOT, node)]), by_loc: HashMap::from([(root, ROOT)]) };
+        let mut t = Tables { nodes: HashMap::from([(ROOT, node)]), by_loc: HashMap::new() };
+        t.link(&root, ROOT);
         InodeTable { inner: Mutex::new(t) }
     }
 
@@ -209,20 +265,20 @@ impl InodeTable {
     /// The node at `loc` if the kernel holds it.
     pub fn find(&self, loc: &Location) -> Option<(Ino, Node)> {
         let t = self.inner.lock().unwrap();
-        let ino = *t.by_loc.get(loc)?;
+        let ino = t.find(loc)?;
         t.nodes.get(&ino).map(|n| (ino, n.clone()))
     }
 
     /// The number a node at `loc` has, or would get if looked up now.
     pub fn ino_hint(&self, loc: &Location) -> Ino {
-        self.inner.lock().unwrap().by_loc.get(loc).copied().unwrap_or_else(|| Self::home(loc))
+        self.inner.lock().unwrap().find(loc).unwrap_or_else(|| Self::home(loc))
     }
 
     /// Records one kernel lookup of the node at `loc` (creating it), with fresh attributes.
     pub fn remember(&self, parent: Ino, loc: Location, attr: Attr, fresh_until: Instant) -> Ino {
         let mut t = self.inner.lock().unwrap();
-        if let Some(&ino) = t.by_loc.get(&loc) {
-            let n = t.nodes.get_mut(&ino).expect("by_loc points at live nodes");
+        if let Some(ino) = t.find(&loc) {
+            let n = t.nodes.get_mut(&ino).expect("found among the nodes");
             n.lookups += 1;
             n.parent = parent;
             n.attr = attr;
@@ -233,7 +289,7 @@ impl InodeTable {
         while t.nodes.contains_key(&ino) {
             ino = Self::next(ino);
         }
-        t.by_loc.insert(loc.clone(), ino);
+        t.link(&loc, ino);
         t.nodes.insert(ino, Node { parent, loc, attr, fresh_until, cached_etag: None, unlinked: false, lookups: 1 });
         ino
     }
@@ -246,23 +302,30 @@ impl InodeTable {
         let moved: Vec<(Ino, Location)> =
             t.nodes.iter().filter_map(|(&i, n)| rebase(&n.loc, &from, &to).map(|l| (i, l))).collect();
         for (i, new_loc) in moved {
+            let linked = t.find(&t.nodes[&i].loc) == Some(i);
             let old = std::mem::replace(&mut t.nodes.get_mut(&i).expect("listed").loc, new_loc.clone());
-            if t.by_loc.get(&old) == Some(&i) {
-                t.by_loc.remove(&old);
+            if linked {
+                t.unlink(&old, i);
             }
             // A node that was at the destination is replaced: it keeps its number until
             // forgotten but is no longer found by location.
-            t.by_loc.insert(new_loc, i);
+            if let Some(there) = t.find(&new_loc).filter(|&x| x != i) {
+                t.unlink(&new_loc, there);
+            }
+            if t.find(&new_loc) != Some(i) {
+                t.link(&new_loc, i);
+            }
         }
     }
 
     /// Nothing is at `loc` any more (deleted): later lookups make a new node.
     pub fn detach(&self, loc: &Location) {
         let mut t = self.inner.lock().unwrap();
-        if let Some(ino) = t.by_loc.remove(loc)
-            && let Some(n) = t.nodes.get_mut(&ino)
-        {
-            n.unlinked = true;
+        if let Some(ino) = t.find(loc) {
+            t.unlink(loc, ino);
+            if let Some(n) = t.nodes.get_mut(&ino) {
+                n.unlinked = true;
+            }
         }
     }
 
@@ -273,9 +336,7 @@ impl InodeTable {
             node.lookups = node.lookups.saturating_sub(n);
             if node.lookups == 0 && ino != ROOT {
                 let loc = t.nodes.remove(&ino).expect("present").loc;
-                if t.by_loc.get(&loc) == Some(&ino) {
-                    t.by_loc.remove(&loc);
-                }
+                t.unlink(&loc, ino);
             }
         }
     }
@@ -376,6 +437,48 @@ mod tests {
         assert_eq!(again, a, "same path, same number after forget");
         t.forget(ROOT, 5);
         assert!(t.get(ROOT).is_some(), "the root is never forgotten");
+    }
+
+    #[test]
+    fn locations_share_a_slot_by_hash_and_are_told_apart_by_the_node() {
+        let mut t = Tables::default();
+        let node = |loc: &Location| Node {
+            parent: ROOT,
+            loc: loc.clone(),
+            attr: Attr::dir(SystemTime::UNIX_EPOCH),
+            fresh_until: Instant::now(),
+            cached_etag: None,
+            unlinked: false,
+            lookups: 1,
+        };
+        // Two locations in one slot (as two whose hashes collide would be).
+        let (x, y) = (file("x"), file("y"));
+        t.nodes.insert(10, node(&x));
+        t.nodes.insert(11, node(&y));
+        t.link(&x, 10);
+        t.by_loc.insert(x.hash(), Slot::Many(vec![10, 11]));
+        assert_eq!(t.find(&x), Some(10));
+        assert_eq!(t.by_loc.get(&x.hash()).map(|s| matches!(s, Slot::Many(_))), Some(true));
+        t.nodes.insert(11, node(&x)); // 11 now also at x: the first linked wins
+        assert_eq!(t.find(&x), Some(10));
+        t.unlink(&x, 10);
+        assert_eq!(t.find(&x), Some(11), "one left: back to a single slot");
+        assert!(matches!(t.by_loc.get(&x.hash()), Some(Slot::One(11))));
+        t.unlink(&x, 11);
+        assert!(t.by_loc.is_empty() && t.find(&x).is_none() && t.find(&y).is_none());
+        // Through the table: a walk leaves nothing behind once the kernel forgets.
+        let table = InodeTable::new(Location::Buckets, Attr::dir(SystemTime::UNIX_EPOCH));
+        let inos: Vec<_> = (0..1000)
+            .map(|i| table.remember(ROOT, file(&format!("k{i}")), Attr::dir(SystemTime::UNIX_EPOCH), Instant::now()))
+            .collect();
+        table.detach(&file("k5"));
+        assert!(table.find(&file("k5")).is_none(), "detached: not found, still there");
+        assert!(table.get(inos[5]).unwrap().unlinked);
+        for i in inos {
+            table.forget(i, 1);
+        }
+        let t = table.inner.lock().unwrap();
+        assert_eq!((t.nodes.len(), t.by_loc.len()), (1, 1), "only the root");
     }
 
     #[test]

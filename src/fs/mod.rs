@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use lru::LruCache;
 use tracing::{debug, info, warn};
@@ -47,6 +47,11 @@ type VersionKey = (Arc<str>, String, String);
 
 /// Listings longer than this are not kept for lookups (they are still served to readdir).
 const MAX_CACHED_LISTING: usize = 100_000;
+/// Names all cached listings hold together at most (about 300 bytes each), past which the least
+/// recently used listings are dropped (see [`Fs::trim_listings`]).
+const LISTED_ENTRIES_BUDGET: usize = 400_000;
+/// How often expired listings are dropped.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
 
 /// Bucket and key.
 type ObjectKey = (Arc<str>, String);
@@ -265,7 +270,7 @@ impl<S: ObjectStore> Fs<S> {
             service,
             config.metadata.index_entries.unwrap_or(0),
         );
-        Arc::new_cyclic(|me| Fs {
+        let fs = Arc::new_cyclic(|me| Fs {
             me: me.clone(),
             kernel: std::sync::OnceLock::new(),
             deleter: Deleter::new(store.clone()),
@@ -293,7 +298,19 @@ impl<S: ObjectStore> Fs<S> {
             next_handle: AtomicU64::new(1),
             orphans: Mutex::default(),
             walk_permits: walk::permits(),
-        })
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let me = Arc::downgrade(&fs);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(TRIM_EVERY);
+                loop {
+                    tick.tick().await;
+                    let Some(fs) = me.upgrade() else { break };
+                    fs.trim_listings();
+                }
+            });
+        }
+        fs
     }
 
     /// Finds the staging files crashed mounts left in the cache directory, says so in the log
@@ -520,6 +537,30 @@ impl<S: ObjectStore> Fs<S> {
             self.negative.lock().unwrap().clear();
         }
         self.listings.lock().unwrap().get(&ino).cloned()
+    }
+
+    /// Drops cached listings past their TTL (they answer nothing any more), and the least
+    /// recently used ones past [`LISTED_ENTRIES_BUDGET`] names in all: what a walk of millions
+    /// of names leaves behind is freed within [`TRIM_EVERY`] of its TTL. Listings in use (a
+    /// page arriving) are left alone; a directory handle keeps its own listing.
+    pub fn trim_listings(&self) {
+        let now = Instant::now();
+        let mut cache = self.listings.lock().unwrap();
+        let (mut gone, mut names) = (Vec::new(), 0usize);
+        for (ino, l) in cache.iter() {
+            let Ok(g) = l.try_lock() else { continue };
+            if g.started.is_none_or(|t| t + self.config.metadata_ttl <= now) {
+                gone.push(*ino);
+                continue;
+            }
+            names += g.entries.len();
+            if names > LISTED_ENTRIES_BUDGET {
+                gone.push(*ino);
+            }
+        }
+        for ino in gone {
+            cache.pop(&ino);
+        }
     }
 
     /// Applies a change made through this mount to `dir`'s cached listing, which so stays

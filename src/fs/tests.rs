@@ -754,3 +754,39 @@ async fn a_walk_lists_the_next_folders_ahead_and_none_twice() {
     }
     assert_eq!(lists() - before, 2, "d10 and d03 only");
 }
+
+#[tokio::test]
+async fn listings_past_their_ttl_are_dropped_and_in_use_ones_kept() {
+    let store = MemoryStore::new();
+    for d in ["a", "b", "c"] {
+        store.put("b", &format!("{d}/f"), "x");
+    }
+    let config = Config {
+        source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
+        metadata_ttl: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let fs = fs_with(store, config);
+    let mut inos = Vec::new();
+    for d in ["a", "b"] {
+        let ino = fs.lookup(ROOT, &name(d)).await.unwrap().ino;
+        list_names(&fs, ino).await;
+        inos.push(ino);
+    }
+    fs.trim_listings();
+    assert!(inos.iter().all(|i| fs.listings.lock().unwrap().contains(i)), "fresh listings stay");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let c = fs.lookup(ROOT, &name("c")).await.unwrap().ino;
+    list_names(&fs, c).await;
+    fs.trim_listings();
+    assert!(!inos.iter().any(|i| fs.listings.lock().unwrap().contains(i)), "expired listings are dropped");
+    // A listing in use (a page arriving) is left alone, even past its TTL, until released.
+    let busy = fs.cached_listing(c).unwrap();
+    let held = busy.lock().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    fs.trim_listings();
+    assert!(fs.listings.lock().unwrap().contains(&c), "a listing in use is kept");
+    drop(held);
+    fs.trim_listings();
+    assert!(!fs.listings.lock().unwrap().contains(&c));
+}
