@@ -124,6 +124,39 @@ pub struct Args {
     #[arg(long, value_name = "ALGORITHM", default_value = "crc32c", value_parser = ["crc32c", "off"], help_heading = "Service")]
     pub upload_checksum: String,
 
+    /// Server-side encryption of everything written (uploads, renames, metadata changes,
+    /// server-side copies): AES256 (SSE-S3), aws:kms (SSE-KMS) or aws:kms:dsse (dual-layer).
+    #[arg(long, value_name = "MODE", value_parser = ["AES256", "aws:kms", "aws:kms:dsse"], help_heading = "Company buckets")]
+    pub sse: Option<String>,
+
+    /// The KMS key for --sse aws:kms or aws:kms:dsse (key id, ARN or alias); without it the
+    /// bucket's default KMS key.
+    #[arg(long, value_name = "KEY", help_heading = "Company buckets")]
+    pub sse_kms_key_id: Option<String>,
+
+    /// SSE-C: a file holding the 32-byte key (raw, or base64) every object is encrypted with;
+    /// reads, HEADs and copies send it too. The key is never taken on the command line and never
+    /// logged.
+    #[arg(long, value_name = "FILE", help_heading = "Company buckets")]
+    pub sse_c_key_file: Option<PathBuf>,
+
+    /// Storage class of new objects, e.g. STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR. A
+    /// rename or metadata change keeps an object's own class.
+    #[arg(long, value_name = "CLASS", help_heading = "Company buckets")]
+    pub storage_class: Option<String>,
+
+    /// Canned ACL of new objects and copies, e.g. bucket-owner-full-control (cross-account).
+    #[arg(long, value_name = "ACL", help_heading = "Company buckets")]
+    pub acl: Option<String>,
+
+    /// Agree to pay for requests and transfer in requester-pays buckets.
+    #[arg(long, help_heading = "Company buckets")]
+    pub requester_pays: bool,
+
+    /// Every request is refused unless the bucket belongs to this AWS account (12 digits).
+    #[arg(long, value_name = "ACCOUNT", help_heading = "Company buckets")]
+    pub expected_bucket_owner: Option<String>,
+
     /// Named profile from ~/.aws/config and ~/.aws/credentials.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Credentials")]
     pub profile: Option<String>,

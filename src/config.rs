@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::Args;
 use crate::fs::write::WriteConfig;
 use crate::store::retry::RetryOptions;
-use crate::store::s3::S3Options;
+use crate::store::s3::{RequestOptions, S3Options, Sse};
 
 /// What the root of the mount shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +143,84 @@ pub fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
         )));
     }
     Ok(pem)
+}
+
+/// Storage classes S3 knows (`--storage-class`).
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "OUTPOSTS",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+];
+
+/// Canned ACLs (`--acl`).
+const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+/// `--sse`, `--sse-kms-key-id`, `--sse-c-key-file`, `--storage-class`, `--acl`,
+/// `--requester-pays`, `--expected-bucket-owner`, checked together.
+fn request_options(args: &Args) -> Result<RequestOptions, ConfigError> {
+    let sse = match (args.sse.as_deref(), &args.sse_c_key_file) {
+        (Some(_), Some(_)) => return Err(bad("--sse and --sse-c-key-file exclude each other: choose one encryption")),
+        (None, None) if args.sse_kms_key_id.is_some() => {
+            return Err(bad("--sse-kms-key-id needs --sse aws:kms or --sse aws:kms:dsse"));
+        }
+        (None, None) => None,
+        (Some("AES256"), None) if args.sse_kms_key_id.is_some() => {
+            return Err(bad("--sse-kms-key-id needs --sse aws:kms or --sse aws:kms:dsse, not AES256"));
+        }
+        (Some("AES256"), None) => Some(Sse::S3),
+        (Some(kms @ ("aws:kms" | "aws:kms:dsse")), None) => {
+            Some(Sse::Kms { dsse: kms == "aws:kms:dsse", key_id: args.sse_kms_key_id.clone() })
+        }
+        (Some(other), None) => return Err(bad(format!("--sse {other:?}: use AES256, aws:kms or aws:kms:dsse"))),
+        (None, Some(file)) => {
+            if args.sse_kms_key_id.is_some() {
+                return Err(bad("--sse-kms-key-id does not go with --sse-c-key-file"));
+            }
+            let bytes = std::fs::read(file).map_err(|e| bad(format!("--sse-c-key-file {}: {e}", file.display())))?;
+            Some(Sse::customer_key(&bytes).map_err(|e| bad(format!("--sse-c-key-file {} {e}", file.display())))?)
+        }
+    };
+    if let Some(c) = &args.storage_class
+        && !STORAGE_CLASSES.contains(&c.as_str())
+    {
+        return Err(bad(format!(
+            "--storage-class {c:?} is not a storage class: one of {}",
+            STORAGE_CLASSES.join(", ")
+        )));
+    }
+    if let Some(a) = &args.acl
+        && !CANNED_ACLS.contains(&a.as_str())
+    {
+        return Err(bad(format!("--acl {a:?} is not a canned ACL: one of {}", CANNED_ACLS.join(", "))));
+    }
+    if let Some(o) = &args.expected_bucket_owner
+        && !(o.len() == 12 && o.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad(format!("--expected-bucket-owner {o:?} is not an AWS account id (12 digits)")));
+    }
+    Ok(RequestOptions {
+        sse,
+        storage_class: args.storage_class.clone(),
+        acl: args.acl.clone(),
+        requester_pays: args.requester_pays,
+        expected_bucket_owner: args.expected_bucket_owner.clone(),
+    })
 }
 
 fn parse_mode(what: &str, s: &str) -> Result<u16, ConfigError> {
@@ -301,6 +379,7 @@ impl Config {
                 },
                 upload_checksum: args.upload_checksum == "crc32c",
                 ca_bundle: args.ca_bundle.as_deref().map(read_ca_bundle).transpose()?,
+                request: request_options(args)?,
             },
             presign_lifetime,
             metadata: MetadataConfig {

@@ -71,6 +71,9 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                     }
                     other => other.and_then(Result::ok),
                 },
+                // Encryption, class and ACL options are not kept in the journal: an adopted
+                // file goes up as a plain PutObject.
+                request: Default::default(),
             };
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

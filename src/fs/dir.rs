@@ -306,6 +306,7 @@ impl Listing {
                         gid: None,
                         etag: o.etag,
                         modified: o.last_modified,
+                        class: o.storage_class.as_deref().and_then(super::inode::storage_class),
                     };
                     self.push(Entry { name, loc: Location::File { bucket: bucket.clone(), key: o.key }, attr });
                 }

@@ -142,6 +142,13 @@ pub struct Attr {
     pub etag: Option<String>,
     /// S3's LastModified of the object version (with the ETag, what identifies the version).
     pub modified: Option<SystemTime>,
+    /// The object's storage class, when a listing or HeadObject said (a copy keeps it).
+    pub class: Option<&'static str>,
+}
+
+/// A storage class as one of the names S3 knows (`None` for one it does not).
+pub fn storage_class(name: &str) -> Option<&'static str> {
+    crate::config::STORAGE_CLASSES.iter().find(|c| **c == name).copied()
 }
 
 impl Attr {
@@ -157,6 +164,7 @@ impl Attr {
             gid: None,
             etag: None,
             modified: None,
+            class: None,
         }
     }
 }

@@ -510,7 +510,7 @@ fn decode(etag: &str, modified: Option<SystemTime>, b: &[u8]) -> Option<KnownMet
         perm: (flags & 2 != 0).then_some(perm),
         uid: (flags & 4 != 0).then_some(uid),
         gid: (flags & 8 != 0).then_some(gid),
-        put: PutMeta { metadata, content_type: (flags & 16 != 0).then_some(content_type) },
+        put: PutMeta { metadata, content_type: (flags & 16 != 0).then_some(content_type), storage_class: None },
     })
 }
 
@@ -533,6 +533,7 @@ mod tests {
                     ("x".into(), "é".into()),
                 ]),
                 content_type: Some("text/plain".into()),
+                storage_class: None,
             },
         }
     }

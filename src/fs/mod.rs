@@ -429,6 +429,8 @@ impl<S: ObjectStore> Fs<S> {
             gid: md("gid").and_then(|v| v.parse().ok()),
             etag: meta.etag.clone(),
             modified: meta.last_modified,
+            // S3 leaves the header out for STANDARD.
+            class: inode::storage_class(meta.storage_class.as_deref().unwrap_or("STANDARD")),
         };
         let key = match loc {
             Location::File { bucket, key } => Some((bucket, key)),
@@ -436,7 +438,11 @@ impl<S: ObjectStore> Fs<S> {
             Location::Buckets => None,
         };
         if let (Some((bucket, key)), Some(etag)) = (key, &meta.etag) {
-            let put = PutMeta { metadata: meta.metadata.clone(), content_type: meta.content_type.clone() };
+            let put = PutMeta {
+                metadata: meta.metadata.clone(),
+                content_type: meta.content_type.clone(),
+                storage_class: None,
+            };
             self.index.learn(bucket, key, KnownMeta::new(etag, &attr, put));
         }
         self.with_pending_meta(loc, attr)

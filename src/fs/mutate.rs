@@ -828,7 +828,8 @@ impl<S: ObjectStore> Fs<S> {
             Some(p) => p.clone(),
             None => {
                 let m = self.store.head_object(sb, sk).await?;
-                PutMeta { metadata: m.metadata, content_type: m.content_type }
+                let class = m.storage_class.unwrap_or_else(|| "STANDARD".into());
+                PutMeta { metadata: m.metadata, content_type: m.content_type, storage_class: Some(class) }
             }
         };
         let id = self.store.create_multipart(db, dk, &meta).await?;

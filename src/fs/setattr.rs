@@ -197,13 +197,20 @@ impl<S: ObjectStore> Fs<S> {
     /// what we know of it, else a HeadObject).
     pub(super) async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, pending: &PendingMeta) -> Result<PutMeta> {
         let known = self.index.latest(bucket, key).map(|k| k.put);
+        let loc = Location::File { bucket: bucket.clone(), key: key.to_string() };
+        // The copy keeps the object's storage class (a CopyObject without one makes it STANDARD).
+        let class = self.inodes.find(&loc).and_then(|(_, n)| n.attr.class).map(str::to_string);
         let existing = match known {
-            Some(p) => p,
+            Some(p) => PutMeta { storage_class: class, ..p },
             None => {
                 let m = self.store.head_object(bucket, key).await?;
                 // Remembers the version's ETag and metadata too.
-                self.attr_from_meta(&Location::File { bucket: bucket.clone(), key: key.to_string() }, &m);
-                PutMeta { metadata: m.metadata, content_type: m.content_type }
+                let attr = self.attr_from_meta(&loc, &m);
+                PutMeta {
+                    metadata: m.metadata,
+                    content_type: m.content_type,
+                    storage_class: attr.class.map(str::to_string),
+                }
             }
         };
         let mut extra = others(existing.metadata);
@@ -220,6 +227,7 @@ impl<S: ObjectStore> Fs<S> {
         if existing.content_type.is_some() {
             put.content_type = existing.content_type;
         }
+        put.storage_class = existing.storage_class;
         Ok(put)
     }
 }

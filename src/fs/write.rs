@@ -121,6 +121,7 @@ impl FileMeta {
             gid: Some(self.gid),
             etag,
             modified: None,
+            class: None,
         }
     }
 
@@ -159,7 +160,7 @@ impl FileMeta {
         } else {
             mime_guess::from_path(key).first_or_octet_stream().essence_str().to_string()
         };
-        PutMeta { metadata, content_type: Some(content_type) }
+        PutMeta { metadata, content_type: Some(content_type), storage_class: None }
     }
 
     /// The metadata for a multipart upload, which starts while the file is still being

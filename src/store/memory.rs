@@ -82,7 +82,7 @@ impl MemoryStore {
     pub fn put_with_meta(&self, bucket: &str, key: &str, data: impl Into<Bytes>, metadata: HashMap<String, String>) {
         let mut s = self.state.lock().unwrap();
         s.buckets.entry(bucket.to_string()).or_default();
-        s.store(bucket, key, data.into(), PutMeta { metadata, content_type: None });
+        s.store(bucket, key, data.into(), PutMeta { metadata, ..PutMeta::default() });
     }
 
     /// The stored bytes and user metadata of an object.
@@ -203,6 +203,7 @@ impl ObjectStore for MemoryStore {
                         size: obj.data.len() as u64,
                         last_modified: Some(obj.last_modified),
                         etag: (!self.list_without_etags).then(|| obj.etag.clone()),
+                        storage_class: Some("STANDARD".into()),
                     });
                 }
                 Err(p) => {
@@ -331,9 +332,11 @@ impl ObjectStore for MemoryStore {
         let mut s = self.begin("CopyObject", Some(bucket))?;
         let src =
             s.buckets.get(src_bucket).ok_or(StoreError::NoSuchBucket)?.get(src_key).ok_or(StoreError::NotFound)?;
-        let meta = meta
-            .cloned()
-            .unwrap_or_else(|| PutMeta { metadata: src.metadata.clone(), content_type: src.content_type.clone() });
+        let meta = meta.cloned().unwrap_or_else(|| PutMeta {
+            metadata: src.metadata.clone(),
+            content_type: src.content_type.clone(),
+            storage_class: None,
+        });
         let data = src.data.clone();
         Ok(s.store(bucket, key, data, meta))
     }

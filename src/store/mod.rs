@@ -90,6 +90,7 @@ pub struct ListedObject {
     pub size: u64,
     pub last_modified: Option<SystemTime>,
     pub etag: Option<String>,
+    pub storage_class: Option<String>,
 }
 
 /// One page of ListObjectsV2.
@@ -120,6 +121,9 @@ pub struct PutMeta {
     /// User metadata (`x-amz-meta-*`), names without the prefix.
     pub metadata: HashMap<String, String>,
     pub content_type: Option<String>,
+    /// Storage class of the new object: a copy's source's (kept through renames and metadata
+    /// copies); `None` for the configured one (`--storage-class`), else the bucket's default.
+    pub storage_class: Option<String>,
 }
 
 /// The result of a write that created an object version.

@@ -39,6 +39,143 @@ use super::{
 };
 use crate::buf::PoolBuf;
 
+/// Server-side encryption of everything s3drive writes (`--sse`, `--sse-c-key-file`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Sse {
+    /// SSE-S3 (`AES256`).
+    S3,
+    /// SSE-KMS (`aws:kms`) or dual-layer SSE-KMS (`aws:kms:dsse`), with the bucket's default
+    /// key or this one.
+    Kms { dsse: bool, key_id: Option<String> },
+    /// SSE-C: the key and its MD5, both base64, sent with every request that touches an
+    /// object's bytes (and as the copy source's key on copies).
+    Customer { key: String, key_md5: String },
+}
+
+impl std::fmt::Debug for Sse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sse::S3 => write!(f, "AES256"),
+            Sse::Kms { dsse, key_id } => write!(f, "{} {key_id:?}", if *dsse { "aws:kms:dsse" } else { "aws:kms" }),
+            // The key never reaches a log.
+            Sse::Customer { .. } => write!(f, "SSE-C (key not shown)"),
+        }
+    }
+}
+
+impl Sse {
+    /// The SSE-C key as S3 wants it, from a key file's bytes: 32 bytes, raw or base64.
+    pub fn customer_key(file: &[u8]) -> Result<Sse, String> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let raw = if file.len() == 32 {
+            file.to_vec()
+        } else {
+            match b64.decode(file.trim_ascii()) {
+                Ok(k) if k.len() == 32 => k,
+                _ => {
+                    return Err(format!(
+                        "holds {} bytes: an SSE-C key is 32 bytes, raw or base64 (e.g. `openssl rand 32 > FILE`)",
+                        file.len()
+                    ));
+                }
+            }
+        };
+        use md5::Digest;
+        Ok(Sse::Customer { key: b64.encode(&raw), key_md5: b64.encode(md5::Md5::digest(&raw)) })
+    }
+}
+
+/// What company buckets require of each request, from the command line (`--sse`,
+/// `--storage-class`, `--acl`, `--requester-pays`, `--expected-bucket-owner`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    pub sse: Option<Sse>,
+    /// Storage class of new objects (a copy keeps its source's, when known).
+    pub storage_class: Option<String>,
+    /// Canned ACL of new objects and copies.
+    pub acl: Option<String>,
+    pub requester_pays: bool,
+    pub expected_bucket_owner: Option<String>,
+}
+
+/// The kinds of requests, by which of [`RequestOptions`] they carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Req {
+    /// HeadBucket.
+    Bucket,
+    /// ListObjectsV2, DeleteObjects, AbortMultipartUpload, RestoreObject.
+    Keys,
+    /// HeadObject, GetObject: reads of an object's bytes or metadata.
+    Read,
+    /// PutObject, CreateMultipartUpload: a new object.
+    Create,
+    /// UploadPart, CompleteMultipartUpload.
+    Part,
+    /// CopyObject: a new object from another.
+    Copy,
+    /// UploadPartCopy.
+    PartCopy,
+}
+
+impl RequestOptions {
+    /// The headers `req` carries; `class` is the storage class for a new object (a copy's
+    /// source's, else the configured one).
+    fn headers(&self, req: Req, class: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        if let Some(o) = &self.expected_bucket_owner {
+            h.push(("x-amz-expected-bucket-owner", o.clone()));
+        }
+        if req == Req::Bucket {
+            return h;
+        }
+        if self.requester_pays {
+            h.push(("x-amz-request-payer", "requester".into()));
+        }
+        let creates = matches!(req, Req::Create | Req::Copy);
+        match &self.sse {
+            Some(Sse::S3) if creates => h.push(("x-amz-server-side-encryption", "AES256".into())),
+            Some(Sse::Kms { dsse, key_id }) if creates => {
+                h.push(("x-amz-server-side-encryption", if *dsse { "aws:kms:dsse" } else { "aws:kms" }.into()));
+                if let Some(k) = key_id {
+                    h.push(("x-amz-server-side-encryption-aws-kms-key-id", k.clone()));
+                }
+            }
+            Some(Sse::Customer { key, key_md5 }) if req != Req::Keys => {
+                h.push(("x-amz-server-side-encryption-customer-algorithm", "AES256".into()));
+                h.push(("x-amz-server-side-encryption-customer-key", key.clone()));
+                h.push(("x-amz-server-side-encryption-customer-key-md5", key_md5.clone()));
+                if matches!(req, Req::Copy | Req::PartCopy) {
+                    h.push(("x-amz-copy-source-server-side-encryption-customer-algorithm", "AES256".into()));
+                    h.push(("x-amz-copy-source-server-side-encryption-customer-key", key.clone()));
+                    h.push(("x-amz-copy-source-server-side-encryption-customer-key-md5", key_md5.clone()));
+                }
+            }
+            _ => {}
+        }
+        if creates {
+            if let Some(c) = class.or(self.storage_class.as_deref()) {
+                h.push(("x-amz-storage-class", c.to_string()));
+            }
+            if let Some(a) = &self.acl {
+                h.push(("x-amz-acl", a.clone()));
+            }
+        }
+        h
+    }
+}
+
+/// Adds `headers` to a request before it is signed.
+fn add_headers(
+    headers: Vec<(&'static str, String)>,
+) -> impl Fn(&mut aws_sdk_s3::config::http::HttpRequest) + Send + Sync + 'static {
+    move |req| {
+        for (k, v) in &headers {
+            req.headers_mut().insert(*k, v.clone());
+        }
+    }
+}
+
 /// How to reach the service; built from the command line by `config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
@@ -54,6 +191,7 @@ pub struct S3Options {
     pub upload_checksum: bool,
     /// PEM certificates trusted besides the system's (`--ca-bundle`, AWS_CA_BUNDLE).
     pub ca_bundle: Option<Vec<u8>>,
+    pub request: RequestOptions,
 }
 
 pub struct S3Store {
@@ -68,6 +206,7 @@ pub struct S3Store {
     signing_credentials: tokio::sync::Mutex<Option<Credentials>>,
     retry: RetryOptions,
     upload_checksum: bool,
+    request: RequestOptions,
     /// The retry budget in force (milliseconds): shorter during the start-up checks.
     budget_ms: std::sync::atomic::AtomicU64,
     throttle: Throttle,
@@ -215,6 +354,7 @@ impl S3Store {
             signing_credentials: tokio::sync::Mutex::new(None),
             retry: opts.retry,
             upload_checksum: opts.upload_checksum,
+            request: opts.request.clone(),
             budget_ms: std::sync::atomic::AtomicU64::new(opts.retry.budget.as_millis() as u64),
             throttle: Throttle::default(),
         }
@@ -428,7 +568,15 @@ impl ObjectStore for S3Store {
         let client = self.client_in(known.as_deref().unwrap_or(&self.default_region));
         // Not retried (the 301 and 403 answers are read below), but bounded like every request.
         let bounded = |client: Client| async move {
-            let send = async { Ok(client.head_bucket().bucket(bucket).send().await) };
+            let send = async {
+                Ok(client
+                    .head_bucket()
+                    .bucket(bucket)
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Bucket, None)))
+                    .send()
+                    .await)
+            };
             watch(&Progress::new(), self.retry.request_timeout, send).await
         };
         match bounded(client).await? {
@@ -470,6 +618,8 @@ impl ObjectStore for S3Store {
                     .set_delimiter(req.delimiter.map(str::to_string))
                     .set_continuation_token(req.continuation.map(str::to_string))
                     .set_max_keys(req.max_keys)
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Keys, None)))
                     .send()
                     .await
                     .map_err(|e| map_err(e, StoreError::NoSuchBucket))
@@ -484,6 +634,7 @@ impl ObjectStore for S3Store {
                     size: o.size().unwrap_or(0).max(0) as u64,
                     last_modified: to_system_time(o.last_modified()),
                     etag: o.e_tag().map(str::to_string),
+                    storage_class: o.storage_class().map(|c| c.as_str().to_string()),
                 })
             })
             .collect();
@@ -505,7 +656,15 @@ impl ObjectStore for S3Store {
         let client = self.client(bucket).await;
         let resp = self
             .call("HeadObject", |_| async {
-                client.head_object().bucket(bucket).key(key).send().await.map_err(|e| map_err(e, StoreError::NotFound))
+                client
+                    .head_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Read, None)))
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NotFound))
             })
             .await?;
         Ok(ObjectMeta {
@@ -555,6 +714,8 @@ impl ObjectStore for S3Store {
                 .key(key)
                 .range(format!("bytes={}-{}", from, end - 1))
                 .set_if_match(pin.clone())
+                .customize()
+                .mutate_request(add_headers(self.request.headers(Req::Read, None)))
                 .send()
                 .await;
             let resp = match sent.map_err(|e| map_err(e, StoreError::NotFound)) {
@@ -620,6 +781,7 @@ impl ObjectStore for S3Store {
                         .set_content_type(meta.content_type.clone())
                         .customize()
                         .disable_payload_signing()
+                        .mutate_request(add_headers(self.request.headers(Req::Create, meta.storage_class.as_deref())))
                         .send()
                         .await
                         .map_err(|e| map_err(e, StoreError::NoSuchBucket))
@@ -642,6 +804,8 @@ impl ObjectStore for S3Store {
                     .key(key)
                     .set_metadata(Some(meta.metadata.clone()))
                     .set_content_type(meta.content_type.clone())
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Create, meta.storage_class.as_deref())))
                     .send()
                     .await
                     .map_err(|e| map_err(e, StoreError::NoSuchBucket))
@@ -681,6 +845,7 @@ impl ObjectStore for S3Store {
                         .body(stream)
                         .customize()
                         .disable_payload_signing()
+                        .mutate_request(add_headers(self.request.headers(Req::Part, None)))
                         .send()
                         .await
                         .map_err(|e| map_err(e, StoreError::NotFound))
@@ -715,6 +880,8 @@ impl ObjectStore for S3Store {
                     .part_number(part)
                     .copy_source(copy_source(src_bucket, src_key))
                     .copy_source_range(format!("bytes={}-{}", start, end - 1))
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::PartCopy, None)))
                     .send()
                     .await
                     .map_err(|e| map_err(e, StoreError::NotFound))
@@ -745,6 +912,8 @@ impl ObjectStore for S3Store {
                     .key(key)
                     .upload_id(upload_id)
                     .multipart_upload(done.clone())
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Part, None)))
                     .send()
                     .await
                     .map_err(|e| map_err(e, StoreError::NotFound))
@@ -762,6 +931,8 @@ impl ObjectStore for S3Store {
                 .bucket(bucket)
                 .key(key)
                 .upload_id(upload_id)
+                .customize()
+                .mutate_request(add_headers(self.request.headers(Req::Keys, None)))
                 .send()
                 .await
                 .map_err(|e| map_err(e, StoreError::NotFound))
@@ -790,7 +961,12 @@ impl ObjectStore for S3Store {
                         .set_metadata(Some(m.metadata.clone()))
                         .set_content_type(m.content_type.clone());
                 }
-                req.send().await.map_err(|e| map_err(e, StoreError::NotFound))
+                let class = meta.and_then(|m| m.storage_class.as_deref());
+                req.customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Copy, class)))
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NotFound))
             })
             .await?;
         Ok(PutResult { etag: resp.copy_object_result().and_then(|r| r.e_tag()).map(str::to_string) })
@@ -815,6 +991,8 @@ impl ObjectStore for S3Store {
                     .delete_objects()
                     .bucket(bucket)
                     .delete(delete.clone())
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Keys, None)))
                     .send()
                     .await
                     .map_err(|e| map_err(e, StoreError::NoSuchBucket))
@@ -899,5 +1077,40 @@ impl ObjectStore for S3Store {
         })
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_options_go_where_s3_takes_them_and_the_key_stays_out_of_debug() {
+        let key = Sse::customer_key(&[7u8; 32]).unwrap();
+        assert_eq!(Sse::customer_key(b"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n").unwrap(), key, "base64 too");
+        assert!(Sse::customer_key(b"short").unwrap_err().contains("32 bytes"));
+        let Sse::Customer { key: k, .. } = &key else { unreachable!() };
+        assert!(!format!("{key:?}").contains(k.as_str()));
+        let o = RequestOptions {
+            sse: Some(key.clone()),
+            storage_class: Some("GLACIER_IR".into()),
+            acl: Some("private".into()),
+            requester_pays: true,
+            expected_bucket_owner: Some("123456789012".into()),
+        };
+        let names = |req, class| o.headers(req, class).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(names(Req::Bucket, None), ["x-amz-expected-bucket-owner"]);
+        assert_eq!(names(Req::Keys, None), ["x-amz-expected-bucket-owner", "x-amz-request-payer"]);
+        assert!(names(Req::Read, None).contains(&"x-amz-server-side-encryption-customer-key"));
+        assert!(!names(Req::Read, None).contains(&"x-amz-storage-class"));
+        let copy = o.headers(Req::Copy, Some("STANDARD_IA"));
+        assert!(copy.contains(&("x-amz-storage-class", "STANDARD_IA".into())), "a copy keeps its source's class");
+        assert!(copy.iter().any(|(k, _)| *k == "x-amz-copy-source-server-side-encryption-customer-key"));
+        let create = o.headers(Req::Create, None);
+        assert!(create.contains(&("x-amz-storage-class", "GLACIER_IR".into())));
+        assert!(create.contains(&("x-amz-acl", "private".into())));
+        let kms = RequestOptions { sse: Some(Sse::Kms { dsse: true, key_id: None }), ..Default::default() };
+        assert_eq!(kms.headers(Req::Create, None), [("x-amz-server-side-encryption", "aws:kms:dsse".to_string())]);
+        assert!(kms.headers(Req::Part, None).is_empty(), "SSE-KMS is set once, at creation");
     }
 }

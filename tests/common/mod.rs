@@ -233,6 +233,8 @@ struct ProxyState {
     /// Delayed requests of each operation waiting now, and the most there ever were at once.
     waiting: HashMap<String, u64>,
     peak: HashMap<String, u64>,
+    /// The `x-amz-*` headers of each request (signing headers left out), by operation.
+    amz: Vec<(String, HashMap<String, String>)>,
 }
 
 /// An HTTP/1.1 proxy in front of moto that names and counts each S3 request, and can answer
@@ -290,6 +292,7 @@ impl Proxy {
         let mut s = self.state.lock().unwrap();
         s.counts.clear();
         s.by_path.clear();
+        s.amz.clear();
     }
 
     pub fn fail(&self, f: Fault) {
@@ -303,6 +306,11 @@ impl Proxy {
     }
 
     /// The most delayed requests of `op` that were waiting at the same time.
+    /// The `x-amz-*` headers (but the signature's) of every request of `op` since the last reset.
+    pub fn amz_headers(&self, op: &str) -> Vec<HashMap<String, String>> {
+        self.state.lock().unwrap().amz.iter().filter(|(o, _)| o == op).map(|(_, h)| h.clone()).collect()
+    }
+
     pub fn peak(&self, op: &str) -> u64 {
         self.state.lock().unwrap().peak.get(op).copied().unwrap_or(0)
     }
@@ -420,6 +428,15 @@ async fn serve(client: TcpStream, upstream: u16, st: Arc<Mutex<ProxyState>>) -> 
             *s.counts.entry(op.clone()).or_default() += 1;
             let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p).to_string();
             *s.by_path.entry((op.clone(), path)).or_default() += 1;
+            let amz = headers
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with("x-amz-")
+                        && !matches!(k.as_str(), "x-amz-date" | "x-amz-content-sha256" | "x-amz-security-token")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            s.amz.push((op.clone(), amz));
             s.faults.iter().find(|f| f.op == op && (f.bucket.is_none() || f.bucket == bucket)).cloned()
         };
         let trouble = {

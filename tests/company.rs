@@ -1,0 +1,173 @@
+//! What company buckets require: server-side encryption (SSE-S3, SSE-KMS, SSE-C), storage
+//! classes, canned ACLs, requester pays and the expected bucket owner, on every request that
+//! takes them, as the proxy in front of the server records them; and bad values refused at start.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::*;
+
+/// The proxy's record of `op`'s requests: asserts there were some, returns their headers.
+fn sent(proxy: &Proxy, op: &str) -> Vec<HashMap<String, String>> {
+    let h = proxy.amz_headers(op);
+    assert!(!h.is_empty(), "no {op} was sent: {:?}", proxy.counts());
+    h
+}
+
+#[test]
+fn every_upload_path_carries_the_encryption_class_and_acl_asked_for() {
+    let c = client();
+    let b = bucket("company");
+    create_bucket(&c, &b);
+    put(&c, &b, "old.txt", "written before\n");
+    let proxy = Proxy::start();
+    let m = mount(
+        &proxy,
+        &[
+            &b,
+            "--sse",
+            "aws:kms",
+            "--sse-kms-key-id",
+            "alias/s3drive-test",
+            "--storage-class",
+            "STANDARD_IA",
+            "--acl",
+            "bucket-owner-full-control",
+            "--requester-pays",
+            "--expected-bucket-owner",
+            "123456789012",
+            "--write-part-size",
+            "5",
+        ],
+    );
+    let p = m.path();
+    fs::metadata(p.join("old.txt")).unwrap();
+    proxy.reset();
+    // A small put, a multipart upload, a rename, a metadata copy and a server-side cp.
+    fs::write(p.join("small.txt"), "small\n").unwrap();
+    fs::write(p.join("big.bin"), data(12 << 20, 5)).unwrap();
+    fs::rename(p.join("small.txt"), p.join("moved.txt")).unwrap();
+    fs::set_permissions(p.join("old.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    sh(&format!("cp '{}' '{}'", p.join("big.bin").display(), p.join("copy.bin").display()));
+    drop(m); // the chmod's copy is sent by the unmount at the latest
+
+    let creates: Vec<_> =
+        ["PutObject", "CreateMultipartUpload", "CopyObject"].iter().flat_map(|op| sent(&proxy, op)).collect();
+    assert!(creates.len() >= 5, "{:?}", proxy.counts());
+    for h in &creates {
+        assert_eq!(h.get("x-amz-server-side-encryption").map(String::as_str), Some("aws:kms"), "{h:?}");
+        assert_eq!(
+            h.get("x-amz-server-side-encryption-aws-kms-key-id").map(String::as_str),
+            Some("alias/s3drive-test"),
+            "{h:?}"
+        );
+        assert_eq!(h.get("x-amz-acl").map(String::as_str), Some("bucket-owner-full-control"), "{h:?}");
+        assert!(h.contains_key("x-amz-storage-class"), "{h:?}");
+    }
+    // New objects get the class asked for; the copies of old.txt (STANDARD) keep its own.
+    for h in sent(&proxy, "PutObject").iter().chain(&sent(&proxy, "CreateMultipartUpload")) {
+        assert_eq!(h.get("x-amz-storage-class").map(String::as_str), Some("STANDARD_IA"), "{h:?}");
+    }
+    // Every object and listing request: requester pays and the expected owner.
+    for op in ["PutObject", "UploadPart", "CompleteMultipartUpload", "CopyObject", "HeadObject", "ListObjectsV2"] {
+        for h in proxy.amz_headers(op) {
+            assert_eq!(h.get("x-amz-request-payer").map(String::as_str), Some("requester"), "{op}: {h:?}");
+            assert_eq!(h.get("x-amz-expected-bucket-owner").map(String::as_str), Some("123456789012"), "{op}: {h:?}");
+        }
+    }
+    // What the server kept.
+    let head = |key: &str| rt().block_on(c.head_object().bucket(&b).key(key).send()).unwrap();
+    for key in ["moved.txt", "big.bin", "copy.bin"] {
+        let h = head(key);
+        assert_eq!(h.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"), "{key}");
+        assert_eq!(h.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"), "{key}");
+    }
+    assert_eq!(get(&c, &b, "copy.bin"), data(12 << 20, 5));
+    // The chmod's metadata copy of old.txt kept its class (S3 would make it STANDARD anyway
+    // without the header, but a STANDARD_IA object must not move, nor this one to STANDARD_IA).
+    let old = head("old.txt");
+    assert!(old.storage_class().is_none_or(|c| c.as_str() == "STANDARD"), "{:?}", old.storage_class());
+    assert_eq!(old.metadata().and_then(|m| m.get("mode")).map(String::as_str), Some("33152"), "the chmod is stored");
+}
+
+#[test]
+fn sse_c_sends_the_key_with_every_request_on_an_object_and_never_logs_it() {
+    let c = client();
+    let b = bucket("ssec");
+    create_bucket(&c, &b);
+    let keyfile = tempfile::NamedTempFile::new().unwrap();
+    let key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(7).wrapping_add(3)).collect();
+    fs::write(keyfile.path(), &key).unwrap();
+    let proxy = Proxy::start();
+    let args = [&b, "--sse-c-key-file", keyfile.path().to_str().unwrap(), "--write-part-size", "5"];
+    let mut m = mount(&proxy, &args);
+    fs::write(m.path().join("secret.txt"), "for our eyes\n").unwrap();
+    fs::write(m.path().join("big.bin"), data(11 << 20, 8)).unwrap();
+    fs::rename(m.path().join("secret.txt"), m.path().join("renamed.txt")).unwrap();
+    let log = {
+        m.unmount();
+        m.log_text()
+    };
+    let m = mount(&proxy, &args);
+    assert_eq!(fs::read_to_string(m.path().join("renamed.txt")).unwrap(), "for our eyes\n");
+    assert_eq!(fs::read(m.path().join("big.bin")).unwrap(), data(11 << 20, 8));
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&key);
+    // (HeadObject too, when one is sent: here the metadata index knows what this mount wrote.)
+    for op in ["PutObject", "CreateMultipartUpload", "UploadPart", "CopyObject", "GetObject", "HeadObject"] {
+        let hs = if op == "HeadObject" { proxy.amz_headers(op) } else { sent(&proxy, op) };
+        for h in hs {
+            assert_eq!(
+                h.get("x-amz-server-side-encryption-customer-algorithm").map(String::as_str),
+                Some("AES256"),
+                "{op}: {h:?}"
+            );
+            assert_eq!(h.get("x-amz-server-side-encryption-customer-key"), Some(&b64), "{op}");
+            assert!(h.contains_key("x-amz-server-side-encryption-customer-key-md5"), "{op}");
+        }
+    }
+    for h in sent(&proxy, "CopyObject") {
+        assert_eq!(h.get("x-amz-copy-source-server-side-encryption-customer-key"), Some(&b64), "{h:?}");
+    }
+    let log = log + &m.log_text();
+    assert!(!log.contains(&b64), "the key reached the log");
+}
+
+#[test]
+fn bad_company_options_are_refused_at_start_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = s3drive()
+            .args(["--endpoint-url", "http://127.0.0.1:9", "--force-path-style"])
+            .args(args)
+            .arg(mp)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let short = tempfile::NamedTempFile::new().unwrap();
+    fs::write(short.path(), b"0123456789").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--storage-class", "FROZEN"], "--storage-class \"FROZEN\" is not a storage class"),
+        (&["--sse", "aes"], "aes"),
+        (&["--acl", "everyone"], "--acl \"everyone\" is not a canned ACL"),
+        (&["--sse-kms-key-id", "k"], "--sse-kms-key-id needs --sse aws:kms"),
+        (&["--sse", "AES256", "--sse-kms-key-id", "k"], "not AES256"),
+        (&["--sse-c-key-file", "/no/such/key"], "--sse-c-key-file /no/such/key"),
+        (&["--sse-c-key-file", short.path().to_str().unwrap()], "an SSE-C key is 32 bytes"),
+        (&["--sse", "AES256", "--sse-c-key-file", short.path().to_str().unwrap()], "exclude each other"),
+        (&["--expected-bucket-owner", "12345"], "12 digits"),
+    ];
+    for (args, want) in cases {
+        let (code, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(!is_mounted(dir.path()));
+}
