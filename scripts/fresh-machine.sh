@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replays a newcomer's first hour as far as this machine allows without a container: a fresh
 # clone of the committed HEAD (no .venv/, no target/), an empty CARGO_HOME (every crate and
-# s3s-fs fetched and built again), a PATH with only rustup's cargo/rustc/rustup and the system
+# s3s-fs fetched and built again), a PATH with only rustup's cargo/rustc/rustdoc/rustup and the system
 # directories, then the README's two commands: scripts/demo.sh (with S3DRIVE_DEMO_CHECK=1: it
 # checks what it would show and exits) and scripts/test.sh. Not replayed: apt packages already
 # installed stay installed (setup.sh only checks them), and Rust comes from the existing rustup.
@@ -25,7 +25,7 @@ git clone -q "$repo" "$work/s3drive"
 export RUSTUP_HOME=${RUSTUP_HOME:-$(rustup show home)}
 export CARGO_HOME="$work/cargo-home"
 mkdir -p "$CARGO_HOME/bin" "$work/bin"
-for t in cargo rustc rustup; do ln -s "$(command -v "$t")" "$work/bin/$t"; done
+for t in cargo rustc rustdoc rustup; do ln -s "$(command -v "$t")" "$work/bin/$t"; done
 export PATH="$work/bin:$CARGO_HOME/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 unset MOTO_SERVER VIRTUAL_ENV CARGO_TARGET_DIR
 cd "$work/s3drive"
