@@ -171,3 +171,53 @@ fn bad_company_options_are_refused_at_start_with_a_reason() {
     }
     assert!(!is_mounted(dir.path()));
 }
+
+#[test]
+fn an_archived_object_is_eacces_at_open_and_a_restore_request_reaches_the_server() {
+    use aws_sdk_s3::primitives::ByteStream;
+    let c = client();
+    let b = bucket("glacier");
+    create_bucket(&c, &b);
+    rt().block_on(
+        c.put_object()
+            .bucket(&b)
+            .key("cold.bin")
+            .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+            .body(ByteStream::from_static(b"frozen bytes\n"))
+            .send(),
+    )
+    .unwrap();
+    put(&c, &b, "warm.txt", "warm\n");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    let cold = m.path().join("cold.bin");
+    // Listed as any file, with its size.
+    let ls = sh(&format!("ls -l {}", m.path().display()));
+    assert!(ls.contains("cold.bin") && ls.contains(" 13 "), "{ls}");
+    // Opening it to read fails at once, with EACCES and a line in the log saying why.
+    let err = fs::File::open(&cold).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
+    assert_eq!(proxy.count("GetObject"), 0, "no GET was tried");
+    assert!(m.log_text().contains("archived: not readable until restored"), "{}", m.log_text());
+    let xattr = |name: &str, f: &std::path::Path| sh(&format!("getfattr --only-values -n {name} '{}'", f.display()));
+    assert_eq!(xattr("user.s3.storage_class", &cold), "GLACIER");
+    assert_eq!(xattr("user.s3.restore", &cold), "archived");
+    assert_eq!(xattr("user.s3.restore", &m.path().join("warm.txt")), "not archived");
+    // Bad restore requests are EINVAL: a value that is no number of days, a file not archived.
+    let setf = |v: &str, f: &std::path::Path| {
+        std::process::Command::new("setfattr").args(["-n", "user.s3.restore", "-v", v]).arg(f).output().unwrap()
+    };
+    let out = setf("soon", &cold);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Invalid argument"));
+    assert!(!setf("2d", &m.path().join("warm.txt")).status.success());
+    assert_eq!(proxy.count("RestoreObject"), 0);
+    // A restore: one RestoreObject, and the state shows it.
+    let out = setf("2d,Bulk", &cold);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(proxy.count("RestoreObject"), 1);
+    let state = xattr("user.s3.restore", &cold);
+    assert!(state == "restoring" || state.starts_with("restored until "), "{state}");
+    if state.starts_with("restored until ") {
+        assert_eq!(fs::read_to_string(&cold).unwrap(), "frozen bytes\n", "readable once restored");
+    }
+}

@@ -65,6 +65,8 @@ impl Error {
                 StoreError::BucketNotEmpty => libc::ENOTEMPTY,
                 StoreError::BucketExists => libc::EEXIST,
                 StoreError::MetadataTooLarge => libc::E2BIG,
+                // As mountpoint-s3: the bytes may not be read until restored.
+                StoreError::Archived => libc::EACCES,
                 StoreError::Network(_) | StoreError::Tls(_) | StoreError::Server { .. } => libc::EIO,
             },
             Error::NotFound => libc::ENOENT,

@@ -1148,14 +1148,34 @@ impl<S: ObjectStore> Fs<S> {
         if pending {
             self.flush_meta(bucket, key, None).await?;
         }
+        let mut head = None;
         let attr = if !pending && node.fresh_until > Instant::now() && node.attr.etag.is_some() {
             self.with_pending_meta(&node.loc, node.attr.clone())
         } else {
             let meta = self.store.head_object(bucket, key).await?;
             let attr = self.attr_from_meta(&node.loc, &meta);
             self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
+            head = Some(meta);
             attr
         };
+        // An archived object's bytes cannot be read until restored: say so at open (EACCES, as
+        // mountpoint-s3 does), not with EIO in the middle of a read. Its restore state changes
+        // by itself, so it is asked for now.
+        if !truncate && attr.class.is_some_and(xattr::may_be_archived) {
+            let meta = match head {
+                Some(m) => m,
+                None => self.store.head_object(bucket, key).await?,
+            };
+            if let xattr::Restore::Archived | xattr::Restore::Restoring = xattr::restore_state(&meta) {
+                warn!(
+                    bucket = &**bucket,
+                    key = key.as_str(),
+                    class = meta.storage_class.as_deref(),
+                    "archived: not readable until restored (setfattr -n user.s3.restore -v 7d FILE)"
+                );
+                return Err(Error::Store(StoreError::Archived));
+            }
+        }
         if write || truncate {
             self.check_writable()?;
             let mut staged =

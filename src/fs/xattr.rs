@@ -3,9 +3,11 @@
 //! - `user.s3.*` are read-only information computed on demand, never stored and never listed by
 //!   listxattr (so `cp -a` and `rsync -X` out of the mount do not copy a share link that will
 //!   expire, and copying back in does not try to set them): `user.s3.presigned_url` (a GET link,
-//!   signed locally), `user.s3.presigned_url_expires`, `user.s3.uri`, `user.s3.etag`,
+//!   signed locally), `user.s3.presigned_url_expires`, `user.s3.restore` (read: the restore state of
+//!   an archived object; set to `7d[,tier]`: RestoreObject), `user.s3.uri`, `user.s3.etag`,
 //!   `user.s3.storage_class`, `user.s3.content_type`, `user.s3.region`. A suffix asks for another
-//!   link lifetime: `user.s3.presigned_url.15m`. Setting or removing any `user.s3.*` name is EPERM.
+//!   link lifetime: `user.s3.presigned_url.15m`. Setting or removing any other `user.s3.*` name is
+//!   EPERM.
 //! - Other `user.*` attributes of files are stored in the object's `x-amz-meta-xattr` metadata in
 //!   s3fs's layout (a URL-encoded `{"name":"base64 value",...}`), so s3fs sees them too. They are
 //!   set with the upload of a file being written, or with a metadata CopyObject, coalesced with
@@ -57,6 +59,57 @@ enum Info {
     StorageClass,
     ContentType,
     Region,
+    Restore,
+}
+
+/// Whether an object of this storage class may be archived (its bytes unreadable until
+/// restored): GLACIER and DEEP_ARCHIVE always, INTELLIGENT_TIERING in its archive tiers.
+pub fn may_be_archived(class: &str) -> bool {
+    matches!(class, "GLACIER" | "DEEP_ARCHIVE" | "INTELLIGENT_TIERING")
+}
+
+/// Where an object stands with restores (`user.s3.restore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restore {
+    /// In a class or tier whose bytes are readable.
+    NotArchived,
+    Archived,
+    Restoring,
+    /// A restored copy is readable until this date (as S3 writes it).
+    Restored(String),
+}
+
+pub fn restore_state(meta: &crate::store::ObjectMeta) -> Restore {
+    let archived = matches!(meta.storage_class.as_deref(), Some("GLACIER" | "DEEP_ARCHIVE"))
+        || matches!(meta.archive_status.as_deref(), Some("ARCHIVE_ACCESS" | "DEEP_ARCHIVE_ACCESS"));
+    match meta.restore.as_deref() {
+        Some(r) if r.contains("ongoing-request=\"true\"") => Restore::Restoring,
+        Some(r) if r.contains("ongoing-request=\"false\"") => {
+            let until = r.split_once("expiry-date=\"").and_then(|(_, d)| d.split('"').next()).unwrap_or("");
+            Restore::Restored(until.to_string())
+        }
+        _ if archived => Restore::Archived,
+        _ => Restore::NotArchived,
+    }
+}
+
+/// `setfattr -n user.s3.restore -v VALUE`: `7d`, `7`, `7d,Bulk` (tiers: Standard, Bulk,
+/// Expedited); the days from 1 to 10,000 (S3's limits are looser; ten thousand days is a lot).
+fn parse_restore(value: &[u8]) -> Option<(i32, Option<&'static str>)> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let (days, tier) = match text.split_once(',') {
+        Some((d, t)) => (d.trim(), Some(t.trim())),
+        None => (text, None),
+    };
+    let days: i32 = days.strip_suffix('d').unwrap_or(days).parse().ok().filter(|d| (1..=10_000).contains(d))?;
+    let tier = match tier.map(str::to_ascii_lowercase).as_deref() {
+        None => None,
+        Some("standard") => Some("Standard"),
+        Some("bulk") => Some("Bulk"),
+        Some("expedited") => Some("Expedited"),
+        Some(_) => return None,
+    };
+    Some((days, tier))
 }
 
 /// What a `user.s3.` name asks for; `Err` for a malformed lifetime suffix.
@@ -75,6 +128,7 @@ fn parse_info(rest: &str) -> Option<Result<Info>> {
         "storage_class" => Some(Ok(Info::StorageClass)),
         "content_type" => Some(Ok(Info::ContentType)),
         "region" => Some(Ok(Info::Region)),
+        "restore" => Some(Ok(Info::Restore)),
         _ => with_lifetime("presigned_url_expires", Info::PresignedExpires)
             .or_else(|| with_lifetime("presigned_url", Info::PresignedUrl)),
     }
@@ -207,6 +261,9 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     pub async fn setxattr(&self, ino: Ino, name: &str, value: &[u8], flags: i32) -> Result<()> {
+        if name == "user.s3.restore" {
+            return self.restore(ino, value).await;
+        }
         user_name(name)?;
         self.check_writable()?;
         self.change_xattrs(ino, |x| {
@@ -303,6 +360,22 @@ impl<S: ObjectStore> Fs<S> {
         Ok(())
     }
 
+    /// Asks S3 to restore an archived object (RestoreObject); its state is `user.s3.restore`.
+    async fn restore(&self, ino: Ino, value: &[u8]) -> Result<()> {
+        let (days, tier) = parse_restore(value).ok_or(Error::Invalid)?;
+        let node = self.node(ino)?;
+        let Location::File { bucket, key } = &node.loc else { return Err(Error::IsDir) };
+        let meta = self.store.head_object(bucket, key).await?;
+        if restore_state(&meta) == Restore::NotArchived {
+            return Err(Error::Invalid); // nothing to restore
+        }
+        // INTELLIGENT_TIERING's archive tiers take no number of days: the object moves back.
+        let days = (meta.storage_class.as_deref() != Some("INTELLIGENT_TIERING")).then_some(days);
+        self.store.restore_object(bucket, key, days, tier).await?;
+        tracing::info!(bucket = &**bucket, key = key.as_str(), days, tier, "restore requested");
+        Ok(())
+    }
+
     async fn info(&self, ino: Ino, info: Info) -> Result<Vec<u8>> {
         let node = self.node(ino)?;
         let (bucket, key) = match &node.loc {
@@ -329,6 +402,19 @@ impl<S: ObjectStore> Fs<S> {
                     Info::PresignedUrl(_) => link.url.into_bytes(),
                     _ => rfc3339(link.expires).into_bytes(),
                 })
+            }
+            Info::Restore => {
+                if !file {
+                    return Err(Error::NoData);
+                }
+                let meta = self.store.head_object(&bucket, &key).await?;
+                Ok(match restore_state(&meta) {
+                    Restore::NotArchived => "not archived".to_string(),
+                    Restore::Archived => "archived".to_string(),
+                    Restore::Restoring => "restoring".to_string(),
+                    Restore::Restored(until) => format!("restored until {until}"),
+                }
+                .into_bytes())
             }
             Info::Etag | Info::StorageClass | Info::ContentType => {
                 if !file {
@@ -487,6 +573,35 @@ fn check_size(meta: &FileMeta, key: &str, extra: &HashMap<String, String>, x: &X
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_values_and_states() {
+        assert_eq!(parse_restore(b"7d"), Some((7, None)));
+        assert_eq!(parse_restore(b"30,bulk\n"), Some((30, Some("Bulk"))));
+        assert_eq!(parse_restore(b"1d, Expedited"), Some((1, Some("Expedited"))));
+        for bad in [&b"0d"[..], b"soon", b"7d,fast", b"", b"-3"] {
+            assert_eq!(parse_restore(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        let meta = |class: &str, restore: Option<&str>, tier: Option<&str>| crate::store::ObjectMeta {
+            storage_class: Some(class.into()),
+            restore: restore.map(Into::into),
+            archive_status: tier.map(Into::into),
+            ..Default::default()
+        };
+        assert_eq!(restore_state(&meta("STANDARD_IA", None, None)), Restore::NotArchived);
+        assert_eq!(restore_state(&meta("GLACIER", None, None)), Restore::Archived);
+        assert_eq!(restore_state(&meta("DEEP_ARCHIVE", Some("ongoing-request=\"true\""), None)), Restore::Restoring);
+        assert_eq!(
+            restore_state(&meta(
+                "GLACIER",
+                Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\""),
+                None
+            )),
+            Restore::Restored("Fri, 21 Dec 2012 00:00:00 GMT".into())
+        );
+        assert_eq!(restore_state(&meta("INTELLIGENT_TIERING", None, None)), Restore::NotArchived);
+        assert_eq!(restore_state(&meta("INTELLIGENT_TIERING", None, Some("DEEP_ARCHIVE_ACCESS"))), Restore::Archived);
+    }
 
     #[test]
     fn xattrs_round_trip_in_s3fs_layout() {

@@ -227,6 +227,8 @@ impl ObjectStore for MemoryStore {
             etag: Some(obj.etag.clone()),
             content_type: obj.content_type.clone(),
             storage_class: Some("STANDARD".into()),
+            restore: None,
+            archive_status: None,
             metadata: obj.metadata.clone(),
         })
     }
@@ -348,6 +350,20 @@ impl ObjectStore for MemoryStore {
             objects.remove(k);
         }
         Ok(Vec::new())
+    }
+
+    async fn restore_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        _days: Option<i32>,
+        _tier: Option<&str>,
+    ) -> StoreResult<()> {
+        let s = self.begin("RestoreObject", Some(bucket))?;
+        if !s.buckets[bucket].contains_key(key) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     async fn presign_get(&self, bucket: &str, key: &str, lifetime: Duration) -> StoreResult<Presigned> {

@@ -45,6 +45,9 @@ pub enum StoreError {
     BucketExists,
     /// Metadata too large for S3 (2 KiB of user metadata per object).
     MetadataTooLarge,
+    /// The object is archived (GLACIER, DEEP_ARCHIVE, an archive tier of INTELLIGENT_TIERING)
+    /// and not restored: its bytes cannot be read (InvalidObjectState).
+    Archived,
     /// The server answered with an error we have no better name for (5xx, odd 4xx).
     Server { status: Option<u16>, code: String, message: String },
 }
@@ -62,6 +65,7 @@ impl fmt::Display for StoreError {
             StoreError::BucketNotEmpty => write!(f, "bucket not empty"),
             StoreError::BucketExists => write!(f, "bucket already exists"),
             StoreError::MetadataTooLarge => write!(f, "metadata too large"),
+            StoreError::Archived => write!(f, "archived, not restored (InvalidObjectState)"),
             StoreError::Network(m) => write!(f, "network error: {m}"),
             StoreError::Tls(m) => write!(f, "TLS failed: {m}"),
             StoreError::Server { status, code, message } => match status {
@@ -111,6 +115,11 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
     pub content_type: Option<String>,
     pub storage_class: Option<String>,
+    /// `x-amz-restore`: a restore of an archived object, in progress (`ongoing-request="true"`)
+    /// or done (`ongoing-request="false", expiry-date="..."`).
+    pub restore: Option<String>,
+    /// `x-amz-archive-status` of INTELLIGENT_TIERING objects in an archive tier.
+    pub archive_status: Option<String>,
     /// User metadata (`x-amz-meta-*`), names lower-cased without the prefix.
     pub metadata: HashMap<String, String>,
 }
@@ -243,6 +252,17 @@ pub trait ObjectStore: Send + Sync + 'static {
         bucket: &str,
         keys: &[String],
     ) -> impl Future<Output = StoreResult<Vec<(String, StoreError)>>> + Send;
+
+    /// RestoreObject of an archived object, for `days` (none for INTELLIGENT_TIERING's archive
+    /// tiers) with retrieval tier `tier` (Standard, Bulk, Expedited). A restore already in
+    /// progress is no error.
+    fn restore_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        days: Option<i32>,
+        tier: Option<&str>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// A presigned GetObject URL, signed locally (no request is sent). The lifetime is capped at
     /// [`MAX_PRESIGN`] and at the expiry of temporary credentials; `expires` is the effective one.

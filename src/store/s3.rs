@@ -514,6 +514,7 @@ where
         "BucketNotEmpty" => return StoreError::BucketNotEmpty,
         "BucketAlreadyExists" | "BucketAlreadyOwnedByYou" => return StoreError::BucketExists,
         "MetadataTooLarge" => return StoreError::MetadataTooLarge,
+        "InvalidObjectState" => return StoreError::Archived,
         _ => {}
     }
     match status {
@@ -673,6 +674,8 @@ impl ObjectStore for S3Store {
             etag: resp.e_tag().map(str::to_string),
             content_type: resp.content_type().map(str::to_string),
             storage_class: resp.storage_class().map(|s| s.as_str().to_string()),
+            restore: resp.restore().map(str::to_string),
+            archive_status: resp.archive_status().map(|s| s.as_str().to_string()),
             metadata: resp
                 .metadata()
                 .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
@@ -1013,6 +1016,46 @@ impl ObjectStore for S3Store {
                 (e.key().unwrap_or_default().to_string(), err)
             })
             .collect())
+    }
+
+    async fn restore_object(&self, bucket: &str, key: &str, days: Option<i32>, tier: Option<&str>) -> StoreResult<()> {
+        use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
+        crate::stats::request("RestoreObject");
+        let client = self.client(bucket).await;
+        let job =
+            match tier {
+                Some(t) => Some(GlacierJobParameters::builder().tier(Tier::from(t)).build().map_err(|e| {
+                    StoreError::Server { status: None, code: "BuildError".into(), message: e.to_string() }
+                })?),
+                None => None,
+            };
+        let request = RestoreRequest::builder().set_days(days).set_glacier_job_parameters(job).build();
+        let sent = self
+            .call("RestoreObject", |_| async {
+                client
+                    .restore_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .restore_request(request.clone())
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Keys, None)))
+                    .send()
+                    .await
+                    .map_err(|e| match e.code() {
+                        Some("RestoreAlreadyInProgress") => StoreError::Server {
+                            status: Some(409),
+                            code: "RestoreAlreadyInProgress".into(),
+                            message: String::new(),
+                        },
+                        _ => map_err(e, StoreError::NotFound),
+                    })
+            })
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(StoreError::Server { code, .. }) if code == "RestoreAlreadyInProgress" => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn presign_get(&self, bucket: &str, key: &str, lifetime: Duration) -> StoreResult<Presigned> {

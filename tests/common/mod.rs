@@ -358,6 +358,7 @@ pub fn classify(method: &str, target: &str, headers: &HashMap<String, String>) -
         ("PUT", true, true) => "PutObject",
         ("POST", true, true) if has("uploads") => "CreateMultipartUpload",
         ("POST", true, true) if has("uploadId") => "CompleteMultipartUpload",
+        ("POST", true, true) if has("restore") => "RestoreObject",
         ("DELETE", true, true) if has("uploadId") => "AbortMultipartUpload",
         ("DELETE", true, true) => "DeleteObject",
         _ => "Other",
