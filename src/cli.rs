@@ -157,6 +157,12 @@ pub struct Args {
     #[arg(long, value_name = "ACCOUNT", help_heading = "Company buckets")]
     pub expected_bucket_owner: Option<String>,
 
+    /// A read-only view of the bucket as it was at this time (a bucket with versioning): each key
+    /// shows the version that was current then (ListObjectVersions). 2026-12-01T10:00:00Z,
+    /// 2026-12-01 (midnight UTC) or @UNIX-SECONDS.
+    #[arg(long, value_name = "TIME", help_heading = "Company buckets")]
+    pub version_at: Option<String>,
+
     /// Named profile from ~/.aws/config and ~/.aws/credentials.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Credentials")]
     pub profile: Option<String>,

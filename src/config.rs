@@ -145,6 +145,56 @@ pub fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     Ok(pem)
 }
 
+/// A point in time: RFC 3339 (`2026-12-01T10:00:00Z`, `2026-12-01T12:00:00+02:00`, fractions
+/// of seconds allowed), a date (`2026-12-01`, midnight UTC), or Unix seconds (`@1796119200`).
+pub fn parse_time(s: &str) -> Option<std::time::SystemTime> {
+    let s = s.trim();
+    let epoch = std::time::SystemTime::UNIX_EPOCH;
+    if let Some(secs) = s.strip_prefix('@') {
+        return Some(epoch + Duration::from_secs(secs.parse().ok()?));
+    }
+    let num = |t: &str| -> Option<i64> { t.bytes().all(|b| b.is_ascii_digit()).then(|| t.parse().ok()).flatten() };
+    let (date, time) = match s.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (mut secs, offset) = match time {
+        None => (0, 0),
+        Some(t) => {
+            let (clock, offset) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
+                (c, 0)
+            } else if let Some(i) = t.rfind(['+', '-']) {
+                let (c, o) = t.split_at(i);
+                let (oh, om) = o[1..].split_once(':')?;
+                let off = num(oh)? * 3600 + num(om)? * 60;
+                (c, if o.starts_with('-') { -off } else { off })
+            } else {
+                (t, 0) // no zone: UTC
+            };
+            let clock = clock.split_once('.').map_or(clock, |(c, _)| c);
+            let mut c = clock.split(':');
+            let (h, mi, se) = (num(c.next()?)?, num(c.next()?)?, num(c.next().unwrap_or("0"))?);
+            if h > 23 || mi > 59 || se > 60 {
+                return None;
+            }
+            (h * 3600 + mi * 60 + se, offset)
+        }
+    };
+    // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    secs += (era * 146_097 + doe - 719_468) * 86_400 - offset;
+    (secs >= 0).then(|| epoch + Duration::from_secs(secs as u64))
+}
+
 /// Storage classes S3 knows (`--storage-class`).
 pub const STORAGE_CLASSES: &[&str] = &[
     "STANDARD",
@@ -351,7 +401,8 @@ impl Config {
                 })?),
             },
             nonempty: args.nonempty,
-            read_only: args.read_only,
+            // A view of the past cannot be written to.
+            read_only: args.read_only || args.version_at.is_some(),
             metadata_ttl: parse_ttl("metadata-ttl", args.metadata_ttl)?,
             negative_ttl: parse_ttl("negative-ttl", args.negative_ttl)?,
             read: ReadConfig {
@@ -380,6 +431,17 @@ impl Config {
                 upload_checksum: args.upload_checksum == "crc32c",
                 ca_bundle: args.ca_bundle.as_deref().map(read_ca_bundle).transpose()?,
                 request: request_options(args)?,
+                version_at: args
+                    .version_at
+                    .as_deref()
+                    .map(|t| {
+                        parse_time(t).ok_or_else(|| {
+                            bad(format!(
+                                "--version-at {t:?} is not a time such as 2026-12-01T10:00:00Z, 2026-12-01 or @1796119200"
+                            ))
+                        })
+                    })
+                    .transpose()?,
             },
             presign_lifetime,
             metadata: MetadataConfig {
@@ -427,6 +489,21 @@ mod tests {
         assert!(cfg(&["--metadata-ttl=-1", "/mnt"]).unwrap_err().0.contains("seconds"));
         assert!(cfg(&["--presign-lifetime", "soon", "/mnt"]).unwrap_err().0.contains("duration"));
         assert!(cfg(&["--presign-lifetime", "8d", "/mnt"]).unwrap_err().0.contains("7d"));
+    }
+
+    #[test]
+    fn times() {
+        let at = |s: &str| parse_time(s).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(at("2026-12-01T10:00:00Z"), Some(1_796_119_200));
+        assert_eq!(at("2026-12-01T12:00:00+02:00"), Some(1_796_119_200));
+        assert_eq!(at("2026-12-01 10:00:00.75"), Some(1_796_119_200));
+        assert_eq!(at("2026-12-01"), Some(1_796_083_200));
+        assert_eq!(at("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(at("@1796119200"), Some(1_796_119_200));
+        for bad in ["yesterday", "2026-13-01", "2026-12-01T25:00:00Z", "2026-12", "@-5", "1960-01-01"] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
     }
 
     #[test]

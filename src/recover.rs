@@ -74,6 +74,7 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                 // Encryption, class and ACL options are not kept in the journal: an adopted
                 // file goes up as a plain PutObject.
                 request: Default::default(),
+                version_at: None,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

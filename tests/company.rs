@@ -221,3 +221,48 @@ fn an_archived_object_is_eacces_at_open_and_a_restore_request_reaches_the_server
         assert_eq!(fs::read_to_string(&cold).unwrap(), "frozen bytes\n", "readable once restored");
     }
 }
+
+#[test]
+fn a_version_at_mount_shows_the_bucket_as_it_was_then() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let c = client();
+    let b = bucket("versions");
+    create_bucket(&c, &b);
+    let on = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    rt().block_on(c.put_bucket_versioning().bucket(&b).versioning_configuration(on).send()).unwrap();
+    put(&c, &b, "f.txt", "first\n");
+    put(&c, &b, "dir/g.txt", "g, the one\n");
+    put(&c, &b, "gone.txt", "here then\n");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let then = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    put(&c, &b, "f.txt", "second, and longer\n");
+    put(&c, &b, "later.txt", "made after\n");
+    rt().block_on(c.delete_object().bucket(&b).key("gone.txt").send()).unwrap();
+
+    let proxy = Proxy::start();
+    let at = format!("@{then}");
+    let m = mount(&proxy, &[&b, "--version-at", &at]);
+    let p = m.path();
+    let mut names: Vec<_> = fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["dir", "f.txt", "gone.txt"], "as it was: no later.txt, gone.txt still there");
+    assert_eq!(fs::read_to_string(p.join("f.txt")).unwrap(), "first\n", "the earlier content");
+    assert_eq!(fs::metadata(p.join("f.txt")).unwrap().len(), 6);
+    assert_eq!(fs::read_to_string(p.join("gone.txt")).unwrap(), "here then\n");
+    assert_eq!(fs::read_to_string(p.join("dir/g.txt")).unwrap(), "g, the one\n");
+    assert_eq!(fs::metadata(p.join("later.txt")).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    let err = fs::write(p.join("f.txt"), "no").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "a view of the past is read-only: {err}");
+    assert_eq!(proxy.count("ListObjectsV2"), 0, "{:?}", proxy.counts());
+    assert!(proxy.count("ListObjectVersions") > 0);
+    drop(m);
+
+    // In an ordinary mount: user.s3.versions lists a file's versions, newest first.
+    let m = mount(&proxy, &[&b]);
+    let v = sh(&format!("getfattr --only-values -n user.s3.versions '{}'", m.path().join("f.txt").display()));
+    let lines: Vec<&str> = v.lines().collect();
+    assert_eq!(lines.len(), 2, "{v}");
+    assert!(lines[0].ends_with(" 19 latest") && lines[1].ends_with(" 6"), "{v}");
+    assert_eq!(fs::read_to_string(m.path().join("f.txt")).unwrap(), "second, and longer\n");
+}

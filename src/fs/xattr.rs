@@ -4,7 +4,8 @@
 //!   listxattr (so `cp -a` and `rsync -X` out of the mount do not copy a share link that will
 //!   expire, and copying back in does not try to set them): `user.s3.presigned_url` (a GET link,
 //!   signed locally), `user.s3.presigned_url_expires`, `user.s3.restore` (read: the restore state of
-//!   an archived object; set to `7d[,tier]`: RestoreObject), `user.s3.uri`, `user.s3.etag`,
+//!   an archived object; set to `7d[,tier]`: RestoreObject), `user.s3.versions` (a line per
+//!   version: id, time, size), `user.s3.uri`, `user.s3.etag`,
 //!   `user.s3.storage_class`, `user.s3.content_type`, `user.s3.region`. A suffix asks for another
 //!   link lifetime: `user.s3.presigned_url.15m`. Setting or removing any other `user.s3.*` name is
 //!   EPERM.
@@ -60,6 +61,7 @@ enum Info {
     ContentType,
     Region,
     Restore,
+    Versions,
 }
 
 /// Whether an object of this storage class may be archived (its bytes unreadable until
@@ -129,6 +131,7 @@ fn parse_info(rest: &str) -> Option<Result<Info>> {
         "content_type" => Some(Ok(Info::ContentType)),
         "region" => Some(Ok(Info::Region)),
         "restore" => Some(Ok(Info::Restore)),
+        "versions" => Some(Ok(Info::Versions)),
         _ => with_lifetime("presigned_url_expires", Info::PresignedExpires)
             .or_else(|| with_lifetime("presigned_url", Info::PresignedUrl)),
     }
@@ -402,6 +405,27 @@ impl<S: ObjectStore> Fs<S> {
                     Info::PresignedUrl(_) => link.url.into_bytes(),
                     _ => rfc3339(link.expires).into_bytes(),
                 })
+            }
+            Info::Versions => {
+                if !file {
+                    return Err(Error::NoData);
+                }
+                // One line per version, newest first: id, time, size, and what it is.
+                let mut out = String::new();
+                for v in self.store.list_versions_of(&bucket, &key).await? {
+                    let t = v.last_modified.map_or_else(|| "-".to_string(), rfc3339);
+                    let what = match (v.delete_marker, v.is_latest) {
+                        (true, true) => " delete-marker latest",
+                        (true, false) => " delete-marker",
+                        (false, true) => " latest",
+                        (false, false) => "",
+                    };
+                    out.push_str(&format!("{} {t} {}{what}\n", v.version_id, v.size));
+                }
+                if out.is_empty() {
+                    return Err(Error::NoData);
+                }
+                Ok(out.into_bytes())
             }
             Info::Restore => {
                 if !file {

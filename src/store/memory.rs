@@ -352,6 +352,25 @@ impl ObjectStore for MemoryStore {
         Ok(Vec::new())
     }
 
+    async fn list_versions_of(&self, bucket: &str, key: &str) -> StoreResult<Vec<crate::store::ListedVersion>> {
+        // No versioning here: the one version there is.
+        let s = self.begin("ListObjectVersions", Some(bucket))?;
+        Ok(s.buckets[bucket]
+            .get(key)
+            .map(|o| crate::store::ListedVersion {
+                key: key.to_string(),
+                version_id: "null".into(),
+                last_modified: Some(o.last_modified),
+                size: o.data.len() as u64,
+                etag: Some(o.etag.clone()),
+                storage_class: Some("STANDARD".into()),
+                is_latest: true,
+                delete_marker: false,
+            })
+            .into_iter()
+            .collect())
+    }
+
     async fn restore_object(
         &self,
         bucket: &str,

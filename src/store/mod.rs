@@ -97,6 +97,19 @@ pub struct ListedObject {
     pub storage_class: Option<String>,
 }
 
+/// One version of an object (ListObjectVersions), or a delete marker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub key: String,
+    pub version_id: String,
+    pub last_modified: Option<SystemTime>,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub storage_class: Option<String>,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+}
+
 /// One page of ListObjectsV2.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListPage {
@@ -263,6 +276,10 @@ pub trait ObjectStore: Send + Sync + 'static {
         days: Option<i32>,
         tier: Option<&str>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Every version of `key` (and its delete markers), newest first: ListObjectVersions pages.
+    fn list_versions_of(&self, bucket: &str, key: &str)
+    -> impl Future<Output = StoreResult<Vec<ListedVersion>>> + Send;
 
     /// A presigned GetObject URL, signed locally (no request is sent). The lifetime is capped at
     /// [`MAX_PRESIGN`] and at the expiry of temporary credentials; `expires` is the effective one.

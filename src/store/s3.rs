@@ -34,8 +34,8 @@ use tracing::{debug, warn};
 
 use super::retry::{Attempts, Progress, RetryOptions, Throttle, watch};
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, MAX_PRESIGN, ObjectMeta, ObjectStore, Presigned, PutMeta,
-    PutResult, StoreError, StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, ListedVersion, MAX_PRESIGN, ObjectMeta, ObjectStore, Presigned,
+    PutMeta, PutResult, StoreError, StoreResult,
 };
 use crate::buf::PoolBuf;
 
@@ -192,6 +192,9 @@ pub struct S3Options {
     /// PEM certificates trusted besides the system's (`--ca-bundle`, AWS_CA_BUNDLE).
     pub ca_bundle: Option<Vec<u8>>,
     pub request: RequestOptions,
+    /// A view of the bucket as it was at this time (`--version-at`): listings, HEADs and GETs
+    /// see the version of each key that was current then.
+    pub version_at: Option<SystemTime>,
 }
 
 pub struct S3Store {
@@ -210,6 +213,9 @@ pub struct S3Store {
     /// The retry budget in force (milliseconds): shorter during the start-up checks.
     budget_ms: std::sync::atomic::AtomicU64,
     throttle: Throttle,
+    version_at: Option<SystemTime>,
+    /// With `version_at`: the version each key had then (`None`: it did not exist).
+    versions_at: Mutex<HashMap<(String, String), Option<String>>>,
 }
 
 /// A request body that marks [`Progress`] each time the HTTP client takes a piece of it.
@@ -357,6 +363,8 @@ impl S3Store {
             request: opts.request.clone(),
             budget_ms: std::sync::atomic::AtomicU64::new(opts.retry.budget.as_millis() as u64),
             throttle: Throttle::default(),
+            version_at: opts.version_at,
+            versions_at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -530,6 +538,152 @@ where
     }
 }
 
+/// One page of ListObjectVersions: versions and delete markers merged, by key and newest first.
+struct VersionsPage {
+    versions: Vec<ListedVersion>,
+    prefixes: Vec<String>,
+    /// Key marker and version-id marker of the next page.
+    next: Option<(String, String)>,
+}
+
+/// The version of each key current at `at`, from versions sorted by key, newest first: the
+/// first no later than `at` (absent when that is a delete marker, or when none is). `decided`
+/// is a key already settled on an earlier page. Returns the keys' choices in order and the
+/// last key settled.
+fn current_at<'a>(
+    versions: &'a [ListedVersion],
+    at: SystemTime,
+    decided: Option<&str>,
+) -> (Vec<(&'a ListedVersion, bool)>, Option<String>) {
+    let mut out = Vec::new();
+    let mut settled = decided.map(str::to_string);
+    for v in versions {
+        if settled.as_deref() == Some(v.key.as_str()) {
+            continue;
+        }
+        if v.last_modified.is_some_and(|t| t <= at) {
+            settled = Some(v.key.clone());
+            out.push((v, !v.delete_marker));
+        }
+    }
+    (out, settled)
+}
+
+impl S3Store {
+    async fn list_versions_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        marker: Option<(&str, &str)>,
+    ) -> StoreResult<VersionsPage> {
+        crate::stats::request("ListObjectVersions");
+        let client = self.client(bucket).await;
+        let resp = self
+            .call("ListObjectVersions", |_| async {
+                client
+                    .list_object_versions()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_delimiter(delimiter.map(str::to_string))
+                    .set_key_marker(marker.map(|m| m.0.to_string()))
+                    .set_version_id_marker(marker.map(|m| m.1.to_string()).filter(|v| !v.is_empty()))
+                    .customize()
+                    .mutate_request(add_headers(self.request.headers(Req::Keys, None)))
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, StoreError::NoSuchBucket))
+            })
+            .await?;
+        let mut versions: Vec<ListedVersion> = resp
+            .versions()
+            .iter()
+            .filter_map(|v| {
+                Some(ListedVersion {
+                    key: v.key()?.to_string(),
+                    version_id: v.version_id().unwrap_or("null").to_string(),
+                    last_modified: to_system_time(v.last_modified()),
+                    size: v.size().unwrap_or(0).max(0) as u64,
+                    etag: v.e_tag().map(str::to_string),
+                    storage_class: v.storage_class().map(|c| c.as_str().to_string()),
+                    is_latest: v.is_latest() == Some(true),
+                    delete_marker: false,
+                })
+            })
+            .chain(resp.delete_markers().iter().filter_map(|d| {
+                Some(ListedVersion {
+                    key: d.key()?.to_string(),
+                    version_id: d.version_id().unwrap_or("null").to_string(),
+                    last_modified: to_system_time(d.last_modified()),
+                    is_latest: d.is_latest() == Some(true),
+                    delete_marker: true,
+                    ..ListedVersion::default()
+                })
+            }))
+            .collect();
+        // S3 returns versions and delete markers in two lists; by key, newest first.
+        versions.sort_by(|a, b| a.key.cmp(&b.key).then(b.last_modified.cmp(&a.last_modified)));
+        let prefixes = resp.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect();
+        let next = (resp.is_truncated() == Some(true)).then(|| {
+            (
+                resp.next_key_marker().unwrap_or_default().to_string(),
+                resp.next_version_id_marker().unwrap_or_default().to_string(),
+            )
+        });
+        Ok(VersionsPage { versions, prefixes, next })
+    }
+
+    /// A listing page of the bucket as it was at `at` (`--version-at`). The continuation
+    /// token carries the markers and the key settled last (its older versions may follow).
+    async fn list_at(&self, req: ListRequest<'_>, at: SystemTime) -> StoreResult<ListPage> {
+        let mut parts = req.continuation.map(|t| t.splitn(3, '\n').collect::<Vec<_>>()).unwrap_or_default();
+        parts.resize(3, "");
+        let marker = req.continuation.map(|_| (parts[0], parts[1]));
+        let decided = Some(parts[2]).filter(|d| !d.is_empty());
+        let page = self.list_versions_page(req.bucket, req.prefix, req.delimiter, marker).await?;
+        let (chosen, settled) = current_at(&page.versions, at, decided);
+        let mut objects = Vec::new();
+        {
+            let mut known = self.versions_at.lock().unwrap();
+            for (v, present) in chosen {
+                known.insert((req.bucket.to_string(), v.key.clone()), present.then(|| v.version_id.clone()));
+                if present {
+                    objects.push(ListedObject {
+                        key: v.key.clone(),
+                        size: v.size,
+                        last_modified: v.last_modified,
+                        etag: v.etag.clone(),
+                        storage_class: v.storage_class.clone(),
+                    });
+                }
+            }
+        }
+        let next = page.next.map(|(k, v)| format!("{k}\n{v}\n{}", settled.unwrap_or_default()));
+        Ok(ListPage { objects, prefixes: page.prefixes, next })
+    }
+
+    /// The version of `key` current at `at`: `None` if it did not exist then.
+    async fn version_at(&self, bucket: &str, key: &str, at: SystemTime) -> StoreResult<Option<String>> {
+        if let Some(v) = self.versions_at.lock().unwrap().get(&(bucket.to_string(), key.to_string())) {
+            return Ok(v.clone());
+        }
+        let all = self.list_versions_of(bucket, key).await?;
+        let (chosen, _) = current_at(&all, at, None);
+        let v = chosen.first().and_then(|(v, present)| present.then(|| v.version_id.clone()));
+        self.versions_at.lock().unwrap().insert((bucket.to_string(), key.to_string()), v.clone());
+        Ok(v)
+    }
+
+    /// The version id a request on `key` names: none normally; with `--version-at` the one
+    /// current then (NotFound if the key did not exist).
+    async fn pinned_version(&self, bucket: &str, key: &str) -> StoreResult<Option<String>> {
+        match self.version_at {
+            None => Ok(None),
+            Some(at) => self.version_at(bucket, key, at).await?.map(Some).ok_or(StoreError::NotFound),
+        }
+    }
+}
+
 impl ObjectStore for S3Store {
     async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
         crate::stats::request("ListBuckets");
@@ -608,6 +762,9 @@ impl ObjectStore for S3Store {
     }
 
     async fn list_objects(&self, req: ListRequest<'_>) -> StoreResult<ListPage> {
+        if let Some(at) = self.version_at {
+            return self.list_at(req, at).await;
+        }
         crate::stats::request("ListObjectsV2");
         let client = self.client(req.bucket).await;
         let resp = self
@@ -653,6 +810,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
+        let version = self.pinned_version(bucket, key).await?;
         crate::stats::request("HeadObject");
         let client = self.client(bucket).await;
         let resp = self
@@ -661,6 +819,7 @@ impl ObjectStore for S3Store {
                     .head_object()
                     .bucket(bucket)
                     .key(key)
+                    .set_version_id(version.clone())
                     .customize()
                     .mutate_request(add_headers(self.request.headers(Req::Read, None)))
                     .send()
@@ -691,6 +850,8 @@ impl ObjectStore for S3Store {
         end: u64,
         if_match: Option<&str>,
     ) -> StoreResult<Bytes> {
+        let version = self.pinned_version(bucket, key).await?;
+        let version = &version;
         crate::stats::request("GetObject");
         debug_assert!(end > start);
         let client = self.client(bucket).await;
@@ -716,6 +877,7 @@ impl ObjectStore for S3Store {
                 .bucket(bucket)
                 .key(key)
                 .range(format!("bytes={}-{}", from, end - 1))
+                .set_version_id(version.clone())
                 .set_if_match(pin.clone())
                 .customize()
                 .mutate_request(add_headers(self.request.headers(Req::Read, None)))
@@ -1018,6 +1180,23 @@ impl ObjectStore for S3Store {
             .collect())
     }
 
+    async fn list_versions_of(&self, bucket: &str, key: &str) -> StoreResult<Vec<ListedVersion>> {
+        let mut out = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        loop {
+            let page = self
+                .list_versions_page(bucket, key, None, marker.as_ref().map(|(k, v)| (k.as_str(), v.as_str())))
+                .await?;
+            // The prefix also matches longer keys (`key.bak`): they sort after `key`'s versions.
+            let past = page.versions.iter().any(|v| v.key.as_str() > key);
+            out.extend(page.versions.into_iter().filter(|v| v.key == key));
+            match page.next {
+                Some(m) if !past => marker = Some(m),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     async fn restore_object(&self, bucket: &str, key: &str, days: Option<i32>, tier: Option<&str>) -> StoreResult<()> {
         use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
         crate::stats::request("RestoreObject");
@@ -1126,6 +1305,37 @@ impl ObjectStore for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_current_at_a_time_is_the_first_no_later_and_a_delete_marker_hides() {
+        let t = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        let v = |key: &str, id: &str, at: u64, del: bool| ListedVersion {
+            key: key.into(),
+            version_id: id.into(),
+            last_modified: t(at),
+            delete_marker: del,
+            ..Default::default()
+        };
+        // By key, newest first, as list_versions_page sorts them.
+        let page = [
+            v("a", "a3", 300, false),
+            v("a", "a2", 200, false),
+            v("a", "a1", 100, false),
+            v("b", "b2", 250, true),
+            v("b", "b1", 50, false),
+            v("c", "c1", 180, true),
+            v("c", "c0", 120, false),
+            v("d", "d1", 400, false),
+        ];
+        let at = t(200).unwrap();
+        let (chosen, last) = current_at(&page, at, None);
+        let got: Vec<_> = chosen.iter().map(|(v, present)| (v.version_id.as_str(), *present)).collect();
+        assert_eq!(got, [("a2", true), ("b1", true), ("c1", false)], "d did not exist yet");
+        assert_eq!(last.as_deref(), Some("c"));
+        // A key settled on the page before: its older versions on this page are skipped.
+        let (chosen, _) = current_at(&page[2..], at, Some("a"));
+        assert_eq!(chosen.first().map(|(v, _)| v.version_id.as_str()), Some("b1"));
+    }
 
     #[test]
     fn request_options_go_where_s3_takes_them_and_the_key_stays_out_of_debug() {

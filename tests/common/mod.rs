@@ -346,6 +346,7 @@ pub fn classify(method: &str, target: &str, headers: &HashMap<String, String>) -
         ("HEAD", true, false) => "HeadBucket",
         ("GET", true, false) if has("list-type") => "ListObjectsV2",
         ("GET", true, false) if has("location") => "GetBucketLocation",
+        ("GET", true, false) if has("versions") => "ListObjectVersions",
         ("GET", true, false) => "ListObjects",
         ("PUT", true, false) => "CreateBucket",
         ("DELETE", true, false) => "DeleteBucket",
