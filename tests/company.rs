@@ -92,6 +92,10 @@ fn every_upload_path_carries_the_encryption_class_and_acl_asked_for() {
     let old = head("old.txt");
     assert!(old.storage_class().is_none_or(|c| c.as_str() == "STANDARD"), "{:?}", old.storage_class());
     assert_eq!(old.metadata().and_then(|m| m.get("mode")).map(String::as_str), Some("33152"), "the chmod is stored");
+    // user.s3.sse says how an object is encrypted.
+    let m = mount(&proxy, &[&b]);
+    let sse = |f: &str| sh(&format!("getfattr --only-values -n user.s3.sse '{}'", m.path().join(f).display()));
+    assert!(sse("big.bin").starts_with("aws:kms") && sse("big.bin").contains("s3drive-test"), "{}", sse("big.bin"));
 }
 
 #[test]

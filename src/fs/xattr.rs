@@ -5,7 +5,7 @@
 //!   expire, and copying back in does not try to set them): `user.s3.presigned_url` (a GET link,
 //!   signed locally), `user.s3.presigned_url_expires`, `user.s3.restore` (read: the restore state of
 //!   an archived object; set to `7d[,tier]`: RestoreObject), `user.s3.versions` (a line per
-//!   version: id, time, size), `user.s3.uri`, `user.s3.etag`,
+//!   version: id, time, size), `user.s3.sse` (encryption and KMS key), `user.s3.uri`, `user.s3.etag`,
 //!   `user.s3.storage_class`, `user.s3.content_type`, `user.s3.region`. A suffix asks for another
 //!   link lifetime: `user.s3.presigned_url.15m`. Setting or removing any other `user.s3.*` name is
 //!   EPERM.
@@ -62,6 +62,7 @@ enum Info {
     Region,
     Restore,
     Versions,
+    Sse,
 }
 
 /// Whether an object of this storage class may be archived (its bytes unreadable until
@@ -132,6 +133,7 @@ fn parse_info(rest: &str) -> Option<Result<Info>> {
         "region" => Some(Ok(Info::Region)),
         "restore" => Some(Ok(Info::Restore)),
         "versions" => Some(Ok(Info::Versions)),
+        "sse" => Some(Ok(Info::Sse)),
         _ => with_lifetime("presigned_url_expires", Info::PresignedExpires)
             .or_else(|| with_lifetime("presigned_url", Info::PresignedUrl)),
     }
@@ -440,7 +442,7 @@ impl<S: ObjectStore> Fs<S> {
                 }
                 .into_bytes())
             }
-            Info::Etag | Info::StorageClass | Info::ContentType => {
+            Info::Etag | Info::StorageClass | Info::ContentType | Info::Sse => {
                 if !file {
                     return Err(Error::NoData);
                 }
@@ -454,6 +456,8 @@ impl<S: ObjectStore> Fs<S> {
                     Info::Etag => meta.etag,
                     // S3 leaves the header out for the default class.
                     Info::StorageClass => Some(meta.storage_class.unwrap_or_else(|| "STANDARD".into())),
+                    // `aws:kms KEY-ARN`, `AES256`, `SSE-C`; `none` for an unencrypted object.
+                    Info::Sse => Some(meta.sse.unwrap_or_else(|| "none".into())),
                     _ => meta.content_type,
                 };
                 value.map(String::into_bytes).ok_or(Error::NoData)

@@ -229,6 +229,7 @@ impl ObjectStore for MemoryStore {
             storage_class: Some("STANDARD".into()),
             restore: None,
             archive_status: None,
+            sse: None,
             metadata: obj.metadata.clone(),
         })
     }

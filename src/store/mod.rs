@@ -133,6 +133,9 @@ pub struct ObjectMeta {
     pub restore: Option<String>,
     /// `x-amz-archive-status` of INTELLIGENT_TIERING objects in an archive tier.
     pub archive_status: Option<String>,
+    /// Server-side encryption: `AES256`, `aws:kms`, `aws:kms:dsse` with the KMS key, or
+    /// `SSE-C` (the customer's key); `None` when S3 does not say.
+    pub sse: Option<String>,
     /// User metadata (`x-amz-meta-*`), names lower-cased without the prefix.
     pub metadata: HashMap<String, String>,
 }

@@ -835,6 +835,12 @@ impl ObjectStore for S3Store {
             storage_class: resp.storage_class().map(|s| s.as_str().to_string()),
             restore: resp.restore().map(str::to_string),
             archive_status: resp.archive_status().map(|s| s.as_str().to_string()),
+            sse: match (resp.server_side_encryption(), resp.ssekms_key_id(), resp.sse_customer_algorithm()) {
+                (_, _, Some(_)) => Some("SSE-C".to_string()),
+                (Some(mode), Some(key), None) => Some(format!("{} {key}", mode.as_str())),
+                (Some(mode), None, None) => Some(mode.as_str().to_string()),
+                (None, _, None) => None,
+            },
             metadata: resp
                 .metadata()
                 .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
