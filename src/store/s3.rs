@@ -483,6 +483,11 @@ fn no_credentials<E: std::error::Error + 'static>(err: &E) -> bool {
     text.contains("no credentials found in chain") || text.contains("the credential provider was not enabled")
 }
 
+/// A request the SDK's builders refused to build (a bug of ours, never the server's answer).
+fn build_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Server { status: None, code: "BuildError".into(), message: e.to_string() }
+}
+
 /// Folds an SDK error into a [`StoreError`]. `not_found` is the store error a 404 means for this
 /// operation (HeadObject's 404 has no body, so there is no code to tell key from bucket).
 fn map_err<E>(err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>, not_found: StoreError) -> StoreError
@@ -1148,14 +1153,10 @@ impl ObjectStore for S3Store {
         let client = self.client(bucket).await;
         let objects: Result<Vec<_>, _> = keys.iter().map(|k| ObjectIdentifier::builder().key(k).build()).collect();
         let delete = Delete::builder()
-            .set_objects(Some(objects.map_err(|e| StoreError::Server {
-                status: None,
-                code: "BuildError".into(),
-                message: e.to_string(),
-            })?))
+            .set_objects(Some(objects.map_err(build_error)?))
             .quiet(true)
             .build()
-            .map_err(|e| StoreError::Server { status: None, code: "BuildError".into(), message: e.to_string() })?;
+            .map_err(build_error)?;
         let resp = self
             .call("DeleteObjects", |_| async {
                 client
@@ -1207,13 +1208,10 @@ impl ObjectStore for S3Store {
         use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
         crate::stats::request("RestoreObject");
         let client = self.client(bucket).await;
-        let job =
-            match tier {
-                Some(t) => Some(GlacierJobParameters::builder().tier(Tier::from(t)).build().map_err(|e| {
-                    StoreError::Server { status: None, code: "BuildError".into(), message: e.to_string() }
-                })?),
-                None => None,
-            };
+        let job = match tier {
+            Some(t) => Some(GlacierJobParameters::builder().tier(Tier::from(t)).build().map_err(build_error)?),
+            None => None,
+        };
         let request = RestoreRequest::builder().set_days(days).set_glacier_job_parameters(job).build();
         let sent = self
             .call("RestoreObject", |_| async {
