@@ -169,14 +169,16 @@ fn objects_from_other_clients_cost_one_head_per_version_per_host() {
     {
         let m = mount(&proxy, &args);
         proxy.reset();
-        proxy.delay("HeadObject", 10);
+        // Long enough that requests sent together overlap also on a loaded machine.
+        proxy.delay("HeadObject", 100);
         // Listed first: no line shows the listing's made-up mode, owner or time.
         let ls = sh(&format!("ls -ln --time-style=+%s {}", m.path().join("s3fs").display()));
         let files: Vec<&str> = ls.lines().filter(|l| l.contains(" f")).collect();
         assert_eq!(files.len(), 200);
         assert!(files.iter().all(|l| l.starts_with("-rw------- 1 42 43 3 1600000000 ")), "{ls}");
         assert_eq!(proxy.count("HeadObject"), 200, "{:?}", proxy.counts());
-        assert!(proxy.peak("HeadObject") > 8, "HeadObjects of a walked listing go many at once");
+        // The stat-ahead's smallest window is 8 HeadObjects sent together.
+        assert!(proxy.peak("HeadObject") >= 8, "HeadObjects of a walked listing go many at once");
         let ls = sh(&format!("ls -ln {}", m.path().join("plain").display()));
         assert_eq!(ls.lines().filter(|l| l.starts_with("-rw-r--r-- 1 0 0 4 ")).count(), 200, "{ls}");
         assert_eq!(proxy.count("HeadObject"), 400);

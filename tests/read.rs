@@ -154,7 +154,7 @@ fn find_over_50_folders_of_200_lists_each_folder_once_and_the_next_ones_ahead() 
     // The second find below must fall within the TTL also on a slow machine.
     let m = mount(&proxy, &[&b, "--metadata-ttl", "120"]);
     // Each listing takes a while to answer, as over a real network.
-    proxy.delay("ListObjectsV2", 40);
+    proxy.delay("ListObjectsV2", 100);
     proxy.reset();
     let out = sh(&format!("find {}", m.path().join("tree").display()));
     assert_eq!(out.lines().count(), 1 + 50 + 10_000, "the tree, its folders and files");
