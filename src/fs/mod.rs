@@ -52,6 +52,19 @@ const MAX_CACHED_LISTING: usize = 100_000;
 const LISTED_ENTRIES_BUDGET: usize = 400_000;
 /// How often expired listings are dropped.
 const TRIM_EVERY: Duration = Duration::from_secs(2);
+/// Names (of dropped listings and forgotten inodes) after which freed memory is handed back to
+/// the system.
+const RELEASE_AFTER: usize = 20_000;
+
+/// Hands memory malloc holds free back to the system: a walk's listings and nodes are many small
+/// allocations that glibc otherwise keeps (the daemon's RSS would stay at the walk's peak).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: a plain C call; glibc's malloc is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// Bucket and key.
 type ObjectKey = (Arc<str>, String);
@@ -303,10 +316,19 @@ impl<S: ObjectStore> Fs<S> {
             let me = Arc::downgrade(&fs);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(TRIM_EVERY);
+                let (mut freed, mut nodes) = (0usize, 0usize);
                 loop {
                     tick.tick().await;
                     let Some(fs) = me.upgrade() else { break };
-                    fs.trim_listings();
+                    freed += fs.trim_listings();
+                    // Forgotten inodes count too.
+                    let now = fs.inodes.len();
+                    freed += nodes.saturating_sub(now);
+                    nodes = now;
+                    if freed >= RELEASE_AFTER {
+                        release_freed_memory();
+                        freed = 0;
+                    }
                 }
             });
         }
@@ -549,7 +571,8 @@ impl<S: ObjectStore> Fs<S> {
     /// recently used ones past [`LISTED_ENTRIES_BUDGET`] names in all: what a walk of millions
     /// of names leaves behind is freed within [`TRIM_EVERY`] of its TTL. Listings in use (a
     /// page arriving) are left alone; a directory handle keeps its own listing.
-    pub fn trim_listings(&self) {
+    /// Returns how many names the dropped listings held.
+    pub fn trim_listings(&self) -> usize {
         let now = Instant::now();
         let mut cache = self.listings.lock().unwrap();
         let (mut gone, mut names) = (Vec::new(), 0usize);
@@ -564,9 +587,13 @@ impl<S: ObjectStore> Fs<S> {
                 gone.push(*ino);
             }
         }
+        let mut dropped = 0;
         for ino in gone {
-            cache.pop(&ino);
+            if let Some(l) = cache.pop(&ino) {
+                dropped += l.try_lock().map_or(0, |g| g.entries.len());
+            }
         }
+        dropped
     }
 
     /// Applies a change made through this mount to `dir`'s cached listing, which so stays
