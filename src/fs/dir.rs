@@ -117,6 +117,11 @@ impl Drop for Prefetch {
 }
 
 impl Listing {
+    /// Whether its answer (see `started`) arrived less than `ttl` ago.
+    pub fn fresh(&self, ttl: std::time::Duration) -> bool {
+        self.started.is_some_and(|t| t + ttl > Instant::now())
+    }
+
     pub fn get(&self, name: &Name) -> Option<&Entry> {
         self.index.get(name).map(|&i| &self.entries[i])
     }

@@ -48,6 +48,17 @@ impl Location {
         })
     }
 
+    /// The name this node has in its parent: the last segment of its key or prefix, or its
+    /// bucket for a bucket's root; `None` for the bucket-list root.
+    pub fn name(&self) -> Option<Name> {
+        match self {
+            Location::Buckets => None,
+            Location::Dir { bucket, prefix } if prefix.is_empty() => Name::new(bucket),
+            Location::Dir { prefix, .. } => Name::new(prefix.trim_end_matches('/').rsplit('/').next()?),
+            Location::File { key, .. } => Name::new(key.rsplit('/').next()?),
+        }
+    }
+
     fn hash(&self) -> u64 {
         // FNV-1a: stable across runs and Rust versions, unlike std's hasher.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -573,12 +573,11 @@ impl<S: ObjectStore> Fs<S> {
     /// page arriving) are left alone; a directory handle keeps its own listing.
     /// Returns how many names the dropped listings held.
     pub fn trim_listings(&self) -> usize {
-        let now = Instant::now();
         let mut cache = self.listings.lock().unwrap();
         let (mut gone, mut names) = (Vec::new(), 0usize);
         for (ino, l) in cache.iter() {
             let Ok(g) = l.try_lock() else { continue };
-            if g.started.is_none_or(|t| t + self.config.metadata_ttl <= now) {
+            if !g.fresh(self.config.metadata_ttl) {
                 gone.push(*ino);
                 continue;
             }
@@ -639,7 +638,7 @@ impl<S: ObjectStore> Fs<S> {
         let l = self.cached_listing(ino)?;
         let fresh = {
             let g = l.lock().await;
-            g.done && g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now())
+            g.done && g.fresh(self.config.metadata_ttl)
         };
         fresh.then_some(l)
     }
@@ -651,7 +650,7 @@ impl<S: ObjectStore> Fs<S> {
         let l = self.cached_listing(ino)?;
         let fresh = {
             let mut g = l.lock().await;
-            let fresh = g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now());
+            let fresh = g.fresh(self.config.metadata_ttl);
             if fresh
                 && g.done
                 && let Some(Location::Dir { bucket, prefix }) = self.inodes.get(ino).map(|n| n.loc)
@@ -669,8 +668,7 @@ impl<S: ObjectStore> Fs<S> {
         let l = self.cached_listing(ino)?;
         let usable = {
             let g = l.lock().await;
-            g.started.is_some_and(|t| t + self.config.metadata_ttl > Instant::now())
-                && (g.done || g.get(name).is_some())
+            g.fresh(self.config.metadata_ttl) && (g.done || g.get(name).is_some())
         };
         usable.then_some(l)
     }
@@ -1036,7 +1034,7 @@ impl<S: ObjectStore> Fs<S> {
     /// (an entry whose version the index knows needs none), else from a HeadObject.
     async fn current_attr(&self, node: &inode::Node) -> Result<Attr> {
         let Location::File { bucket, key } = &node.loc else { unreachable!("called for files") };
-        if let Some(name) = key.rsplit('/').next().and_then(Name::new)
+        if let Some(name) = node.loc.name()
             && let Some(listing) = self.listing_having(node.parent, &name).await
         {
             let found = {
@@ -1081,9 +1079,7 @@ impl<S: ObjectStore> Fs<S> {
         let mut slot = handle.listing.lock().await;
         if offset == 0 {
             // rewinddir: list afresh unless the listing is still fresh.
-            let stale = slot
-                .try_lock()
-                .map_or(true, |l| l.started.is_some_and(|t| t + self.config.metadata_ttl <= Instant::now()));
+            let stale = slot.try_lock().map_or(true, |l| l.started.is_some() && !l.fresh(self.config.metadata_ttl));
             if stale {
                 *slot = Arc::new(tokio::sync::Mutex::new(Listing::default()));
             }

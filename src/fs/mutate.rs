@@ -282,8 +282,8 @@ impl<S: ObjectStore> Fs<S> {
         let Some(n) = self.inodes.get(ino) else { return };
         self.inodes.expire(ino);
         self.listings.lock().unwrap().pop(&n.parent);
-        if let Location::File { key, .. } = &n.loc
-            && let Some(name) = key.rsplit('/').next().and_then(Name::new)
+        if matches!(n.loc, Location::File { .. })
+            && let Some(name) = n.loc.name()
         {
             self.kernel_forget(n.parent, &name, ino);
         }

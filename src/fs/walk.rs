@@ -20,7 +20,6 @@ use tracing::debug;
 use super::Fs;
 use super::dir::Listing;
 use super::inode::{Location, Node};
-use super::names::Name;
 use crate::store::ObjectStore;
 
 /// Listings requested ahead and in flight at once, for the whole mount.
@@ -31,15 +30,6 @@ pub fn permits() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(WALK_AHEAD_TASKS))
 }
 
-/// The name a directory has in its parent: the last segment of its prefix, or its bucket.
-fn dir_name(loc: &Location) -> Option<Name> {
-    match loc {
-        Location::Dir { bucket, prefix } if prefix.is_empty() => Name::new(bucket),
-        Location::Dir { prefix, .. } => Name::new(prefix.trim_end_matches('/').rsplit('/').next()?),
-        _ => None,
-    }
-}
-
 impl<S: ObjectStore> Fs<S> {
     /// Directory `node` (inode `ino`) is being opened: if its parent's listing shows a walk
     /// opening subdirectories in order, requests the listings of the next ones.
@@ -47,11 +37,11 @@ impl<S: ObjectStore> Fs<S> {
         if node.parent == ino {
             return;
         }
-        let Some(name) = dir_name(&node.loc) else { return };
+        let Some(name) = node.loc.name() else { return };
         let Some(parent) = self.cached_listing(node.parent) else { return };
         // A parent listing busy right now (a page arriving) is no walk to follow.
         let Ok(mut p) = parent.try_lock() else { return };
-        if !p.done || p.started.is_none_or(|t| t + self.config.metadata_ttl <= std::time::Instant::now()) {
+        if !p.done || !p.fresh(self.config.metadata_ttl) {
             return;
         }
         let ahead = p.walk_ahead(&name);
@@ -69,9 +59,7 @@ impl<S: ObjectStore> Fs<S> {
             // In flight already, or listed and still fresh: nothing to do.
             match l.try_lock() {
                 Err(_) => return,
-                Ok(g) if g.started.is_some_and(|t| t + self.config.metadata_ttl > std::time::Instant::now()) => {
-                    return;
-                }
+                Ok(g) if g.fresh(self.config.metadata_ttl) => return,
                 Ok(_) => {}
             }
         }
