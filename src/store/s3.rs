@@ -444,10 +444,7 @@ impl S3Store {
         if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
             return Ok(c.clone());
         }
-        let c = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| StoreError::BadCredentials(format!("{}", DisplayErrorContext(&e))))?;
+        let c = provider.provide_credentials().await.map_err(|e| StoreError::BadCredentials(causes(&e)))?;
         *cached = Some(c.clone());
         Ok(c)
     }
@@ -509,7 +506,7 @@ where
         }
         SdkError::ConstructionFailure(_) => {
             // Most often: no credentials could be loaded, or they could not sign.
-            return StoreError::BadCredentials(format!("{}", DisplayErrorContext(&err)));
+            return StoreError::BadCredentials(causes(&err));
         }
         _ => {}
     }
@@ -538,7 +535,7 @@ where
         _ => StoreError::Server {
             status,
             code: if code.is_empty() { "Unknown".into() } else { code },
-            message: if message.is_empty() { format!("{}", DisplayErrorContext(&err)) } else { message },
+            message: if message.is_empty() { causes(&err) } else { message },
         },
     }
 }
@@ -915,7 +912,7 @@ impl ObjectStore for S3Store {
             while let Some(chunk) = body
                 .try_next()
                 .await
-                .map_err(|e| StoreError::Network(format!("reading response body: {}", DisplayErrorContext(&e))))?
+                .map_err(|e| StoreError::Network(format!("reading response body: {}", causes(&e))))?
             {
                 progress.touch();
                 if received.lock().unwrap().push(&chunk) < chunk.len() {
