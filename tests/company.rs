@@ -248,9 +248,7 @@ fn a_version_at_mount_shows_the_bucket_as_it_was_then() {
     let at = format!("@{then}");
     let m = mount(&proxy, &[&b, "--version-at", &at]);
     let p = m.path();
-    let mut names: Vec<_> = fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    names.sort();
-    assert_eq!(names, ["dir", "f.txt", "gone.txt"], "as it was: no later.txt, gone.txt still there");
+    assert_eq!(names_in(p), ["dir", "f.txt", "gone.txt"], "as it was: no later.txt, gone.txt still there");
     assert_eq!(fs::read_to_string(p.join("f.txt")).unwrap(), "first\n", "the earlier content");
     assert_eq!(fs::metadata(p.join("f.txt")).unwrap().len(), 6);
     assert_eq!(fs::read_to_string(p.join("gone.txt")).unwrap(), "here then\n");

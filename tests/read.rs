@@ -39,10 +39,10 @@ fn browse_and_copy_a_tree_out_with_real_tools() {
     assert_eq!(st.modified().unwrap(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
     assert_eq!(st.mode() & 0o7777, 0o700);
 
-    let mut names: Vec<String> =
-        fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    names.sort();
-    assert_eq!(names, ["docs", "dots", "empty-file", "implicit", "marker-only", "odd", "stamped", "top.txt", "x"]);
+    assert_eq!(
+        names_in(root),
+        ["docs", "dots", "empty-file", "implicit", "marker-only", "odd", "stamped", "top.txt", "x"]
+    );
     assert!(fs::metadata(root.join("x")).unwrap().is_dir(), "the directory x/ wins over the object x");
     assert_eq!(fs::read_dir(root.join("odd")).unwrap().count(), 0, "odd//double has an empty segment: hidden");
     assert_eq!(fs::read_dir(root.join("dots")).unwrap().count(), 0, "dots/./hidden is hidden");
@@ -106,17 +106,14 @@ fn bucket_list_root_and_named_buckets() {
     let proxy = Proxy::start();
 
     let all = mount(&proxy, &[]);
-    let names: Vec<String> =
-        fs::read_dir(all.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names = names_in(all.path());
     assert!(names.contains(&b1) && names.contains(&b2), "{names:?}");
     assert_eq!(fs::read_to_string(all.path().join(&b2).join("sub/b.txt")).unwrap(), "from two\n");
     drop(all);
 
     proxy.reset();
     let named = mount(&proxy, &["--bucket", &b1]);
-    let names: Vec<String> =
-        fs::read_dir(named.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(names, std::slice::from_ref(&b1));
+    assert_eq!(names_in(named.path()), std::slice::from_ref(&b1));
     assert_eq!(fs::read_to_string(named.path().join(&b1).join("a.txt")).unwrap(), "from one\n");
     assert_eq!(proxy.count("ListBuckets"), 0, "named buckets need no ListBuckets");
 

@@ -753,6 +753,27 @@ async fn a_walk_lists_the_next_folders_ahead_and_none_twice() {
         settle().await;
     }
     assert_eq!(lists() - before, 2, "d10 and d03 only");
+
+    // A listing ahead that fails (the network) leaves nothing behind: the walk lists that
+    // folder itself when it gets there, and every folder shows its names.
+    let fs = fs_with(
+        tree(),
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
+    );
+    let lists = || fs.store.count("ListObjectsV2");
+    let top = stat(&fs, ROOT, &name("top")).await.unwrap().ino;
+    list_names(&fs, top).await;
+    let before = lists();
+    for i in 0..20 {
+        let ino = fs.lookup(top, &d(i)).await.unwrap().ino;
+        assert_eq!(list_names(&fs, ino).await, [".", "..", "f0", "f1", "f2"], "d{i:02}");
+        if i == 1 {
+            // The first of the listings d01's open asked for ahead (d02's) fails.
+            fs.store.inject_fault("ListObjectsV2", crate::store::StoreError::Network("reset".into()));
+        }
+        settle().await;
+    }
+    assert_eq!(lists() - before, 20 + 1, "the failed one is sent again by the walk itself");
 }
 
 #[tokio::test]

@@ -672,6 +672,14 @@ pub fn close(f: std::fs::File) -> std::io::Result<()> {
     if unsafe { libc::close(fd) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
+/// The names in directory `dir`, sorted (what `ls -A` shows).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
 /// Every file under `p`, recursively (nothing if `p` cannot be read).
 pub fn files_under(p: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
