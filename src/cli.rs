@@ -240,6 +240,19 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "1000000", help_heading = "Caching")]
     pub metadata_index_entries: usize,
 
+    /// Keep the data of objects read in this directory, in 1 MiB blocks, so that reading them
+    /// again (another process, after a remount, a large file) costs no GetObject. Blocks are
+    /// kept per object version (ETag) and checked (CRC32C) on every read; the least recently
+    /// used go first. Mounts may share the directory. Off by default: it puts object data on
+    /// local disk.
+    #[arg(long, value_name = "DIR", help_heading = "Caching")]
+    pub data_cache: Option<std::path::PathBuf>,
+
+    /// Most disk space the data cache uses: a number of MiB, or with K, M, G or T [default: half
+    /// of the space free at start]. It never fills the last 5% of its file system.
+    #[arg(long, value_name = "SIZE", requires = "data_cache", help_heading = "Caching")]
+    pub data_cache_size: Option<String>,
+
     /// Most memory used for read-ahead across all open files, in MiB.
     #[arg(long, value_name = "MIB", default_value = "128", help_heading = "Performance")]
     pub read_ahead_memory: u64,

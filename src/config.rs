@@ -49,6 +49,34 @@ pub struct Config {
     pub metadata: MetadataConfig,
     /// Where the Prometheus metrics endpoint listens (`--metrics-addr`).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The local data cache (`--data-cache`), if any.
+    pub data_cache: Option<DataCacheConfig>,
+}
+
+/// See `fs::data_cache`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCacheConfig {
+    pub dir: PathBuf,
+    /// Bytes at most; `None`: a share of the free space (`data_cache::DEFAULT_SHARE_PERCENT`).
+    pub size: Option<u64>,
+}
+
+/// `512` (MiB), `512M`, `20G`, `1.5T`, `800K`.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&s[..i], s[i..].trim_end_matches(['i', 'B', 'b'])),
+        None => (s, "M"),
+    };
+    let shift = match unit {
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        _ => return None,
+    };
+    let n: f64 = num.trim().parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    Some((n * (1u64 << shift) as f64) as u64)
 }
 
 /// Where file metadata comes from; see `fs::meta_index`.
@@ -111,6 +139,7 @@ impl Default for Config {
             presign_lifetime: Duration::from_secs(3600),
             metadata: MetadataConfig::default(),
             metrics_addr: None,
+            data_cache: None,
         }
     }
 }
@@ -400,6 +429,18 @@ impl Config {
                     bad(format!("--metrics-addr {a:?} is not an address and port such as 127.0.0.1:9464"))
                 })?),
             },
+            data_cache: match &args.data_cache {
+                None => None,
+                Some(dir) => Some(DataCacheConfig {
+                    dir: dir.clone(),
+                    size: match &args.data_cache_size {
+                        None => None,
+                        Some(s) => Some(parse_size(s).filter(|&n| n >= 1 << 20).ok_or_else(|| {
+                            bad(format!("--data-cache-size {s:?} is not a size of at least 1 MiB such as 512M, 20G or 1T"))
+                        })?),
+                    },
+                }),
+            },
             nonempty: args.nonempty,
             // A view of the past cannot be written to.
             read_only: args.read_only || args.version_at.is_some(),
@@ -523,5 +564,23 @@ mod tests {
     fn modes_parse_as_octal() {
         let c = cfg(&["--file-mode", "600", "--dir-mode", "0o700", "/mnt"]).unwrap();
         assert_eq!((c.file_mode, c.dir_mode), (0o600, 0o700));
+    }
+
+    #[test]
+    fn data_cache_sizes() {
+        assert_eq!(parse_size("512"), Some(512 << 20));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("20G"), Some(20 << 30));
+        assert_eq!(parse_size("20GiB"), Some(20 << 30));
+        assert_eq!(parse_size("1.5T"), Some(3 << 39));
+        assert_eq!(parse_size("800k"), Some(800 << 10));
+        for bad in ["", "G", "5X", "-1G", "1..5G"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+        let c = cfg(&["--data-cache", "/var/cache/d", "--data-cache-size", "20G", "/mnt"]).unwrap();
+        assert_eq!(c.data_cache, Some(DataCacheConfig { dir: "/var/cache/d".into(), size: Some(20 << 30) }));
+        assert_eq!(cfg(&["--data-cache", "/d", "/mnt"]).unwrap().data_cache.unwrap().size, None);
+        assert!(cfg(&["--data-cache", "/d", "--data-cache-size", "100K", "/mnt"]).is_err());
+        assert!(cfg(&["/mnt"]).unwrap().data_cache.is_none());
     }
 }

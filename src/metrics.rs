@@ -130,6 +130,25 @@ pub fn render(a: &Activity) -> String {
         "Object versions whose metadata came from the on-disk index.",
         &one(a.index_disk_hits),
     );
+    if let Some(c) = &a.data_cache {
+        family("data_cache_bytes", "gauge", "Bytes the data cache holds.", &one(c.bytes));
+        family("data_cache_limit_bytes", "gauge", "The data cache's size limit.", &one(c.limit));
+        family("data_cache_hits_total", "counter", "Blocks read from the data cache.", &one(c.hits));
+        family(
+            "data_cache_misses_total",
+            "counter",
+            "Blocks looked for in the data cache and fetched from S3.",
+            &one(c.misses),
+        );
+        family("data_cache_served_bytes_total", "counter", "Bytes read from the data cache.", &one(c.bytes_served));
+        family("data_cache_evicted_total", "counter", "Blocks evicted from the data cache.", &one(c.evicted));
+        family(
+            "data_cache_damaged_total",
+            "counter",
+            "Blocks that failed their check and were fetched again.",
+            &one(c.corrupt),
+        );
+    }
     out
 }
 

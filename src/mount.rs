@@ -157,6 +157,9 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     }
     crate::fs::staging::secure_dir(&config.write.cache_dir)
         .with_context(|| format!("cache directory {}", config.write.cache_dir.display()))?;
+    if let Some(c) = &config.data_cache {
+        crate::fs::staging::secure_dir(&c.dir).with_context(|| format!("data cache {}", c.dir.display()))?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("s3drive").build()?;
     let endpoint = config.s3.endpoint_url.clone().unwrap_or_else(|| "AWS S3".into());
     let store = Arc::new(rt.block_on(S3Store::new(&config.s3)));

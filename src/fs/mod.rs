@@ -7,6 +7,7 @@
 //!   negative, without requests, so `ls -l` and `find` cost listings only;
 //! - names found missing (an LRU), so repeated probes for absent files cost nothing.
 
+pub mod data_cache;
 pub mod delete;
 pub mod dir;
 pub mod dir_meta;
@@ -231,6 +232,8 @@ pub struct Fs<S: ObjectStore> {
     large_dirs: Mutex<LruCache<Ino, Instant>>,
     /// User metadata of object versions (memory, and a file in the cache directory).
     index: MetaIndex,
+    /// Object data kept on local disk (`--data-cache`).
+    data_cache: Option<Arc<data_cache::DataCache>>,
     /// HeadObjects of listed files in flight, shared by a lookup and the stat-ahead.
     heads: Mutex<HashMap<ObjectKey, Arc<HeadCell>>>,
     dir_handles: Mutex<HashMap<u64, Arc<DirHandle>>>,
@@ -283,7 +286,16 @@ impl<S: ObjectStore> Fs<S> {
             service,
             config.metadata.index_entries.unwrap_or(0),
         );
+        let data_cache = config.data_cache.as_ref().and_then(|c| {
+            data_cache::DataCache::open(&c.dir, service, c.size)
+                .map_err(
+                    |e| warn!(dir = %c.dir.display(), error = %e, "cannot open the data cache; reading without it"),
+                )
+                .ok()
+                .map(Arc::new)
+        });
         let fs = Arc::new_cyclic(|me| Fs {
+            data_cache,
             me: me.clone(),
             kernel: std::sync::OnceLock::new(),
             deleter: Deleter::new(store.clone()),
@@ -389,6 +401,7 @@ impl<S: ObjectStore> Fs<S> {
         a.orphaned_files = self.orphans.lock().unwrap().len() as u64;
         a.read_ahead_bytes = self.config.read.memory_limit.saturating_sub(self.memory.available());
         a.index_disk_hits = self.index.stats().disk_hits;
+        a.data_cache = self.data_cache.as_ref().map(|c| c.report());
         a
     }
 
@@ -1226,6 +1239,9 @@ impl<S: ObjectStore> Fs<S> {
         if keep_cache && !direct {
             reader = reader.with_cache_kept();
         }
+        if let Some(cache) = &self.data_cache {
+            reader = reader.with_data_cache(cache.clone());
+        }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Read(tokio::sync::Mutex::new(reader))));
         Ok(Opened { fh, keep_cache, direct_read: direct })
@@ -1311,6 +1327,8 @@ pub struct Activity {
     pub read_ahead_bytes: u64,
     /// Object versions whose metadata came from the on-disk index rather than memory.
     pub index_disk_hits: u64,
+    /// The data cache's figures, when there is one.
+    pub data_cache: Option<data_cache::Report>,
 }
 
 /// `mtime` user metadata: integer seconds (s3fs) or fractional seconds (rclone).

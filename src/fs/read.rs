@@ -14,6 +14,11 @@
 //!
 //! Every request carries If-Match with the ETag seen at open, so a reader never mixes two
 //! versions of an object: if the object changes, reads fail with ESTALE.
+//!
+//! With a data cache (`--data-cache`), parts are whole cache blocks: a part's blocks come from
+//! the cache where it holds them (checked, for the ETag seen at open), the rest from S3 in one
+//! ranged GET per run of missing blocks, which are then handed to the cache to write in the
+//! background.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::data_cache::{BLOCK, DataCache};
 use super::error::{Error, Result};
 use crate::config::ReadConfig;
 use crate::store::{ObjectStore, StoreResult};
@@ -96,6 +102,71 @@ impl Part {
     }
 }
 
+/// What a part read through the data cache needs.
+struct Cached {
+    cache: Arc<DataCache>,
+    version: super::data_cache::Version,
+    /// The object's size (the last block is shorter).
+    size: u64,
+}
+
+impl Cached {
+    /// Bytes `start..end` (whole blocks): from the cache where it has them, else from S3 (one
+    /// GET per run of missing blocks, sent together), which the cache is then given.
+    async fn fetch<S: ObjectStore>(
+        self,
+        store: &S,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+        etag: Option<&str>,
+    ) -> StoreResult<Bytes> {
+        let (first, last, size) = (start / BLOCK, end.div_ceil(BLOCK), self.size);
+        let block_len = move |i: u64| (((i + 1) * BLOCK).min(size) - i * BLOCK) as usize;
+        let (cache, version) = (self.cache.clone(), self.version.clone());
+        let found: Vec<Option<Bytes>> =
+            tokio::task::spawn_blocking(move || (first..last).map(|i| cache.get(&version, i, block_len(i))).collect())
+                .await
+                .unwrap_or_else(|_| vec![None; (last - first) as usize]);
+        // Runs of missing blocks, each fetched with one GET (sent one after another: a part
+        // mixes cached and missing blocks only when the cache lost some of an object).
+        let mut pieces: Vec<std::result::Result<Bytes, (u64, u64)>> = Vec::new();
+        for (i, b) in (first..last).zip(found) {
+            match (b, pieces.last_mut()) {
+                (Some(b), _) => pieces.push(Ok(b)),
+                (None, Some(Err((_, run_end)))) if *run_end == i => *run_end = i + 1,
+                (None, _) => pieces.push(Err((i, i + 1))),
+            }
+        }
+        let mut out: Vec<Bytes> = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            match piece {
+                Ok(b) => out.push(b),
+                Err((a, b)) => {
+                    let data = store.get_range(bucket, key, a * BLOCK, (b * BLOCK).min(end), etag).await?;
+                    for i in a..b {
+                        let from = ((i - a) * BLOCK) as usize;
+                        let len = block_len(i);
+                        if data.len() >= from + len {
+                            self.cache.put(&self.version, i, data.slice(from..from + len));
+                        }
+                    }
+                    out.push(data);
+                }
+            }
+        }
+        if out.len() == 1 {
+            return Ok(out.pop().expect("one"));
+        }
+        let mut all = BytesMut::with_capacity((end - start) as usize);
+        for b in out {
+            all.extend_from_slice(&b);
+        }
+        Ok(all.freeze())
+    }
+}
+
 /// Per-handle read state; see the module documentation.
 pub struct Reader {
     bucket: Arc<str>,
@@ -110,6 +181,9 @@ pub struct Reader {
     next: u64,
     /// Bytes have been handed to the caller: the version may no longer change under it.
     served: bool,
+    /// The data cache, and parts aligned to its blocks (`align` is 1 without one).
+    cache: Option<Arc<DataCache>>,
+    align: u64,
 }
 
 impl Reader {
@@ -129,7 +203,25 @@ impl Reader {
             window: cfg.initial_window,
             next: 0,
             served: false,
+            cache: None,
+            align: 1,
         }
+    }
+
+    /// Reads through the data cache.
+    pub fn with_data_cache(mut self, cache: Arc<DataCache>) -> Reader {
+        self.cache = Some(cache);
+        self.align = BLOCK;
+        self
+    }
+
+    fn align_down(&self, at: u64) -> u64 {
+        at / self.align * self.align
+    }
+
+    /// `at` rounded up to a block boundary, at most the object's end.
+    fn align_up(&self, at: u64) -> u64 {
+        (at.div_ceil(self.align) * self.align).min(self.size)
     }
 
     /// The kernel kept its page cache of this version at open: it may hand out bytes of it
@@ -169,7 +261,14 @@ impl Reader {
     fn spawn<S: ObjectStore>(&mut self, store: &Arc<S>, end: u64, permit: Option<OwnedSemaphorePermit>) {
         let start = self.requested_to;
         let (store, bucket, key, etag) = (store.clone(), self.bucket.clone(), self.key.clone(), self.etag.clone());
-        let task = tokio::spawn(async move { store.get_range(&bucket, &key, start, end, etag.as_deref()).await });
+        let task = match (&self.cache, &self.etag) {
+            (Some(cache), Some(tag)) => {
+                let cached =
+                    Cached { cache: cache.clone(), version: cache.version(&bucket, &key, tag), size: self.size };
+                tokio::spawn(async move { cached.fetch(&*store, &bucket, &key, start, end, etag.as_deref()).await })
+            }
+            _ => tokio::spawn(async move { store.get_range(&bucket, &key, start, end, etag.as_deref()).await }),
+        };
         self.parts.push_back(Part { start, end, state: State::Pending(task), _permit: permit });
         self.requested_to = end;
     }
@@ -192,11 +291,10 @@ impl Reader {
             self.window = (self.window * 2).min(cfg.max_window);
         } else {
             self.parts.clear();
-            self.requested_to = offset;
             self.window = cfg.initial_window;
         }
         if self.parts.is_empty() {
-            self.requested_to = offset;
+            self.requested_to = self.align_down(offset);
         }
         // Keep at most one part wholly behind the reader.
         while self.parts.len() >= 2 && self.parts[1].end <= offset {
@@ -206,16 +304,16 @@ impl Reader {
         let part_size = cfg.part_size.min(self.window).max(PAGE);
         // What was asked for: a full part if the budget allows, else exactly the request.
         while self.requested_to < end {
-            let full = (self.requested_to + part_size).min(self.size);
+            let full = self.align_up(self.requested_to + part_size);
             match limiter.try_take(full - self.requested_to) {
                 Some(permit) => self.spawn(store, full, Some(permit)),
-                None => self.spawn(store, end, None),
+                None => self.spawn(store, self.align_up(end), None),
             }
         }
         // Read-ahead, while the budget allows.
         let ahead = (offset + self.window).min(self.size);
         while self.requested_to < ahead {
-            let part_end = (self.requested_to + part_size).min(self.size);
+            let part_end = self.align_up(self.requested_to + part_size);
             match limiter.try_take(part_end - self.requested_to) {
                 Some(permit) => self.spawn(store, part_end, Some(permit)),
                 None => break,
@@ -375,5 +473,66 @@ mod tests {
         assert_eq!(err.errno(), libc::EIO);
         let b = r.read(&store, &lim, &cfg(), 0, 4096).await.unwrap();
         assert_eq!(&b[..], &data[..4096]);
+    }
+
+    async fn read_all(r: &mut Reader, store: &Arc<MemoryStore>, lim: &MemoryLimiter, chunk: u32) -> Vec<u8> {
+        let mut got = Vec::new();
+        loop {
+            let b = r.read(store, lim, &cfg(), got.len() as u64, chunk).await.unwrap();
+            if b.is_empty() {
+                return got;
+            }
+            got.extend_from_slice(&b);
+        }
+    }
+
+    #[tokio::test]
+    async fn data_cache_serves_a_second_reader_without_requests() {
+        let size = 3 * BLOCK as usize + 12_345;
+        let (store, data) = setup(size);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(DataCache::open(dir.path(), "test", Some(64 << 20)).unwrap());
+        let lim = MemoryLimiter::new(cfg().memory_limit);
+        let mut first = reader(&store, size).await.with_data_cache(cache.clone());
+        assert_eq!(read_all(&mut first, &store, &lim, 128 << 10).await, data);
+        assert!(store.count("GetObject") > 0);
+        cache.flush();
+        assert_eq!(cache.report().blocks, 4, "three whole blocks and the short last one");
+
+        // Another reader (another process): sequential and random reads, all from the cache.
+        let mut second = reader(&store, size).await.with_data_cache(cache.clone());
+        assert_eq!(read_all(&mut second, &store, &lim, 100_000).await, data);
+        for &(off, len) in &[(BLOCK - 10, 20u32), (5, 4096), (3 * BLOCK + 12_000, 1000)] {
+            let b = second.read(&store, &lim, &cfg(), off, len).await.unwrap();
+            let e = (off as usize + len as usize).min(size);
+            assert_eq!(&b[..], &data[off as usize..e]);
+        }
+        assert_eq!(store.count("GetObject"), 0);
+
+        // A damaged block is fetched again (one GET, for that block alone), and right.
+        let victim = {
+            let mut files: Vec<_> = std::fs::read_dir(dir.path().join("blocks"))
+                .unwrap()
+                .flatten()
+                .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten().map(|f| f.path()))
+                .collect();
+            files.sort();
+            files.swap_remove(0)
+        };
+        let mut bytes = std::fs::read(&victim).unwrap();
+        let mid = bytes.len() - 500;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&victim, bytes).unwrap();
+        let mut third = reader(&store, size).await.with_data_cache(cache.clone());
+        assert_eq!(read_all(&mut third, &store, &lim, 128 << 10).await, data);
+        assert_eq!(store.count("GetObject"), 1);
+        assert_eq!(cache.report().corrupt, 1);
+
+        // A new version of the object is never served from the old one's blocks.
+        let new: Vec<u8> = data.iter().map(|b| b ^ 0x55).collect();
+        store.put("b", "k", new.clone());
+        let mut fourth = reader(&store, size).await.with_data_cache(cache.clone());
+        assert_eq!(read_all(&mut fourth, &store, &lim, 128 << 10).await, new);
+        assert!(store.count("GetObject") >= 1);
     }
 }

@@ -541,6 +541,31 @@ impl<S: ObjectStore> Fs<S> {
             "\nmetadata index: {place}\n  versions found there, not in memory: {}\n  versions written: {}",
             index.disk_hits, index.disk_entries_written
         );
+        match &self.data_cache {
+            None => {
+                let _ = writeln!(out, "\ndata cache: off (--data-cache DIR keeps read data on local disk)");
+            }
+            Some(cache) => {
+                let r = cache.report();
+                let looked = r.hits + r.misses;
+                let ratio = (r.hits * 100).checked_div(looked).unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "\ndata cache: {}\n  size: {} of {} ({} blocks)\n  hits: {} blocks of {} looked for ({ratio}%), {} served from the cache\n  written: {} blocks; evicted: {}; damaged and fetched again: {}; not cached: {}",
+                    cache.dir().display(),
+                    human(r.bytes),
+                    human(r.limit),
+                    r.blocks,
+                    r.hits,
+                    looked,
+                    human(r.bytes_served),
+                    r.blocks_written,
+                    r.evicted,
+                    r.corrupt,
+                    r.skipped,
+                );
+            }
+        }
         let errors = stats.errors();
         let _ = writeln!(out, "\nrecent errors: {}", errors.len());
         for (t, e) in errors {

@@ -1,0 +1,653 @@
+//! The local data cache (`--data-cache DIR`): blocks of object data on local disk, so that
+//! reading an object version again (another process, after a remount, a file too large for the
+//! page cache) costs no GetObject.
+//!
+//! What it owns: the `blocks/` and `tmp/` directories under DIR and the index of what is there.
+//!
+//! - A block is a [`BLOCK`]-aligned range of one object version, named by the MD5 of its
+//!   identity: the service (endpoint), bucket, key, ETag and block number. A changed object has
+//!   another ETag, so its old blocks can never be served for it. Which ETag is current is the
+//!   reader's business: the one its open saw (a HeadObject or a listing within the TTL).
+//! - A block file is a header (magic, data length, CRC32C of the data, the identity in full) and
+//!   the data. A read checks all of it: a file damaged on disk, cut short by a crash or (should
+//!   two identities share a hash) of another block is removed and counted, and the block is
+//!   fetched from S3 again. A damaged disk never damages a read.
+//! - Blocks are written by one thread, off the read path, from a bounded queue (when it is full
+//!   the block is not cached: the cache is best effort, the read never waits for it). Each is
+//!   written whole to `tmp/` and renamed into place, so a reader (of this mount or another one
+//!   sharing the directory) finds a complete block or none.
+//! - Bounded: before a write would take the cache past its size, or leave less than
+//!   [`KEEP_FREE_PERCENT`] of its file system free, the least recently used blocks are removed
+//!   (down to 90% of the size, so that eviction passes are rare). Last use is the file's mtime
+//!   (set again when a hit finds it more than a minute old), so the order survives a remount.
+//! - The index in memory is compact (about 40 bytes a block: a million blocks, 1 TiB of data,
+//!   take about 40 MiB) and rebuilt from the directory at start and every [`RESCAN_EVERY`],
+//!   which also brings in what other mounts sharing the directory wrote. Each mount bounds what
+//!   it knows of; between rescans, two mounts sharing a directory may together pass the size by
+//!   what the other wrote since.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use tracing::{debug, info, warn};
+
+/// Size of a block (the last block of an object is shorter).
+pub const BLOCK: u64 = 1 << 20;
+/// The file system holding the cache keeps at least this share free.
+pub const KEEP_FREE_PERCENT: u64 = 5;
+/// Without `--data-cache-size`, the cache takes at most this share of what its file system has
+/// free at start (counting what the cache holds already as free).
+pub const DEFAULT_SHARE_PERCENT: u64 = 50;
+/// How often the index is rebuilt from the directory.
+pub const RESCAN_EVERY: Duration = Duration::from_secs(600);
+
+const MAGIC: &[u8; 8] = b"s3dblk1\n";
+/// Magic, data length, CRC32C of the data, identity length.
+const HEADER: usize = 8 + 4 + 4 + 4;
+/// A hit sets the file's mtime again when it is older than this (seconds).
+const TOUCH_AFTER: u32 = 60;
+/// Blocks waiting to be written (each up to a BLOCK of memory).
+const QUEUE: usize = 64;
+/// Files in `tmp/` older than this were left by a crash.
+const TMP_MAX_AGE: Duration = Duration::from_secs(3600);
+
+type BlockId = [u8; 16];
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Bytes of the file (header and data).
+    size: u32,
+    /// Last use, in seconds since the Unix epoch.
+    used: u32,
+}
+
+#[derive(Default)]
+struct Index {
+    blocks: HashMap<BlockId, Entry>,
+    bytes: u64,
+}
+
+impl Index {
+    fn insert(&mut self, id: BlockId, e: Entry) {
+        if let Some(old) = self.blocks.insert(id, e) {
+            self.bytes -= u64::from(old.size);
+        }
+        self.bytes += u64::from(e.size);
+    }
+
+    fn remove(&mut self, id: &BlockId) {
+        if let Some(old) = self.blocks.remove(id) {
+            self.bytes -= u64::from(old.size);
+        }
+    }
+}
+
+/// What `s3drive status` and the metrics show.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Bytes of block files the index knows of, and its limit.
+    pub bytes: u64,
+    pub limit: u64,
+    pub blocks: u64,
+    /// Blocks read from the cache, and their bytes.
+    pub hits: u64,
+    pub bytes_served: u64,
+    /// Blocks looked for and not there (fetched from S3).
+    pub misses: u64,
+    pub blocks_written: u64,
+    pub evicted: u64,
+    /// Blocks that failed their check and were fetched again.
+    pub corrupt: u64,
+    /// Blocks not cached: the queue was full, or there was no room.
+    pub skipped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    bytes_served: AtomicU64,
+    misses: AtomicU64,
+    blocks_written: AtomicU64,
+    evicted: AtomicU64,
+    corrupt: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// One object version whose blocks the cache may hold: the identity all its blocks share.
+#[derive(Debug, Clone)]
+pub struct Version(Arc<[u8]>);
+
+enum Job {
+    Put {
+        ident: Vec<u8>,
+        data: Bytes,
+    },
+    /// Answered once every job before it is done (tests).
+    Flush(SyncSender<()>),
+}
+
+struct Inner {
+    dir: PathBuf,
+    service: String,
+    /// `None` until the first scan (the default limit depends on what the cache holds).
+    limit: AtomicU64,
+    configured_limit: Option<u64>,
+    index: Mutex<Index>,
+    counters: Counters,
+    tmp_seq: AtomicU64,
+}
+
+/// The cache; see the module documentation.
+pub struct DataCache {
+    inner: Arc<Inner>,
+    queue: SyncSender<Job>,
+}
+
+impl std::fmt::Debug for DataCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataCache").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32)
+}
+
+fn hex(id: &BlockId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<u8> {
+    u8::from_str_radix(s, 16).ok()
+}
+
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Free and total bytes of the file system holding `dir`.
+fn disk_space(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is a NUL-terminated path.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    let frsize = s.f_frsize as u64;
+    Some((s.f_bavail as u64 * frsize, s.f_blocks as u64 * frsize))
+}
+
+impl DataCache {
+    /// Opens (creating, private) the cache in `dir` for the objects of `service`, at most
+    /// `limit` bytes (default: see [`DEFAULT_SHARE_PERCENT`]). The index is built by the
+    /// writer thread in the background; until then hits are served and nothing is written.
+    pub fn open(dir: &Path, service: &str, limit: Option<u64>) -> std::io::Result<DataCache> {
+        crate::fs::staging::secure_dir(dir)?;
+        private_dir(&dir.join("blocks"))?;
+        private_dir(&dir.join("tmp"))?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            service: service.to_string(),
+            limit: AtomicU64::new(limit.unwrap_or(0)),
+            configured_limit: limit,
+            index: Mutex::default(),
+            counters: Counters::default(),
+            tmp_seq: AtomicU64::new(0),
+        });
+        let (queue, jobs) = std::sync::mpsc::sync_channel(QUEUE);
+        let writer = inner.clone();
+        std::thread::Builder::new().name("s3drive-cache".into()).spawn(move || writer.run(jobs))?;
+        Ok(DataCache { inner, queue })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The identity of one object version's blocks.
+    pub fn version(&self, bucket: &str, key: &str, etag: &str) -> Version {
+        let mut v = Vec::with_capacity(self.inner.service.len() + bucket.len() + key.len() + etag.len() + 16);
+        for part in [self.inner.service.as_str(), bucket, key, etag] {
+            v.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            v.extend_from_slice(part.as_bytes());
+        }
+        Version(v.into())
+    }
+
+    /// Block `index` of `version`, which holds `len` bytes, if the cache has it intact.
+    /// Blocking (file I/O): call it off the async threads.
+    pub fn get(&self, version: &Version, index: u64, len: usize) -> Option<Bytes> {
+        self.inner.get(&block_ident(version, index), len)
+    }
+
+    /// Caches block `index` of `version` in the background (unless the queue is full).
+    pub fn put(&self, version: &Version, index: u64, data: Bytes) {
+        let job = Job::Put { ident: block_ident(version, index), data };
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(job) {
+            self.inner.counters.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every block handed to [`put`](Self::put) so far is written (or skipped).
+    pub fn flush(&self) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if self.queue.send(Job::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        let c = &self.inner.counters;
+        let (bytes, blocks) = {
+            let idx = self.inner.index.lock().unwrap();
+            (idx.bytes, idx.blocks.len() as u64)
+        };
+        Report {
+            bytes,
+            limit: self.inner.limit.load(Ordering::Relaxed),
+            blocks,
+            hits: c.hits.load(Ordering::Relaxed),
+            bytes_served: c.bytes_served.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            blocks_written: c.blocks_written.load(Ordering::Relaxed),
+            evicted: c.evicted.load(Ordering::Relaxed),
+            corrupt: c.corrupt.load(Ordering::Relaxed),
+            skipped: c.skipped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A block's identity: its version's and the block number.
+fn block_ident(version: &Version, index: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(version.0.len() + 8);
+    v.extend_from_slice(&version.0);
+    v.extend_from_slice(&index.to_le_bytes());
+    v
+}
+
+fn block_id(ident: &[u8]) -> BlockId {
+    Md5::digest(ident).into()
+}
+
+fn crc32c(data: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
+}
+
+/// Where `data` lies in a block file's bytes, if they are block `ident` of `len` bytes, whole
+/// and unchanged.
+fn check(file: &[u8], ident: &[u8], len: usize) -> Option<std::ops::Range<usize>> {
+    let word = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as usize;
+    if file.len() != HEADER + ident.len() + len || &file[..8] != MAGIC {
+        return None;
+    }
+    if word(8) != len || word(16) != ident.len() || &file[HEADER..HEADER + ident.len()] != ident {
+        return None;
+    }
+    let data = HEADER + ident.len()..file.len();
+    (crc32c(&file[data.clone()]) as usize == word(12)).then_some(data)
+}
+
+impl Inner {
+    fn block_path(&self, id: &BlockId) -> PathBuf {
+        let h = hex(id);
+        self.dir.join("blocks").join(&h[..2]).join(&h[2..])
+    }
+
+    fn get(&self, ident: &[u8], len: usize) -> Option<Bytes> {
+        let id = block_id(ident);
+        let path = self.block_path(&id);
+        let Ok(mut file) = File::open(&path) else {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let want = HEADER + ident.len() + len;
+        let mut buf = Vec::with_capacity(want);
+        let read = (&mut file).take(want as u64 + 1).read_to_end(&mut buf);
+        let Some(data) = read.ok().and_then(|_| check(&buf, ident, len)) else {
+            warn!(file = %path.display(), "data cache: a block failed its check; removed, fetching it again");
+            let _ = std::fs::remove_file(&path);
+            self.index.lock().unwrap().remove(&id);
+            self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_served.fetch_add(len as u64, Ordering::Relaxed);
+        let now = now_secs();
+        let touch = {
+            let mut idx = self.index.lock().unwrap();
+            match idx.blocks.get_mut(&id) {
+                Some(e) if now.saturating_sub(e.used) <= TOUCH_AFTER => false,
+                Some(e) => {
+                    e.used = now;
+                    true
+                }
+                // Written by another mount sharing the directory since the last scan.
+                None => {
+                    idx.insert(id, Entry { size: buf.len() as u32, used: now });
+                    true
+                }
+            }
+        };
+        if touch {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        Some(Bytes::from(buf).slice(data))
+    }
+
+    /// The writer thread: builds the index, then writes blocks as they come.
+    fn run(&self, jobs: Receiver<Job>) {
+        self.rescan();
+        if self.configured_limit.is_none() {
+            let held = self.index.lock().unwrap().bytes;
+            let free = disk_space(&self.dir).map_or(0, |(free, _)| free);
+            self.limit.store((free + held) / 100 * DEFAULT_SHARE_PERCENT, Ordering::Relaxed);
+        }
+        let limit = self.limit.load(Ordering::Relaxed);
+        let (bytes, blocks) = {
+            let idx = self.index.lock().unwrap();
+            (idx.bytes, idx.blocks.len())
+        };
+        info!(dir = %self.dir.display(), blocks, size = %crate::stats::human(bytes), limit = %crate::stats::human(limit), "data cache ready");
+        self.make_room(0);
+        let mut scanned = Instant::now();
+        loop {
+            match jobs.recv_timeout(RESCAN_EVERY) {
+                Ok(Job::Put { ident, data }) => self.write(&ident, &data),
+                Ok(Job::Flush(done)) => {
+                    let _ = done.send(());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if scanned.elapsed() >= RESCAN_EVERY {
+                self.rescan();
+                scanned = Instant::now();
+            }
+        }
+    }
+
+    fn write(&self, ident: &[u8], data: &[u8]) {
+        let id = block_id(ident);
+        if self.index.lock().unwrap().blocks.contains_key(&id) {
+            return; // fetched twice, or written by another mount and found since
+        }
+        let size = (HEADER + ident.len() + data.len()) as u64;
+        if !self.make_room(size) {
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join("tmp").join(format!("{}-{seq}", std::process::id()));
+        let path = self.block_path(&id);
+        let written = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut header = Vec::with_capacity(HEADER + ident.len());
+            header.extend_from_slice(MAGIC);
+            header.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            header.extend_from_slice(&crc32c(data).to_le_bytes());
+            header.extend_from_slice(&(ident.len() as u32).to_le_bytes());
+            header.extend_from_slice(ident);
+            f.write_all(&header)?;
+            f.write_all(data)?;
+            drop(f);
+            if let Err(e) = std::fs::rename(&tmp, &path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(e);
+                }
+                private_dir(path.parent().expect("blocks/xx/name"))?;
+                std::fs::rename(&tmp, &path)?;
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        match written {
+            Ok(()) => {
+                self.index.lock().unwrap().insert(id, Entry { size: size as u32, used: now_secs() });
+                self.counters.blocks_written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                debug!(error = %e, "data cache: a block could not be written");
+            }
+        }
+    }
+
+    /// Evicts until `size` more bytes fit, within the limit and the disk's free share. False
+    /// when they cannot fit.
+    fn make_room(&self, size: u64) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if size > limit {
+            return false;
+        }
+        let bytes = self.index.lock().unwrap().bytes;
+        if bytes + size > limit {
+            self.evict_to((limit / 10 * 9).min(limit - size));
+        }
+        let Some((free, total)) = disk_space(&self.dir) else { return true };
+        let floor = total / 100 * KEEP_FREE_PERCENT;
+        if free >= floor + size {
+            return true;
+        }
+        // Give back what the disk lacks, and a tenth of the cache more so that this is rare.
+        let bytes = self.index.lock().unwrap().bytes;
+        self.evict_to(bytes.saturating_sub(floor + size - free + bytes / 10));
+        disk_space(&self.dir).is_some_and(|(free, _)| free >= floor + size)
+    }
+
+    /// Removes the least recently used blocks until the index holds at most `target` bytes.
+    fn evict_to(&self, target: u64) {
+        let victims: Vec<BlockId> = {
+            let mut idx = self.index.lock().unwrap();
+            if idx.bytes <= target {
+                return;
+            }
+            let mut all: Vec<(u32, BlockId, u32)> = idx.blocks.iter().map(|(id, e)| (e.used, *id, e.size)).collect();
+            all.sort_unstable();
+            let mut over = idx.bytes - target;
+            let mut victims = Vec::new();
+            for (_, id, size) in all {
+                if over == 0 {
+                    break;
+                }
+                over = over.saturating_sub(u64::from(size));
+                idx.remove(&id);
+                victims.push(id);
+            }
+            victims
+        };
+        for id in &victims {
+            let _ = std::fs::remove_file(self.block_path(id));
+        }
+        self.counters.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
+        debug!(blocks = victims.len(), "data cache: evicted");
+    }
+
+    /// Rebuilds the index from the directory, and removes what crashes left in `tmp/`.
+    fn rescan(&self) {
+        let mut found: HashMap<BlockId, Entry> = HashMap::new();
+        let blocks = self.dir.join("blocks");
+        for sub in std::fs::read_dir(&blocks).into_iter().flatten().flatten() {
+            let name = sub.file_name();
+            let Some(first) = name.to_str().filter(|n| n.len() == 2).and_then(unhex) else { continue };
+            for file in std::fs::read_dir(sub.path()).into_iter().flatten().flatten() {
+                let name = file.file_name();
+                let Some(rest) = name.to_str().filter(|n| n.len() == 30) else { continue };
+                let mut id = [first; 16];
+                if !(0..15).all(|i| unhex(&rest[2 * i..2 * i + 2]).map(|b| id[i + 1] = b).is_some()) {
+                    continue;
+                }
+                let Ok(meta) = file.metadata() else { continue };
+                found.insert(
+                    id,
+                    Entry { size: meta.len().min(u64::from(u32::MAX)) as u32, used: meta.mtime().max(0) as u32 },
+                );
+            }
+        }
+        for f in std::fs::read_dir(self.dir.join("tmp")).into_iter().flatten().flatten() {
+            let old =
+                f.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > TMP_MAX_AGE);
+            if old {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+        let mut idx = self.index.lock().unwrap();
+        let mut fresh = Index::default();
+        for (id, mut e) in found {
+            if let Some(known) = idx.blocks.get(&id) {
+                e.used = e.used.max(known.used);
+            }
+            fresh.insert(id, e);
+        }
+        *idx = fresh;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(len: usize, seed: u8) -> Bytes {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>().into()
+    }
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for sub in std::fs::read_dir(dir.join("blocks")).unwrap().flatten() {
+            out.extend(std::fs::read_dir(sub.path()).unwrap().flatten().map(|f| f.path()));
+        }
+        out
+    }
+
+    #[test]
+    fn blocks_round_trip_and_are_keyed_by_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DataCache::open(dir.path(), "svc", Some(64 << 20)).unwrap();
+        let v1 = cache.version("b", "k", "\"e1\"");
+        let v2 = cache.version("b", "k", "\"e2\"");
+        assert_eq!(cache.get(&v1, 0, 1000), None);
+        cache.put(&v1, 0, block(1000, 1));
+        cache.put(&v1, 1, block(10, 2));
+        cache.flush();
+        assert_eq!(cache.get(&v1, 0, 1000), Some(block(1000, 1)));
+        assert_eq!(cache.get(&v1, 1, 10), Some(block(10, 2)));
+        // Another ETag, another key, another service, another length: none of them is this block.
+        assert_eq!(cache.get(&v2, 0, 1000), None);
+        assert_eq!(cache.get(&cache.version("b", "k2", "\"e1\""), 0, 1000), None);
+        let other = DataCache::open(dir.path(), "svc2", Some(64 << 20)).unwrap();
+        assert_eq!(other.get(&other.version("b", "k", "\"e1\""), 0, 1000), None);
+        let r = cache.report();
+        assert_eq!((r.hits, r.blocks_written, r.corrupt), (2, 2, 0));
+        // Private: files 0600, directories 0700.
+        for f in files(dir.path()) {
+            assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(f.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        }
+        // A second cache on the directory (a remount) finds them.
+        drop(cache);
+        let again = DataCache::open(dir.path(), "svc", Some(64 << 20)).unwrap();
+        again.flush();
+        assert_eq!(again.report().blocks, 2);
+        assert_eq!(again.get(&again.version("b", "k", "\"e1\""), 0, 1000), Some(block(1000, 1)));
+    }
+
+    #[test]
+    fn damaged_blocks_are_dropped_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DataCache::open(dir.path(), "svc", Some(64 << 20)).unwrap();
+        let v = cache.version("b", "k", "e");
+        for i in 0..3 {
+            cache.put(&v, i, block(4096, i as u8));
+        }
+        cache.flush();
+        let mut f = files(dir.path());
+        f.sort();
+        // One byte of data flipped, a file cut short, a header scribbled over.
+        let mut bytes = std::fs::read(&f[0]).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&f[0], &bytes).unwrap();
+        let bytes = std::fs::read(&f[1]).unwrap();
+        std::fs::write(&f[1], &bytes[..bytes.len() - 100]).unwrap();
+        let mut bytes = std::fs::read(&f[2]).unwrap();
+        bytes[..8].copy_from_slice(b"garbage!");
+        std::fs::write(&f[2], &bytes).unwrap();
+        for i in 0..3 {
+            assert_eq!(cache.get(&v, i, 4096), None, "block {i}");
+        }
+        let r = cache.report();
+        assert_eq!((r.corrupt, r.hits, r.blocks), (3, 0, 0));
+        assert!(files(dir.path()).is_empty(), "damaged files are removed");
+        // Fetched and cached again.
+        cache.put(&v, 0, block(4096, 0));
+        cache.flush();
+        assert_eq!(cache.get(&v, 0, 4096), Some(block(4096, 0)));
+    }
+
+    #[test]
+    fn size_is_bounded_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let each = (HEADER + 4 + 1 + 4 + 1 + 4 + 1 + 4 + 1 + 8 + 100_000) as u64;
+        let cache = DataCache::open(dir.path(), "s", Some(each * 10)).unwrap();
+        let v = cache.version("b", "k", "e");
+        for i in 0..10 {
+            cache.put(&v, i, block(100_000, i as u8));
+        }
+        cache.flush();
+        assert_eq!(cache.report().blocks, 10);
+        assert_eq!(cache.report().bytes, each * 10);
+        // Written long ago in order, then block 0 is used again.
+        {
+            let mut idx = cache.inner.index.lock().unwrap();
+            for i in 0..10u32 {
+                idx.blocks.get_mut(&block_id(&block_ident(&v, u64::from(i)))).unwrap().used = now_secs() - 1000 + i;
+            }
+        }
+        assert!(cache.get(&v, 0, 100_000).is_some());
+        cache.put(&v, 10, block(100_000, 10));
+        cache.flush();
+        let r = cache.report();
+        assert!(r.bytes <= each * 10 && r.evicted >= 1, "{r:?}");
+        let on_disk: u64 = files(dir.path()).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+        assert_eq!(on_disk, r.bytes);
+        assert!(cache.get(&v, 0, 100_000).is_some(), "the block used last stays");
+        assert!(cache.get(&v, 10, 100_000).is_some());
+        assert!(cache.get(&v, 1, 100_000).is_none(), "the oldest went first");
+        // A block larger than the whole cache is not written at all.
+        cache.put(&v, 11, block(each as usize * 11, 1));
+        cache.flush();
+        assert!(cache.report().bytes <= each * 10);
+    }
+
+    #[test]
+    fn leftovers_in_tmp_are_removed_and_default_limit_is_a_share_of_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let old = dir.path().join("tmp/999-1");
+        std::fs::write(&old, b"half a block").unwrap();
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
+        let young = dir.path().join("tmp/999-2");
+        std::fs::write(&young, b"another mount is writing").unwrap();
+        let cache = DataCache::open(dir.path(), "s", None).unwrap();
+        cache.flush();
+        assert!(!old.exists() && young.exists());
+        let (free, _) = disk_space(dir.path()).unwrap();
+        let limit = cache.report().limit;
+        assert!(limit > 0 && limit <= free / 100 * (DEFAULT_SHARE_PERCENT + 5), "{limit} of {free}");
+    }
+}
