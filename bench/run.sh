@@ -17,7 +17,10 @@
 # first run); (6) PAR_N parallel readers of PAR_MIB objects; (7) `ls -l` of META_N objects that
 # another client uploaded with s3fs-style metadata (mode 0600, an old mtime, owner 42:43), cold
 # (s3drive with an empty cache directory: another host) and warm (a remount, s3drive with the
-# index the cold run filled). Each tool's `ls -l` output is checked for the stored mode.
+# index the cold run filled). Each tool's `ls -l` output is checked for the stored mode;
+# (8) read again: AGAIN_N objects of 1 MiB and one of READ_MIB, each read twice with a local data
+# cache (s3drive --data-cache, rclone --vfs-cache-mode full, s3fs use_cache), each pass by new
+# processes after dropping the page cache (needs root; each pass's GetObjects are in the notes).
 #
 # Writes start with no writeback pending (`sync` before the clock), so what earlier workloads
 # left dirty in the page cache is not flushed during whichever tool's write comes next.
@@ -39,9 +42,10 @@ SMALL_N=${SMALL_N:-1000}
 MIXED_MIB=${MIXED_MIB:-200}
 PAR_N=${PAR_N:-8}
 PAR_MIB=${PAR_MIB:-128}
+AGAIN_N=${AGAIN_N:-1000}
 META_N=${META_N:-5000}
 TOOLS=${TOOLS:-"s3drive rclone s3fs direct"}
-ONLY=${ONLY:-"1 2 3 4 5 6 7"}   # which workloads to run, by number
+ONLY=${ONLY:-"1 2 3 4 5 6 7 8"}   # which workloads to run, by number
 WAIT_MAX=${WAIT_MAX:-120}
 port=${BENCH_PORT:-8917}
 size_mib=$READ_MIB
@@ -49,7 +53,7 @@ size_mib=$READ_MIB
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 export RUST_LOG=s3s::ops=debug   # s3s-fs logs one "resolved route, op: X" line per request
-bench_setup "$((READ_MIB + WRITE_MIB * 2 + PAR_N * PAR_MIB + MIXED_MIB * 8 + 2048))"
+bench_setup "$((READ_MIB * 3 + WRITE_MIB * 2 + PAR_N * PAR_MIB + MIXED_MIB * 8 + AGAIN_N * 2 + 2048))"
 d=$work/data
 log=$work/s3s.log
 
@@ -68,12 +72,17 @@ done
 echo "preparing data" >&2
 # Listed trees are written as files: straight into s3s-fs's directory, or synced into Garage.
 fill=$d; [ "$SERVER" = s3s-fs ] || fill=$work/fill
-make_bucket read; make_bucket par
+make_bucket read; make_bucket par; make_bucket again
 mkdir -p "$fill/tree" "$work/small" "$work/mixed"
 # Large objects go in through PutObject: s3s-fs keeps their MD5 then, instead of hashing the
 # whole file again for every ranged GET.
 put_random() { head -c $(($2 << 20)) /dev/urandom >"$work/tmp.obj"; curl_s3 -T "$work/tmp.obj" "$ep/$1" >/dev/null; rm -f "$work/tmp.obj"; }
 put_random read/big "$READ_MIB"
+if [[ " $ONLY " == *" 8 "* ]]; then
+  put_random again/big "$READ_MIB"
+  mkdir -p "$fill/again"
+  for i in $(seq -w "$AGAIN_N"); do head -c $((1 << 20)) /dev/urandom >"$fill/again/f$i"; done
+fi
 for i in $(seq "$PAR_N"); do put_random "par/p$i" "$PAR_MIB"; done
 head -c $((WRITE_MIB << 20)) /dev/urandom >"$work/write.src"
 python3 - "$fill" "$work" "$LS_NS" "$TREE_DIRS" "$TREE_FILES" "$SMALL_N" "$MIXED_MIB" <<'PY'
@@ -142,22 +151,24 @@ object_size() { curl_s3 -I "$ep/$1" | awk 'tolower($1)=="content-length:" {print
 gave_up() { notes+=("$tool, $w: S3 did not show the result within ${WAIT_MAX}s (timed as ${WAIT_MAX}s)"); }
 wait_keys() { local end=$((SECONDS + WAIT_MAX)); until [ "$(count_keys "$1")" -eq "$2" ]; do [ $SECONDS -lt $end ] || { gave_up; return 0; }; sleep 0.02; done; }
 wait_size() { local end=$((SECONDS + WAIT_MAX)); until [ "$(object_size "$1" || echo 0)" = "$2" ]; do [ $SECONDS -lt $end ] || { gave_up; return 0; }; sleep 0.02; done; }
+gets() { if [ "$SERVER" = s3s-fs ]; then grep -c 'resolved route, op: GetObject' "$log" || true; else echo 0; fi; }
 requests() { if [ "$SERVER" = s3s-fs ]; then grep -c 'resolved route, op:' "$log" || true; else echo 0; fi; }
 aws_() { env -u AWS_CA_BUNDLE aws --endpoint-url "$ep" "$@"; }
 
 daemon=
 mount_tool() { # tool bucket
   case $1 in
-    s3drive) ./target/release/s3drive --foreground --endpoint-url "$ep" --force-path-style --cache-dir "$work/cache-s3drive" "$2" "$mnt" 2>>"$work/s3drive.log" & ;;
+    s3drive) ./target/release/s3drive --foreground --endpoint-url "$ep" --force-path-style --cache-dir "$work/cache-s3drive" \
+        ${data_cache:+--data-cache "$work/data-cache"} "$2" "$mnt" 2>>"$work/s3drive.log" & ;;
     rclone)
       env -u AWS_CA_BUNDLE RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other RCLONE_CONFIG_B_ENV_AUTH=false \
         RCLONE_CONFIG_B_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" RCLONE_CONFIG_B_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" RCLONE_CONFIG_B_ENDPOINT="$ep" \
-        RCLONE_CONFIG_B_REGION=us-east-1 rclone mount "b:$2" "$mnt" --vfs-cache-mode writes --vfs-write-back 0s \
+        RCLONE_CONFIG_B_REGION=us-east-1 rclone mount "b:$2" "$mnt" --vfs-cache-mode "$([ -n "${data_cache:-}" ] && echo full || echo writes)" --vfs-write-back 0s \
         --cache-dir "$work/cache-rclone" >>"$work/rclone.log" 2>&1 & ;;
     s3fs)
       echo "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$work/s3fs.passwd"; chmod 600 "$work/s3fs.passwd"
       s3fs "$2" "$mnt" -f -o url="$ep" -o use_path_request_style -o passwd_file="$work/s3fs.passwd" \
-        -o endpoint=us-east-1 >>"$work/s3fs.log" 2>&1 & ;;
+        -o endpoint=us-east-1 ${data_cache:+-o use_cache="$work/data-cache"} >>"$work/s3fs.log" 2>&1 & ;;
   esac
   daemon=$!
   for _ in $(seq 300); do grep -q " $mnt " /proc/mounts && return 0; sleep 0.05; done
@@ -259,11 +270,31 @@ for tool in $TOOLS; do
   run_case "7. ls -l ${META_N} objects with metadata, cold" meta 'ls -ln "$mnt" >"$work/ls.out"; '"$check_meta"
   pre=
   run_case "7. ls -l ${META_N} objects with metadata, warm" meta 'ls -ln "$mnt" >"$work/ls.out"; '"$check_meta"
+  # 8. Each pass reads the small objects, then the large one, in new processes with the page
+  # cache dropped: the first pass reads what the server has on disk, the second only what the
+  # tool's own data cache has there.
+  if selected 8; then
+    rm -rf "$work/data-cache" "$work/cache-rclone"
+    data_cache=1; mount_tool "$tool" again; data_cache=
+    for pass in first second; do
+      sync; echo 3 >/proc/sys/vm/drop_caches
+      for what in files big; do
+        if [ $what = files ]; then w="8. read ${AGAIN_N} x 1 MiB again, $pass"; else w="8. read ${READ_MIB} MiB again, $pass"; fi
+        g0=$(gets); r0=$(requests); s=$(date +%s.%N)
+        if [ $what = files ]; then cat "$mnt"/f* >/dev/null; else cat "$mnt/big" >/dev/null; fi
+        record "$w" "$tool" "$(echo "$(date +%s.%N) - $s" | bc -l)" "$(( $(requests) - r0 ))"
+        [ "$SERVER" = s3s-fs ] && notes+=("$tool, $w: $(( $(gets) - g0 )) GetObject")
+      done
+    done
+    unmount_tool "8. read ${AGAIN_N} x 1 MiB again, first" "8. read ${AGAIN_N} x 1 MiB again, second" \
+      "8. read ${READ_MIB} MiB again, first" "8. read ${READ_MIB} MiB again, second"
+    rm -rf "$work/data-cache" "$work/cache-rclone"
+  fi
 done
 done
 
 # ----- the table -----
-mib_of() { case $1 in "1."*) echo "$READ_MIB" ;; "2."*) echo "$WRITE_MIB" ;; "5. rsync -a $MIXED_MIB"*) echo "$MIXED_MIB" ;; "6."*) echo $((PAR_N * PAR_MIB)) ;; *) echo "" ;; esac; }
+mib_of() { case $1 in "1."*) echo "$READ_MIB" ;; "8. read $AGAIN_N x"*) echo "$AGAIN_N" ;; "8."*) echo "$READ_MIB" ;; "2."*) echo "$WRITE_MIB" ;; "5. rsync -a $MIXED_MIB"*) echo "$MIXED_MIB" ;; "6."*) echo $((PAR_N * PAR_MIB)) ;; *) echo "" ;; esac; }
 echo
 echo "s3drive $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores, Linux $(uname -r); $server_name on 127.0.0.1;"
 echo "$(rclone version 2>/dev/null | head -1); $(s3fs --version 2>/dev/null | head -1 | cut -c1-60); aws-cli $(aws --version 2>&1 | cut -d' ' -f1 | cut -d/ -f2)."

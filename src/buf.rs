@@ -107,6 +107,19 @@ impl PoolBuf {
         n
     }
 
+    /// The room not filled yet, to be written in place; [`set_filled`](Self::set_filled) then
+    /// says how much of the buffer holds data.
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        let at = self.off + self.len;
+        &mut self.vec[at..self.off + self.cap]
+    }
+
+    /// The first `n` bytes hold data.
+    pub fn set_filled(&mut self, n: usize) {
+        assert!(n <= self.cap, "{n} bytes in a buffer of {}", self.cap);
+        self.len = n;
+    }
+
     /// The filled bytes as `Bytes`; the buffer returns to the pool when the last clone or slice
     /// of them is dropped.
     pub fn freeze(self) -> Bytes {

@@ -173,6 +173,41 @@ fn a_damaged_block_is_detected_and_fetched_again() {
 }
 
 #[test]
+fn files_written_through_the_mount_are_read_back_from_the_cache() {
+    let c = client();
+    let b = bucket("dcache-write");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let cache = tempfile::tempdir().unwrap();
+    let body = data(2 * MIB + 5, 4);
+    let src = tempfile::NamedTempFile::new().unwrap();
+    fs::write(src.path(), &body).unwrap();
+    let (mut m, _s) = cached(&proxy, &b, cache.path(), &["--direct-read-size", "1"]);
+    sh(&format!("cp '{}' '{}/w.bin'", src.path().display(), m.path().display()));
+    // A file rewritten after its first upload, while still open: only what was uploaded last
+    // is cached under its version.
+    {
+        use std::io::{Seek, Write};
+        let mut f =
+            fs::OpenOptions::new().write(true).create(true).truncate(true).open(m.path().join("r.bin")).unwrap();
+        f.write_all(&data(MIB, 5)).unwrap();
+        f.sync_all().unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(&data(MIB, 6)).unwrap();
+        close(f).unwrap();
+    }
+    assert_eq!(get(&c, &b, "r.bin"), data(MIB, 6));
+    wait_for_blocks(cache.path(), 4);
+    m.unmount();
+
+    proxy.reset();
+    let (m, _s) = cached(&proxy, &b, cache.path(), &[]);
+    same(&m.path().join("w.bin"), &body);
+    same(&m.path().join("r.bin"), &data(MIB, 6));
+    assert_eq!(proxy.count("GetObject"), 0, "{:?}", proxy.counts());
+}
+
+#[test]
 fn the_cache_stays_within_its_size() {
     let c = client();
     let b = bucket("dcache-size");

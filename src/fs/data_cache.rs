@@ -131,6 +131,15 @@ enum Job {
         ident: Vec<u8>,
         data: Bytes,
     },
+    /// A file uploaded through the mount: its blocks are copied from `file` as long as `changes`
+    /// still reads `seen` after each read.
+    Seed {
+        version: Version,
+        file: Arc<File>,
+        changes: Arc<AtomicU64>,
+        seen: u64,
+        size: u64,
+    },
     /// Answered once every job before it is done (tests).
     Flush(SyncSender<()>),
 }
@@ -227,7 +236,14 @@ impl DataCache {
     /// Block `index` of `version`, which holds `len` bytes, if the cache has it intact.
     /// Blocking (file I/O): call it off the async threads.
     pub fn get(&self, version: &Version, index: u64, len: usize) -> Option<Bytes> {
-        self.inner.get(&block_ident(version, index), len)
+        let mut out = vec![0u8; len];
+        self.read_into(version, index, &mut out).then(|| out.into())
+    }
+
+    /// Reads block `index` of `version` into `out` (its length is the block's), and whether
+    /// the cache had it intact (if not, `out` holds nothing of use). Blocking, like `get`.
+    pub fn read_into(&self, version: &Version, index: u64, out: &mut [u8]) -> bool {
+        self.inner.read_into(&block_ident(version, index), out)
     }
 
     /// Caches block `index` of `version` in the background (unless the queue is full).
@@ -238,11 +254,47 @@ impl DataCache {
         }
     }
 
-    /// Waits until every block handed to [`put`](Self::put) so far is written (or skipped).
+    /// Caches the `size` bytes of `file`, just uploaded as `version`, in the background, unless
+    /// they would take more than a quarter of the cache. Each block is copied only while
+    /// `changes` still reads `seen` (nothing has written to the file since the upload).
+    pub fn seed(&self, version: Version, file: Arc<File>, changes: Arc<AtomicU64>, seen: u64, size: u64) {
+        if size == 0 || size > self.inner.limit.load(Ordering::Relaxed) / 4 {
+            return;
+        }
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(Job::Seed { version, file, changes, seen, size }) {
+            self.inner.counters.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every block handed to [`put`](Self::put) or [`seed`](Self::seed) so far is
+    /// written (or skipped).
     pub fn flush(&self) {
+        self.flush_within(Duration::MAX);
+    }
+
+    /// [`flush`](Self::flush), waiting at most about `limit`.
+    pub fn flush_within(&self, limit: Duration) {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if self.queue.send(Job::Flush(tx)).is_ok() {
-            let _ = rx.recv();
+        let deadline = Instant::now().checked_add(limit);
+        let mut job = Job::Flush(tx);
+        // The queue may be full: wait for room, within the limit.
+        loop {
+            match self.queue.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Full(j)) if deadline.is_none_or(|d| Instant::now() < d) => {
+                    job = j;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        match deadline {
+            None => {
+                let _ = rx.recv();
+            }
+            Some(d) => {
+                let _ = rx.recv_timeout(d.saturating_duration_since(Instant::now()));
+            }
         }
     }
 
@@ -283,18 +335,10 @@ fn crc32c(data: &[u8]) -> u32 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
 }
 
-/// Where `data` lies in a block file's bytes, if they are block `ident` of `len` bytes, whole
-/// and unchanged.
-fn check(file: &[u8], ident: &[u8], len: usize) -> Option<std::ops::Range<usize>> {
-    let word = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as usize;
-    if file.len() != HEADER + ident.len() + len || &file[..8] != MAGIC {
-        return None;
-    }
-    if word(8) != len || word(16) != ident.len() || &file[HEADER..HEADER + ident.len()] != ident {
-        return None;
-    }
-    let data = HEADER + ident.len()..file.len();
-    (crc32c(&file[data.clone()]) as usize == word(12)).then_some(data)
+/// Whether a block file's header and identity (`head`) are those of block `ident` of `len` bytes.
+fn check_header(head: &[u8], ident: &[u8], len: usize) -> bool {
+    let word = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap()) as usize;
+    &head[..8] == MAGIC && word(8) == len && word(16) == ident.len() && &head[HEADER..] == ident
 }
 
 impl Inner {
@@ -303,26 +347,30 @@ impl Inner {
         self.dir.join("blocks").join(&h[..2]).join(&h[2..])
     }
 
-    fn get(&self, ident: &[u8], len: usize) -> Option<Bytes> {
+    fn read_into(&self, ident: &[u8], out: &mut [u8]) -> bool {
         let id = block_id(ident);
         let path = self.block_path(&id);
         let Ok(mut file) = File::open(&path) else {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return false;
         };
-        let want = HEADER + ident.len() + len;
-        let mut buf = Vec::with_capacity(want);
-        let read = (&mut file).take(want as u64 + 1).read_to_end(&mut buf);
-        let Some(data) = read.ok().and_then(|_| check(&buf, ident, len)) else {
+        // The header and identity, then the data straight into `out`, then nothing more.
+        let mut head = vec![0u8; HEADER + ident.len()];
+        let intact = file.read_exact(&mut head).is_ok()
+            && check_header(&head, ident, out.len())
+            && file.read_exact(out).is_ok()
+            && file.read(&mut [0u8; 1]).is_ok_and(|n| n == 0)
+            && crc32c(out).to_le_bytes() == head[12..16];
+        if !intact {
             warn!(file = %path.display(), "data cache: a block failed its check; removed, fetching it again");
             let _ = std::fs::remove_file(&path);
             self.index.lock().unwrap().remove(&id);
             self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
+            return false;
+        }
         self.counters.hits.fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes_served.fetch_add(len as u64, Ordering::Relaxed);
+        self.counters.bytes_served.fetch_add(out.len() as u64, Ordering::Relaxed);
         let now = now_secs();
         let touch = {
             let mut idx = self.index.lock().unwrap();
@@ -334,7 +382,7 @@ impl Inner {
                 }
                 // Written by another mount sharing the directory since the last scan.
                 None => {
-                    idx.insert(id, Entry { size: buf.len() as u32, used: now });
+                    idx.insert(id, Entry { size: (head.len() + out.len()) as u32, used: now });
                     true
                 }
             }
@@ -342,7 +390,7 @@ impl Inner {
         if touch {
             let _ = file.set_modified(SystemTime::now());
         }
-        Some(Bytes::from(buf).slice(data))
+        true
     }
 
     /// The writer thread: builds the index, then writes blocks as they come.
@@ -364,6 +412,9 @@ impl Inner {
         loop {
             match jobs.recv_timeout(RESCAN_EVERY) {
                 Ok(Job::Put { ident, data }) => self.write(&ident, &data),
+                Ok(Job::Seed { version, file, changes, seen, size }) => {
+                    self.seed(&version, &file, &changes, seen, size)
+                }
                 Ok(Job::Flush(done)) => {
                     let _ = done.send(());
                 }
@@ -374,6 +425,19 @@ impl Inner {
                 self.rescan();
                 scanned = Instant::now();
             }
+        }
+    }
+
+    fn seed(&self, version: &Version, file: &File, changes: &AtomicU64, seen: u64, size: u64) {
+        use std::os::unix::fs::FileExt;
+        let mut data = vec![0u8; BLOCK as usize];
+        for i in 0..size.div_ceil(BLOCK) {
+            let len = (size - i * BLOCK).min(BLOCK) as usize;
+            if file.read_exact_at(&mut data[..len], i * BLOCK).is_err() || changes.load(Ordering::SeqCst) != seen {
+                debug!("data cache: a file changed after its upload; not cached");
+                return;
+            }
+            self.write(&block_ident(version, i), &data[..len]);
         }
     }
 
@@ -627,6 +691,30 @@ mod tests {
         cache.put(&v, 11, block(each as usize * 11, 1));
         cache.flush();
         assert!(cache.report().bytes <= each * 10);
+    }
+
+    #[test]
+    fn uploaded_files_seed_the_cache_unless_changed_since() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DataCache::open(dir.path(), "s", Some(64 << 20)).unwrap();
+        cache.flush();
+        let body = block(2 * BLOCK as usize + 10, 9);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&body).unwrap();
+        let (file, changes) = (Arc::new(f), Arc::new(AtomicU64::new(5)));
+        let v = cache.version("b", "k", "e1");
+        cache.seed(v.clone(), file.clone(), changes.clone(), 5, body.len() as u64);
+        cache.flush();
+        assert_eq!(cache.get(&v, 0, BLOCK as usize).as_deref(), Some(&body[..BLOCK as usize]));
+        assert_eq!(cache.get(&v, 2, 10).as_deref(), Some(&body[2 * BLOCK as usize..]));
+        // Written since the upload: not a copy of version e2 any more.
+        let v2 = cache.version("b", "k", "e2");
+        changes.fetch_add(1, Ordering::SeqCst);
+        cache.seed(v2.clone(), file, changes, 5, body.len() as u64);
+        cache.flush();
+        assert_eq!(cache.get(&v2, 0, BLOCK as usize), None);
+        assert_eq!(cache.report().blocks, 3);
     }
 
     #[test]

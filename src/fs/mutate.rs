@@ -238,6 +238,11 @@ impl<S: ObjectStore> Fs<S> {
         match uploaded {
             Ok(r) => {
                 let put = st.meta.to_put(&st.key, &st.extra);
+                if let (Some(cache), Some(etag)) = (&self.data_cache, &r.etag) {
+                    // What was just uploaded is what a read of this version would fetch.
+                    let (file, changes, seen) = st.contents();
+                    cache.seed(cache.version(&st.bucket, &st.key, etag), file, changes, seen, st.size);
+                }
                 self.now_in_s3(ino, st, r.etag, &put);
                 debug!(bucket = &*st.bucket, key = st.key, size = st.size, "uploaded");
                 Ok(())
@@ -906,6 +911,11 @@ impl<S: ObjectStore> Fs<S> {
         // What the index learned reaches its file (a blocking wait of at most a few seconds).
         if self.index.path().is_some() {
             tokio::task::block_in_place(|| self.index.sync());
+        }
+        // Blocks read or uploaded just before the unmount reach the data cache (a few seconds at
+        // most: the queue holds 64 blocks).
+        if let Some(cache) = &self.data_cache {
+            tokio::task::block_in_place(|| cache.flush_within(std::time::Duration::from_secs(10)));
         }
     }
 }

@@ -29,8 +29,9 @@ use tokio::task::JoinHandle;
 
 use super::data_cache::{BLOCK, DataCache};
 use super::error::{Error, Result};
+use crate::buf::PoolBuf;
 use crate::config::ReadConfig;
-use crate::store::{ObjectStore, StoreResult};
+use crate::store::{ObjectStore, StoreError, StoreResult};
 
 /// Permits are counted in pages so that a u32 covers any budget.
 const PAGE: u64 = 4096;
@@ -111,8 +112,9 @@ struct Cached {
 }
 
 impl Cached {
-    /// Bytes `start..end` (whole blocks): from the cache where it has them, else from S3 (one
-    /// GET per run of missing blocks, sent together), which the cache is then given.
+    /// Bytes `start..end` (whole blocks): from the cache where it has them, read straight into
+    /// one part-sized buffer, else from S3 (one GET per run of missing blocks), which the cache
+    /// is then given.
     async fn fetch<S: ObjectStore>(
         self,
         store: &S,
@@ -124,46 +126,55 @@ impl Cached {
     ) -> StoreResult<Bytes> {
         let (first, last, size) = (start / BLOCK, end.div_ceil(BLOCK), self.size);
         let block_len = move |i: u64| (((i + 1) * BLOCK).min(size) - i * BLOCK) as usize;
+        let at = move |i: u64| ((i - first) * BLOCK) as usize;
+        let total = (end - start) as usize;
         let (cache, version) = (self.cache.clone(), self.version.clone());
-        let found: Vec<Option<Bytes>> =
-            tokio::task::spawn_blocking(move || (first..last).map(|i| cache.get(&version, i, block_len(i))).collect())
-                .await
-                .unwrap_or_else(|_| vec![None; (last - first) as usize]);
-        // Runs of missing blocks, each fetched with one GET (sent one after another: a part
-        // mixes cached and missing blocks only when the cache lost some of an object).
-        let mut pieces: Vec<std::result::Result<Bytes, (u64, u64)>> = Vec::new();
-        for (i, b) in (first..last).zip(found) {
-            match (b, pieces.last_mut()) {
-                (Some(b), _) => pieces.push(Ok(b)),
-                (None, Some(Err((_, run_end)))) if *run_end == i => *run_end = i + 1,
-                (None, _) => pieces.push(Err((i, i + 1))),
+        let (mut buf, found) = tokio::task::spawn_blocking(move || {
+            let mut buf = PoolBuf::new(total);
+            let room = buf.spare_mut();
+            let found: Vec<bool> =
+                (first..last).map(|i| cache.read_into(&version, i, &mut room[at(i)..at(i) + block_len(i)])).collect();
+            (buf, found)
+        })
+        .await
+        .map_err(|e| StoreError::Network(format!("data cache read failed: {e}")))?;
+        let put = |i: u64, data: &Bytes, from: usize| {
+            if data.len() >= from + block_len(i) {
+                self.cache.put(&self.version, i, data.slice(from..from + block_len(i)));
+            }
+        };
+        if !found.contains(&true) {
+            // Nothing cached (a first read): the GET's own buffer is the part.
+            drop(buf);
+            let data = store.get_range(bucket, key, start, end, etag).await?;
+            (first..last).for_each(|i| put(i, &data, at(i)));
+            return Ok(data);
+        }
+        // Runs of missing blocks (sent one after another: a part mixes cached and missing
+        // blocks only when the cache lost some of an object).
+        let mut filled = total;
+        let mut i = first;
+        while i < last {
+            if found[(i - first) as usize] {
+                i += 1;
+                continue;
+            }
+            let run = i;
+            while i < last && !found[(i - first) as usize] {
+                i += 1;
+            }
+            let (from, to) = (at(run), at(i - 1) + block_len(i - 1));
+            let data = store.get_range(bucket, key, start + from as u64, start + to as u64, etag).await?;
+            (run..i).for_each(|b| put(b, &data, at(b) - from));
+            let n = data.len().min(to - from);
+            buf.spare_mut()[from..from + n].copy_from_slice(&data[..n]);
+            if n < to - from {
+                filled = from + n; // the object is shorter than it was at open
+                break;
             }
         }
-        let mut out: Vec<Bytes> = Vec::with_capacity(pieces.len());
-        for piece in pieces {
-            match piece {
-                Ok(b) => out.push(b),
-                Err((a, b)) => {
-                    let data = store.get_range(bucket, key, a * BLOCK, (b * BLOCK).min(end), etag).await?;
-                    for i in a..b {
-                        let from = ((i - a) * BLOCK) as usize;
-                        let len = block_len(i);
-                        if data.len() >= from + len {
-                            self.cache.put(&self.version, i, data.slice(from..from + len));
-                        }
-                    }
-                    out.push(data);
-                }
-            }
-        }
-        if out.len() == 1 {
-            return Ok(out.pop().expect("one"));
-        }
-        let mut all = BytesMut::with_capacity((end - start) as usize);
-        for b in out {
-            all.extend_from_slice(&b);
-        }
-        Ok(all.freeze())
+        buf.set_filled(filled);
+        Ok(buf.freeze())
     }
 }
 

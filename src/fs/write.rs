@@ -274,6 +274,9 @@ pub struct Staged {
     /// Set by copy_file_range; see [`CopySource`].
     pub copied_from: Option<CopySource>,
     pub progress: Arc<Progress>,
+    /// Counts changes to the staging file (bumped before each), so that a copy taken in the
+    /// background knows whether it still holds the bytes uploaded (see [`Staged::contents`]).
+    changes: Arc<AtomicU64>,
 }
 
 static NEXT_STAGE: AtomicU64 = AtomicU64::new(0);
@@ -329,6 +332,7 @@ impl Staged {
             stream: None,
             copied_from: None,
             progress: Arc::default(),
+            changes: Arc::default(),
         };
         if let Err(e) = st.save_journal() {
             st.discard();
@@ -416,6 +420,7 @@ impl Staged {
             if data.is_empty() {
                 break;
             }
+            self.changes.fetch_add(1, Ordering::SeqCst);
             self.file.write_all_at(&data, off).map_err(local)?;
             off += data.len() as u64;
         }
@@ -475,6 +480,7 @@ impl Staged {
             return Err(Error::FileTooLarge);
         }
         self.dirty = true;
+        self.changes.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.file.write_all_at(data, offset) {
             return Err(self.staging_failed(e));
         }
@@ -503,6 +509,12 @@ impl Staged {
         Ok(())
     }
 
+    /// The staging file, its change counter, and the counter's value now: bytes read from the
+    /// file are the ones it holds now if the counter still has that value after the read.
+    pub fn contents(&self) -> (Arc<File>, Arc<AtomicU64>, u64) {
+        (self.file.clone(), self.changes.clone(), self.changes.load(Ordering::SeqCst))
+    }
+
     /// Sets the size; a file filled by copy_file_range must be materialized first unless `size`
     /// is 0.
     pub async fn truncate<S: ObjectStore>(&mut self, store: &Arc<S>, size: u64) -> Result<()> {
@@ -512,6 +524,7 @@ impl Staged {
             return Err(Error::FileTooLarge);
         }
         self.copied_from = None;
+        self.changes.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.file.set_len(size) {
             return Err(self.staging_failed(e));
         }
