@@ -73,7 +73,7 @@ fn second_reads_send_no_get_in_a_new_process_another_mount_and_after_a_remount()
     for (i, d) in small.iter().enumerate() {
         same(&a.path().join(format!("small/{i}.txt")), d);
     }
-    assert!(proxy.count("GetObject") >= 1 + small.len() as u64);
+    assert!(proxy.count("GetObject") > small.len() as u64);
     let files = wait_for_blocks(cache.path(), blocks);
     assert_eq!(files.len(), blocks, "{files:?}");
     for f in &files {
