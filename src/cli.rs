@@ -253,6 +253,12 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", requires = "data_cache", help_heading = "Caching")]
     pub data_cache_size: Option<String>,
 
+    /// Files the kernel may hold as inodes before s3drive asks it to forget the least recently
+    /// used ones (those unused for --metadata-ttl): a walk of millions of names (`find`, `du`)
+    /// keeps memory bounded. About 400 bytes each in s3drive.
+    #[arg(long, value_name = "N", default_value = "100000", help_heading = "Caching")]
+    pub inode_budget: usize,
+
     /// Most memory used for read-ahead across all open files, in MiB.
     #[arg(long, value_name = "MIB", default_value = "128", help_heading = "Performance")]
     pub read_ahead_memory: u64,

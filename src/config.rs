@@ -51,6 +51,8 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The local data cache (`--data-cache`), if any.
     pub data_cache: Option<DataCacheConfig>,
+    /// File inodes the kernel may hold before the least recently used are forgotten.
+    pub inode_budget: usize,
 }
 
 /// See `fs::data_cache`.
@@ -140,6 +142,7 @@ impl Default for Config {
             metadata: MetadataConfig::default(),
             metrics_addr: None,
             data_cache: None,
+            inode_budget: 100_000,
         }
     }
 }
@@ -440,6 +443,11 @@ impl Config {
                         })?),
                     },
                 }),
+            },
+            inode_budget: if args.inode_budget >= 100 {
+                args.inode_budget
+            } else {
+                return Err(bad("--inode-budget must be at least 100"));
             },
             nonempty: args.nonempty,
             // A view of the past cannot be written to.

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 
@@ -170,6 +170,46 @@ fn find_over_50_folders_of_200_lists_each_folder_once_and_the_next_ones_ahead() 
     proxy.reset();
     sh(&format!("find {} > /dev/null", m.path().join("tree").display()));
     assert_eq!(proxy.count("ListObjectsV2"), 0, "{:?}", proxy.counts());
+}
+
+/// The number after `label` in `text`.
+fn figure(text: &str, label: &str) -> u64 {
+    let rest = text.split(label).nth(1).unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_walk_leaves_at_most_the_inode_budget_behind_and_everything_still_works() {
+    let c = client();
+    let b = bucket("budget");
+    create_bucket(&c, &b);
+    put_many(&c, &b, (0..1_000).map(|i| format!("t/d{}/f{:03}", i / 250, i % 250)).collect(), b"x");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b, "--inode-budget", "100", "--metadata-ttl", "1"]);
+    let keep = m.path().join("t/d0/f000");
+    let mut open = fs::File::open(&keep).unwrap();
+    let out = sh(&format!("find {} -type f", m.path().join("t").display()));
+    assert_eq!(out.lines().count(), 1_000);
+    let held = figure(&status_of(m.path()), "inodes the kernel holds: ");
+    assert!(held > 100, "find handed the kernel every name: {held}");
+    // Unused for the TTL, the names find saw are forgotten: the kernel is asked to drop them,
+    // and its FORGETs remove them from the table.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = figure(&status_of(m.path()), "inodes the kernel holds: ");
+        if held <= 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {held} inodes");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // What was forgotten is looked up again; the open file reads on.
+    let mut s = String::new();
+    open.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "x");
+    assert_eq!(fs::read(m.path().join("t/d3/f249")).unwrap(), b"x");
+    assert_eq!(sh(&format!("find {} -type f", m.path().join("t").display())).lines().count(), 1_000);
+    assert_eq!(fs::metadata(&keep).unwrap().len(), 1);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::names::Name;
 
@@ -193,6 +193,8 @@ pub struct Node {
     /// still holds it (an open file): it has no links, and S3 no longer has it to ask.
     pub unlinked: bool,
     lookups: u64,
+    /// When the kernel last looked it up or asked for it (seconds since the table began).
+    used: u32,
 }
 
 #[derive(Debug, Default)]
@@ -259,6 +261,7 @@ impl Tables {
 #[derive(Debug)]
 pub struct InodeTable {
     inner: Mutex<Tables>,
+    began: Instant,
 }
 
 impl InodeTable {
@@ -271,14 +274,49 @@ impl InodeTable {
             cached_etag: None,
             unlinked: false,
             lookups: 1,
+            used: 0,
         };
         let mut t = Tables { nodes: HashMap::from([(ROOT, node)]), by_loc: HashMap::new() };
         t.link(&root, ROOT);
-        InodeTable { inner: Mutex::new(t) }
+        InodeTable { inner: Mutex::new(t), began: Instant::now() }
+    }
+
+    fn now(&self) -> u32 {
+        self.began.elapsed().as_secs() as u32
     }
 
     pub fn get(&self, ino: Ino) -> Option<Node> {
-        self.inner.lock().unwrap().nodes.get(&ino).cloned()
+        let now = self.now();
+        let mut t = self.inner.lock().unwrap();
+        let n = t.nodes.get_mut(&ino)?;
+        n.used = now;
+        Some(n.clone())
+    }
+
+    /// Up to `count` file nodes (not directories, not the root) unused for at least `idle`,
+    /// least recently used first, as (number, parent, location). Each counts as used now, so
+    /// that one the kernel keeps (an open file) is not offered again at once.
+    pub fn coldest(&self, count: usize, idle: Duration) -> Vec<(Ino, Ino, Location)> {
+        let now = self.now();
+        let before = now.saturating_sub(idle.as_secs().max(1) as u32);
+        let mut t = self.inner.lock().unwrap();
+        let mut cold: Vec<(u32, Ino)> = t
+            .nodes
+            .iter()
+            .filter(|(i, n)| **i != ROOT && !n.loc.is_dir() && !n.unlinked && n.used < before)
+            .map(|(i, n)| (n.used, *i))
+            .collect();
+        if cold.len() > count {
+            cold.select_nth_unstable(count);
+            cold.truncate(count);
+        }
+        cold.iter()
+            .filter_map(|(_, i)| {
+                let n = t.nodes.get_mut(i)?;
+                n.used = now;
+                Some((*i, n.parent, n.loc.clone()))
+            })
+            .collect()
     }
 
     /// The node at `loc` if the kernel holds it.
@@ -295,9 +333,11 @@ impl InodeTable {
 
     /// Records one kernel lookup of the node at `loc` (creating it), with fresh attributes.
     pub fn remember(&self, parent: Ino, loc: Location, attr: Attr, fresh_until: Instant) -> Ino {
+        let now = self.now();
         let mut t = self.inner.lock().unwrap();
         if let Some(ino) = t.find(&loc) {
             let n = t.nodes.get_mut(&ino).expect("found among the nodes");
+            n.used = now;
             n.lookups += 1;
             n.parent = parent;
             n.attr = attr;
@@ -309,7 +349,10 @@ impl InodeTable {
             ino = Self::next(ino);
         }
         t.link(&loc, ino);
-        t.nodes.insert(ino, Node { parent, loc, attr, fresh_until, cached_etag: None, unlinked: false, lookups: 1 });
+        t.nodes.insert(
+            ino,
+            Node { parent, loc, attr, fresh_until, cached_etag: None, unlinked: false, lookups: 1, used: now },
+        );
         ino
     }
 
@@ -459,6 +502,46 @@ mod tests {
     }
 
     #[test]
+    fn coldest_offers_unused_files_least_recently_used_first_once() {
+        let mut t = InodeTable::new(Location::Buckets, Attr::dir(SystemTime::UNIX_EPOCH));
+        t.began = Instant::now().checked_sub(Duration::from_secs(1000)).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        let files: Vec<Ino> =
+            (0..5).map(|i| t.remember(ROOT, file(&format!("f{i}")), Attr::dir(SystemTime::UNIX_EPOCH), far)).collect();
+        let dir = Location::Dir { bucket: "b".into(), prefix: "d/".into() };
+        let d = t.remember(ROOT, dir, Attr::dir(SystemTime::UNIX_EPOCH), far);
+        // Last used: f3 the longest ago, then f0, f1, f2; f4 now; the directory and the root
+        // long ago (never offered).
+        {
+            let mut g = t.inner.lock().unwrap();
+            for (at, ino) in [(700, files[3]), (800, files[0]), (850, files[1]), (900, files[2]), (100, d), (0, ROOT)] {
+                g.nodes.get_mut(&ino).unwrap().used = at;
+            }
+        }
+        let pick = |n| {
+            let mut v: Vec<Ino> = t
+                .coldest(n, Duration::from_secs(50))
+                .into_iter()
+                .map(|(i, p, _)| {
+                    assert_eq!(p, ROOT);
+                    i
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let sorted = |mut v: Vec<Ino>| {
+            v.sort();
+            v
+        };
+        assert_eq!(pick(2), sorted(vec![files[3], files[0]]));
+        assert_eq!(pick(5), sorted(vec![files[1], files[2]]), "not offered twice in a row");
+        assert!(pick(5).is_empty());
+        // A lookup makes a node recent.
+        assert!(t.get(files[4]).is_some());
+    }
+
+    #[test]
     fn locations_share_a_slot_by_hash_and_are_told_apart_by_the_node() {
         let mut t = Tables::default();
         let node = |loc: &Location| Node {
@@ -469,6 +552,7 @@ mod tests {
             cached_etag: None,
             unlinked: false,
             lookups: 1,
+            used: 0,
         };
         // Two locations in one slot (as two whose hashes collide would be).
         let (x, y) = (file("x"), file("y"));

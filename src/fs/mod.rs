@@ -51,6 +51,10 @@ const MAX_CACHED_LISTING: usize = 100_000;
 /// Names all cached listings hold together at most (about 300 bytes each), past which the least
 /// recently used listings are dropped (see [`Fs::trim_listings`]).
 const LISTED_ENTRIES_BUDGET: usize = 400_000;
+/// A file inode unused this long (or the metadata TTL, if shorter) may be forgotten when the
+/// table is over its budget. Forgetting costs a lookup later, answered from a listing while
+/// that is fresh, never a request.
+const SHRINK_IDLE: Duration = Duration::from_secs(5);
 /// How often expired listings are dropped.
 const TRIM_EVERY: Duration = Duration::from_secs(2);
 /// Names (of dropped listings and forgotten inodes) after which freed memory is handed back to
@@ -333,6 +337,7 @@ impl<S: ObjectStore> Fs<S> {
                     tick.tick().await;
                     let Some(fs) = me.upgrade() else { break };
                     freed += fs.trim_listings();
+                    fs.shrink_nodes();
                     // Forgotten inodes count too.
                     let now = fs.inodes.len();
                     freed += nodes.saturating_sub(now);
@@ -578,6 +583,35 @@ impl<S: ObjectStore> Fs<S> {
             self.negative.lock().unwrap().clear();
         }
         self.listings.lock().unwrap().get(&ino).cloned()
+    }
+
+    /// Keeps the inode table within `--inode-budget`: when the kernel holds more file inodes,
+    /// it is told to forget the least recently used (unused for the metadata TTL, at most
+    /// [`SHRINK_IDLE`]: what a walk just handed over stays a moment), down to 80% of the budget. Inodes in use (an open file, a
+    /// process's working directory) stay; the others come back as FORGETs, which remove their
+    /// nodes. Returns how many the kernel was asked to forget.
+    pub fn shrink_nodes(&self) -> usize {
+        let n = self.inodes.len();
+        let budget = self.config.inode_budget;
+        let Some(kernel) = self.kernel.get() else { return 0 };
+        if n <= budget {
+            return 0;
+        }
+        let idle = self.config.metadata_ttl.clamp(Duration::from_secs(1), SHRINK_IDLE);
+        let victims = self.inodes.coldest(n - budget / 10 * 8, idle);
+        let writing: std::collections::HashSet<Ino> = self.writers.lock().unwrap().keys().copied().collect();
+        let mut asked = 0;
+        for (ino, parent, loc) in victims {
+            if writing.contains(&ino) {
+                continue;
+            }
+            if let Some(name) = loc.name() {
+                kernel.forget(parent, &name, ino);
+                asked += 1;
+            }
+        }
+        debug!(nodes = n, asked, "asked the kernel to forget inodes it has not used");
+        asked
     }
 
     /// Drops cached listings past their TTL (they answer nothing any more), and the least

@@ -513,6 +513,7 @@ impl<S: ObjectStore> Fs<S> {
             let _ = writeln!(out, "  {name}  {state}: {} of {} in S3 ({pct}%)", human(sent), human(info.size));
         }
         let _ = writeln!(out, "\npending deletes: {}", self.deleter.pending_count());
+        let _ = writeln!(out, "inodes the kernel holds: {} (budget {})", self.inodes.len(), self.config.inode_budget);
         let orphans = self.orphans();
         if !orphans.is_empty() {
             let bytes = orphans.iter().map(|o| o.size).sum();
