@@ -199,7 +199,8 @@ pub struct Node {
 
 #[derive(Debug, Default)]
 struct Tables {
-    nodes: HashMap<Ino, Node>,
+    /// Boxed: the map's spare capacity after a walk costs a pointer per slot, not a node.
+    nodes: HashMap<Ino, Box<Node>>,
     /// Which live node a location finds, by the location's hash: the node holds the location,
     /// so a walk of a million names does not keep every key twice. Almost always one node per
     /// hash; a detached or replaced node is in no slot.
@@ -276,7 +277,7 @@ impl InodeTable {
             lookups: 1,
             used: 0,
         };
-        let mut t = Tables { nodes: HashMap::from([(ROOT, node)]), by_loc: HashMap::new() };
+        let mut t = Tables { nodes: HashMap::from([(ROOT, Box::new(node))]), by_loc: HashMap::new() };
         t.link(&root, ROOT);
         InodeTable { inner: Mutex::new(t), began: Instant::now() }
     }
@@ -290,7 +291,7 @@ impl InodeTable {
         let mut t = self.inner.lock().unwrap();
         let n = t.nodes.get_mut(&ino)?;
         n.used = now;
-        Some(n.clone())
+        Some((**n).clone())
     }
 
     /// Up to `count` file nodes (not directories, not the root) unused for at least `idle`,
@@ -323,7 +324,7 @@ impl InodeTable {
     pub fn find(&self, loc: &Location) -> Option<(Ino, Node)> {
         let t = self.inner.lock().unwrap();
         let ino = t.find(loc)?;
-        t.nodes.get(&ino).map(|n| (ino, n.clone()))
+        t.nodes.get(&ino).map(|n| (ino, (**n).clone()))
     }
 
     /// The number a node at `loc` has, or would get if looked up now.
@@ -351,7 +352,7 @@ impl InodeTable {
         t.link(&loc, ino);
         t.nodes.insert(
             ino,
-            Node { parent, loc, attr, fresh_until, cached_etag: None, unlinked: false, lookups: 1, used: now },
+            Box::new(Node { parent, loc, attr, fresh_until, cached_etag: None, unlinked: false, lookups: 1, used: now }),
         );
         ino
     }
@@ -432,6 +433,15 @@ impl InodeTable {
 
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap().nodes.len()
+    }
+
+    /// Gives back the tables' room when they hold a quarter of it or less (a walk's peak).
+    pub fn compact(&self) {
+        let mut t = self.inner.lock().unwrap();
+        if t.nodes.capacity() > 4 * t.nodes.len().max(1024) {
+            t.nodes.shrink_to_fit();
+            t.by_loc.shrink_to_fit();
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -556,13 +566,13 @@ mod tests {
         };
         // Two locations in one slot (as two whose hashes collide would be).
         let (x, y) = (file("x"), file("y"));
-        t.nodes.insert(10, node(&x));
-        t.nodes.insert(11, node(&y));
+        t.nodes.insert(10, Box::new(node(&x)));
+        t.nodes.insert(11, Box::new(node(&y)));
         t.link(&x, 10);
         t.by_loc.insert(x.hash(), Slot::Many(vec![10, 11]));
         assert_eq!(t.find(&x), Some(10));
         assert_eq!(t.by_loc.get(&x.hash()).map(|s| matches!(s, Slot::Many(_))), Some(true));
-        t.nodes.insert(11, node(&x)); // 11 now also at x: the first linked wins
+        t.nodes.insert(11, Box::new(node(&x))); // 11 now also at x: the first linked wins
         assert_eq!(t.find(&x), Some(10));
         t.unlink(&x, 10);
         assert_eq!(t.find(&x), Some(11), "one left: back to a single slot");

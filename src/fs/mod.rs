@@ -50,11 +50,11 @@ type VersionKey = (Arc<str>, String, String);
 const MAX_CACHED_LISTING: usize = 100_000;
 /// Names all cached listings hold together at most (about 300 bytes each), past which the least
 /// recently used listings are dropped (see [`Fs::trim_listings`]).
-const LISTED_ENTRIES_BUDGET: usize = 400_000;
+const LISTED_ENTRIES_BUDGET: usize = 200_000;
 /// A file inode unused this long (or the metadata TTL, if shorter) may be forgotten when the
 /// table is over its budget. Forgetting costs a lookup later, answered from a listing while
 /// that is fresh, never a request.
-const SHRINK_IDLE: Duration = Duration::from_secs(5);
+const SHRINK_IDLE: Duration = Duration::from_secs(2);
 /// How often expired listings are dropped.
 const TRIM_EVERY: Duration = Duration::from_secs(2);
 /// Names (of dropped listings and forgotten inodes) after which freed memory is handed back to
@@ -343,6 +343,7 @@ impl<S: ObjectStore> Fs<S> {
                     freed += nodes.saturating_sub(now);
                     nodes = now;
                     if freed >= RELEASE_AFTER {
+                        fs.inodes.compact();
                         release_freed_memory();
                         freed = 0;
                     }
