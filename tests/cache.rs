@@ -27,15 +27,6 @@ fn wait_for_blocks(cache: &Path, n: usize) -> Vec<PathBuf> {
     }
 }
 
-/// The number after `label` in `text` (0 if none).
-fn number_after(text: &str, label: &str) -> u64 {
-    text.split(label)
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A mount reading through the data cache in `cache` (its own staging directory), with `extra`
 /// arguments.
 fn cached(proxy: &Proxy, b: &str, cache: &Path, extra: &[&str]) -> (Mount, tempfile::TempDir) {

@@ -172,12 +172,6 @@ fn find_over_50_folders_of_200_lists_each_folder_once_and_the_next_ones_ahead() 
     assert_eq!(proxy.count("ListObjectsV2"), 0, "{:?}", proxy.counts());
 }
 
-/// The number after `label` in `text`.
-fn figure(text: &str, label: &str) -> u64 {
-    let rest = text.split(label).nth(1).unwrap_or_else(|| panic!("no {label:?} in {text}"));
-    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_walk_leaves_at_most_the_inode_budget_behind_and_everything_still_works() {
     let c = client();
@@ -190,13 +184,13 @@ fn a_walk_leaves_at_most_the_inode_budget_behind_and_everything_still_works() {
     let mut open = fs::File::open(&keep).unwrap();
     let out = sh(&format!("find {} -type f", m.path().join("t").display()));
     assert_eq!(out.lines().count(), 1_000);
-    let held = figure(&status_of(m.path()), "inodes the kernel holds: ");
+    let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
     assert!(held > 100, "find handed the kernel every name: {held}");
     // Unused for the TTL, the names find saw are forgotten: the kernel is asked to drop them,
     // and its FORGETs remove them from the table.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let held = figure(&status_of(m.path()), "inodes the kernel holds: ");
+        let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
         if held <= 100 {
             break;
         }

@@ -352,7 +352,16 @@ impl InodeTable {
         t.link(&loc, ino);
         t.nodes.insert(
             ino,
-            Box::new(Node { parent, loc, attr, fresh_until, cached_etag: None, unlinked: false, lookups: 1, used: now }),
+            Box::new(Node {
+                parent,
+                loc,
+                attr,
+                fresh_until,
+                cached_etag: None,
+                unlinked: false,
+                lookups: 1,
+                used: now,
+            }),
         );
         ino
     }

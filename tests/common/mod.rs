@@ -700,6 +700,15 @@ pub fn status_of(mp: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The number after `label` in `text` (0 if none), e.g. a figure of `s3drive status`.
+pub fn number_after(text: &str, label: &str) -> u64 {
+    text.split(label)
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `len` pseudo-random bytes, the same for the same seed.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
