@@ -197,7 +197,11 @@ fn a_walk_leaves_at_most_the_inode_budget_behind_and_everything_still_works() {
         assert!(Instant::now() < deadline, "still {held} inodes");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // What was forgotten is looked up again; the open file reads on.
+    // The open file was left alone (a dropped entry would read "(deleted)" here); it reads on,
+    // and what was forgotten is looked up again.
+    use std::os::fd::AsRawFd;
+    let link = fs::read_link(format!("/proc/self/fd/{}", open.as_raw_fd())).unwrap();
+    assert_eq!(link, keep, "the open file's name");
     let mut s = String::new();
     open.read_to_string(&mut s).unwrap();
     assert_eq!(s, "x");

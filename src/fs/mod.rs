@@ -176,7 +176,8 @@ impl KnownMeta {
 }
 
 enum FileHandle {
-    Read(tokio::sync::Mutex<Reader>),
+    /// Open for reading (the inode, so that the inode budget leaves open files alone).
+    Read(Ino, tokio::sync::Mutex<Reader>),
     /// Open for writing, or open while a writer has the file staged.
     Staged {
         ino: Ino,
@@ -588,9 +589,10 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Keeps the inode table within `--inode-budget`: when the kernel holds more file inodes,
     /// it is told to forget the least recently used (unused for the metadata TTL, at most
-    /// [`SHRINK_IDLE`]: what a walk just handed over stays a moment), down to 80% of the budget. Inodes in use (an open file, a
-    /// process's working directory) stay; the others come back as FORGETs, which remove their
-    /// nodes. Returns how many the kernel was asked to forget.
+    /// [`SHRINK_IDLE`]: what a walk just handed over stays a moment), down to 80% of the
+    /// budget. Open files and directories (a process's working directory) are not offered; the
+    /// others come back as FORGETs, which remove their nodes. Returns how many the kernel was
+    /// asked to forget.
     pub fn shrink_nodes(&self) -> usize {
         let n = self.inodes.len();
         let budget = self.config.inode_budget;
@@ -600,10 +602,15 @@ impl<S: ObjectStore> Fs<S> {
         }
         let idle = self.config.metadata_ttl.clamp(Duration::from_secs(1), SHRINK_IDLE);
         let victims = self.inodes.coldest(n - budget / 10 * 8, idle);
-        let writing: std::collections::HashSet<Ino> = self.writers.lock().unwrap().keys().copied().collect();
+        // Open files are left alone: the kernel keeps their dentries anyway, and one it was
+        // told to drop would show as "(deleted)" in /proc/PID/fd.
+        let mut open: std::collections::HashSet<Ino> = self.writers.lock().unwrap().keys().copied().collect();
+        open.extend(self.file_handles.lock().unwrap().values().map(|h| match &**h {
+            FileHandle::Read(ino, _) | FileHandle::Staged { ino, .. } => *ino,
+        }));
         let mut asked = 0;
         for (ino, parent, loc) in victims {
-            if writing.contains(&ino) {
+            if open.contains(&ino) {
                 continue;
             }
             if let Some(name) = loc.name() {
@@ -1278,14 +1285,14 @@ impl<S: ObjectStore> Fs<S> {
             reader = reader.with_data_cache(cache.clone());
         }
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Read(tokio::sync::Mutex::new(reader))));
+        self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Read(ino, tokio::sync::Mutex::new(reader))));
         Ok(Opened { fh, keep_cache, direct_read: direct })
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
         let handle = self.handle(fh)?;
         match &*handle {
-            FileHandle::Read(reader) => {
+            FileHandle::Read(_, reader) => {
                 let mut reader = reader.lock().await;
                 let r = reader.read(&self.store, &self.memory, &self.config.read, offset, size).await;
                 if let Err(Error::Store(StoreError::PreconditionFailed)) = &r

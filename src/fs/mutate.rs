@@ -197,7 +197,7 @@ impl<S: ObjectStore> Fs<S> {
         let handle = self.handle(fh)?;
         let loc = match &*handle {
             FileHandle::Staged { writer, .. } => writer.info.lock().unwrap().loc.clone(),
-            FileHandle::Read(_) => return Ok(()),
+            FileHandle::Read(..) => return Ok(()),
         };
         if let Location::File { bucket, key } = loc {
             self.flush_meta(&bucket, &key, None).await?;
@@ -335,7 +335,7 @@ impl<S: ObjectStore> Fs<S> {
         const MAX_REPLY: u64 = u32::MAX as u64 & !0xfff;
         self.check_writable()?;
         let src = self.handle(fh_in)?;
-        let FileHandle::Read(reader) = &*src else { return Err(Error::NotSupported) };
+        let FileHandle::Read(_, reader) = &*src else { return Err(Error::NotSupported) };
         let (bucket, key, etag, size) = reader.lock().await.source();
         let dst = self.handle(fh_out)?;
         let FileHandle::Staged { writer, .. } = &*dst else { return Err(Error::BadHandle) };
