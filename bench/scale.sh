@@ -12,7 +12,8 @@
 # s3s-fs reads a whole directory (and every file's metadata) for each listing page, so a page
 # of a 100,000-file folder takes it about 40 s, and a flat listing of the tree (the aws CLI's
 # `ls --recursive`) reads the whole tree per page: those rows measure s3s-fs, and FLAT_N=5000
-# with TOOLS without direct keeps the run under half an hour.
+# with TOOLS without direct keeps the run under half an hour. bench/flat.sh measures the
+# 100,000-name folder on Garage instead.
 #
 # The objects are 1-byte files written straight into s3s-fs's data directory. s3drive runs
 # twice: as mounted by default (modes, owners and mtimes from each object's metadata: `du`
