@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -39,6 +39,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use tracing::{debug, info, warn};
+
+use super::staging::create_private;
 
 /// Size of a block (the last block of an object is shorter).
 pub const BLOCK: u64 = 1 << 20;
@@ -147,7 +149,8 @@ enum Job {
 struct Inner {
     dir: PathBuf,
     service: String,
-    /// `None` until the first scan (the default limit depends on what the cache holds).
+    /// Bytes at most; without a configured size, 0 until the first scan (the default depends
+    /// on what the cache holds), so nothing is written or seeded before it.
     limit: AtomicU64,
     configured_limit: Option<u64>,
     index: Mutex<Index>,
@@ -179,10 +182,6 @@ fn unhex(s: &str) -> Option<u8> {
     u8::from_str_radix(s, 16).ok()
 }
 
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
 /// Free and total bytes of the file system holding `dir`.
 fn disk_space(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
@@ -202,8 +201,8 @@ impl DataCache {
     /// writer thread in the background; until then hits are served and nothing is written.
     pub fn open(dir: &Path, service: &str, limit: Option<u64>) -> std::io::Result<DataCache> {
         crate::fs::staging::secure_dir(dir)?;
-        private_dir(&dir.join("blocks"))?;
-        private_dir(&dir.join("tmp"))?;
+        create_private(&dir.join("blocks"))?;
+        create_private(&dir.join("tmp"))?;
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             service: service.to_string(),
@@ -233,15 +232,17 @@ impl DataCache {
         Version(v.into())
     }
 
-    /// Block `index` of `version`, which holds `len` bytes, if the cache has it intact.
-    /// Blocking (file I/O): call it off the async threads.
+    /// Block `index` of `version`, which holds `len` bytes, if the cache has it intact (tests;
+    /// reads use `read_into`).
+    #[cfg(test)]
     pub fn get(&self, version: &Version, index: u64, len: usize) -> Option<Bytes> {
         let mut out = vec![0u8; len];
         self.read_into(version, index, &mut out).then(|| out.into())
     }
 
     /// Reads block `index` of `version` into `out` (its length is the block's), and whether
-    /// the cache had it intact (if not, `out` holds nothing of use). Blocking, like `get`.
+    /// the cache had it intact (if not, `out` holds nothing of use). Blocking (file I/O): call
+    /// it off the async threads.
     pub fn read_into(&self, version: &Version, index: u64, out: &mut [u8]) -> bool {
         self.inner.read_into(&block_ident(version, index), out)
     }
@@ -469,7 +470,7 @@ impl Inner {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     return Err(e);
                 }
-                private_dir(path.parent().expect("blocks/xx/name"))?;
+                create_private(path.parent().expect("blocks/xx/name"))?;
                 std::fs::rename(&tmp, &path)?;
             }
             Ok::<_, std::io::Error>(())

@@ -250,8 +250,8 @@ CREATE INDEX IF NOT EXISTS meta_used ON meta (used);
 
 impl Disk {
     fn open(dir: &Path, service: &str, max_entries: usize) -> std::io::Result<Disk> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        super::staging::create_private(dir)?;
         let path = dir.join(FILE_NAME);
         // Created private before SQLite opens it; its -wal and -shm files take its mode.
         std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;

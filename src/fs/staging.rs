@@ -43,7 +43,7 @@ pub fn secure_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Creates `dir` and its parents, 0700.
-fn create_private(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
