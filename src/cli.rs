@@ -249,7 +249,8 @@ pub struct Args {
     pub data_cache: Option<std::path::PathBuf>,
 
     /// Most disk space the data cache uses: a number of MiB, or with K, M, G or T [default: half
-    /// of the space free at start]. It never fills the last 5% of its file system.
+    /// of the space free at start, counting what the cache holds as free]. It never fills the
+    /// last 5% of its file system.
     #[arg(long, value_name = "SIZE", requires = "data_cache", help_heading = "Caching")]
     pub data_cache_size: Option<String>,
 
