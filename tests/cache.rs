@@ -1,7 +1,7 @@
 //! The data cache (`--data-cache DIR`): a second read (a new process, another mount sharing the
 //! directory, after a remount) sends no GetObject and returns the right bytes; an object replaced
 //! by another client is read anew after the TTL; a block damaged on disk is detected and fetched
-//! again; the cache stays within its size.
+//! again, and cached data still reads while the server fails; the cache stays within its size.
 
 mod common;
 
@@ -132,9 +132,10 @@ fn a_damaged_block_is_detected_and_fetched_again() {
     create_bucket(&c, &b);
     let body = data(3 * MIB, 3);
     put(&c, &b, "f.bin", body.clone());
+    put(&c, &b, "other.bin", data(MIB, 9));
     let proxy = Proxy::start();
     let cache = tempfile::tempdir().unwrap();
-    let (m, _s) = cached(&proxy, &b, cache.path(), &["--direct-read-size", "1"]);
+    let (m, _s) = cached(&proxy, &b, cache.path(), &["--direct-read-size", "1", "--retry-budget", "2"]);
     same(&m.path().join("f.bin"), &body);
     let files = wait_for_blocks(cache.path(), 3);
 
@@ -161,6 +162,14 @@ fn a_damaged_block_is_detected_and_fetched_again() {
     proxy.reset();
     same(&m.path().join("f.bin"), &body);
     assert_eq!(proxy.count("GetObject"), 0);
+
+    // The server now fails every GET: after a listing, what is cached still reads right; what
+    // is not fails with EIO once the retry budget is spent, never with wrong bytes.
+    proxy.fail(Fault { op: "GetObject", bucket: Some(b.clone()), status: 500, code: "InternalError" });
+    sh(&format!("ls -l {} > /dev/null", m.path().display()));
+    same(&m.path().join("f.bin"), &body);
+    let err = fs::read(m.path().join("other.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
 }
 
 #[test]
