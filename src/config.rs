@@ -491,6 +491,7 @@ impl Config {
                         })
                     })
                     .transpose()?,
+                head_via_sdk: false,
             },
             presign_lifetime,
             metadata: MetadataConfig {

@@ -75,6 +75,7 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                 // file goes up as a plain PutObject.
                 request: Default::default(),
                 version_at: None,
+                head_via_sdk: false,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

@@ -39,6 +39,8 @@ use super::{
 };
 use crate::buf::PoolBuf;
 
+mod head;
+
 /// Server-side encryption of everything s3drive writes (`--sse`, `--sse-c-key-file`).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Sse {
@@ -211,6 +213,9 @@ pub struct S3Options {
     /// A view of the bucket as it was at this time (`--version-at`): listings, HEADs and GETs
     /// see the version of each key that was current then.
     pub version_at: Option<SystemTime>,
+    /// Send HeadObject through the SDK's orchestrator rather than [`head`]'s lean path (tests
+    /// compare the two).
+    pub head_via_sdk: bool,
 }
 
 pub struct S3Store {
@@ -232,6 +237,8 @@ pub struct S3Store {
     version_at: Option<SystemTime>,
     /// With `version_at`: the version each key had then (`None`: it did not exist).
     versions_at: Mutex<HashMap<(String, String), Option<String>>>,
+    /// HeadObject without the orchestrator (`None`: through the SDK).
+    lean_head: Option<head::LeanHead>,
 }
 
 /// A request body that marks [`Progress`] each time the HTTP client takes a piece of it.
@@ -302,23 +309,37 @@ fn watched_body(data: &Bytes, progress: &Arc<Progress>) -> ByteStream {
 /// SSL_CERT_FILE and SSL_CERT_DIR) plus what the AWS CLI and SDKs of other languages do and the
 /// Rust SDK's default does not: the certificates of AWS_CA_BUNDLE (`--ca-bundle`), and proxies
 /// from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
-fn http_client(ca_bundle: Option<Vec<u8>>) -> aws_sdk_s3::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+fn http_client(tls: aws_smithy_http_client::tls::TlsContext) -> aws_sdk_s3::config::SharedHttpClient {
+    // The builder's connector function (rather than build_https) is the one way to set a proxy;
+    // connectors are still made once per set of settings and shared.
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        connector(&tls, settings.cloned(), components.and_then(|c| c.sleep_impl()))
+    })
+}
+
+/// The TLS roots of [`http_client`]: the system's and AWS_CA_BUNDLE's.
+fn tls_context(ca_bundle: Option<Vec<u8>>) -> aws_smithy_http_client::tls::TlsContext {
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
     let mut roots = TrustStore::default();
     if let Some(pem) = ca_bundle {
         roots.add_pem_certificate(pem);
     }
-    let tls = TlsContext::builder().with_trust_store(roots).build().expect("a trust store of PEM bytes");
-    // The builder's connector function (rather than build_https) is the one way to set a proxy;
-    // connectors are still made once per set of settings and shared.
-    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
-        let mut b = aws_smithy_http_client::Connector::builder()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(tls.clone());
-        b.set_connector_settings(settings.cloned());
-        b.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
-        b.proxy_config(aws_smithy_http_client::proxy::ProxyConfig::from_env()).build()
-    })
+    TlsContext::builder().with_trust_store(roots).build().expect("a trust store of PEM bytes")
+}
+
+/// One connection pool: rustls with aws-lc and `tls`'s roots, the proxy from the environment.
+fn connector(
+    tls: &aws_smithy_http_client::tls::TlsContext,
+    settings: Option<aws_smithy_runtime_api::client::http::HttpConnectorSettings>,
+    sleep: Option<aws_sdk_s3::config::SharedAsyncSleep>,
+) -> aws_smithy_http_client::Connector {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    let mut b = aws_smithy_http_client::Connector::builder()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(tls.clone());
+    b.set_connector_settings(settings);
+    b.set_sleep_impl(sleep);
+    b.proxy_config(aws_smithy_http_client::proxy::ProxyConfig::from_env()).build()
 }
 
 /// An error and its causes, one line (`a: b: c`), without the debug dump DisplayErrorContext
@@ -342,7 +363,7 @@ impl S3Store {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             // Retries and stall timeouts are ours (see `super::retry`).
             .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build());
+            .timeout_config(TimeoutConfig::builder().connect_timeout(head::CONNECT_TIMEOUT).build());
         if let Some(p) = &opts.profile {
             loader = loader.profile_name(p);
         }
@@ -355,7 +376,8 @@ impl S3Store {
         if opts.no_sign_request {
             loader = loader.no_credentials();
         }
-        loader = loader.http_client(http_client(opts.ca_bundle.clone()));
+        let tls = tls_context(opts.ca_bundle.clone());
+        loader = loader.http_client(http_client(tls.clone()));
         let sdk = loader.load().await;
         let default_region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_string());
         // Third-party S3 services often reject the SDK's default CRC trailers; only send and
@@ -381,6 +403,20 @@ impl S3Store {
             throttle: Throttle::default(),
             version_at: opts.version_at,
             versions_at: Mutex::new(HashMap::new()),
+            lean_head: (!opts.head_via_sdk).then(|| {
+                let settings = aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
+                    .connect_timeout(head::CONNECT_TIMEOUT)
+                    .build();
+                head::LeanHead::new(
+                    connector(&tls, Some(settings), sdk.sleep_impl()),
+                    head::EndpointConfig {
+                        endpoint_url: sdk.endpoint_url().map(str::to_string),
+                        force_path_style: opts.force_path_style,
+                        use_fips: sdk.use_fips().unwrap_or(false),
+                        use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
+                    },
+                )
+            }),
         }
     }
 
@@ -434,19 +470,21 @@ impl S3Store {
 
     /// The client for a bucket's region, discovering the region first when needed.
     async fn client(&self, bucket: &str) -> Client {
+        self.client_in(&self.region_of(bucket).await)
+    }
+
+    /// A bucket's region: asked with HeadBucket the first time, against AWS.
+    async fn region_of(&self, bucket: &str) -> String {
         if !self.discover_regions {
-            return self.client_in(&self.default_region);
+            return self.default_region.clone();
         }
-        let known = self.bucket_regions.lock().unwrap().get(bucket).cloned();
-        match known {
-            Some(r) => self.client_in(&r),
-            None => {
-                // Errors here surface again on the real request; the region is what matters.
-                let _ = self.head_bucket(bucket).await;
-                let r = self.bucket_regions.lock().unwrap().get(bucket).cloned();
-                self.client_in(r.as_deref().unwrap_or(&self.default_region))
-            }
+        if let Some(r) = self.bucket_regions.lock().unwrap().get(bucket) {
+            return r.clone();
         }
+        // Errors here surface again on the real request; the region is what matters.
+        let _ = self.head_bucket(bucket).await;
+        let r = self.bucket_regions.lock().unwrap().get(bucket).cloned();
+        r.unwrap_or_else(|| self.default_region.clone())
     }
 
     /// Credentials for presigning: the chain's current ones, reused until five minutes before
@@ -475,13 +513,7 @@ fn copy_source(bucket: &str, key: &str) -> String {
     let mut out = String::with_capacity(bucket.len() + key.len() + 1);
     out.push_str(bucket);
     out.push('/');
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    head::encode_into(&mut out, key, true);
     out
 }
 
@@ -821,7 +853,20 @@ impl ObjectStore for S3Store {
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
         let version = self.pinned_version(bucket, key).await?;
         crate::stats::request("HeadObject");
-        let client = self.client(bucket).await;
+        let region = self.region_of(bucket).await;
+        if let Some(lean) = &self.lean_head
+            && let Some(target) = lean.target(bucket, &region).await
+        {
+            let headers = self.request.headers(Req::Read, None);
+            let creds = match self.credentials {
+                Some(_) => Some(self.signing_credentials().await?),
+                None => None,
+            };
+            return self
+                .call("HeadObject", |_| lean.head(&target, key, version.as_deref(), &headers, creds.as_ref()))
+                .await;
+        }
+        let client = self.client_in(&region);
         let resp = self
             .call("HeadObject", |_| async {
                 send_with!(
