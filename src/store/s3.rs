@@ -1,5 +1,6 @@
-//! The real store: aws-sdk-s3. This is the only module that imports SDK types; it turns SDK
-//! results into the plain types of [`super`] and SDK errors into [`StoreError`].
+//! The real store: aws-sdk-s3. This is the only module (with its child [`head`], HeadObject
+//! signed and sent without the SDK's orchestrator) that imports SDK types; it turns SDK results
+//! into the plain types of [`super`] and SDK errors into [`StoreError`].
 //!
 //! Regions: each bucket is addressed in its own region. Against AWS (no custom endpoint) the first
 //! request for a bucket whose region is unknown sends HeadBucket, which reports the region in the
