@@ -21,8 +21,12 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 4);
     }
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == s3drive::mount::GUARD_ARG {
+        return s3drive::mount::run_guard(std::path::Path::new(&args[2]));
+    }
     let notifier = Notifier::from_env();
-    let argv = match s3drive::options::expand(std::env::args_os().collect()) {
+    let argv = match s3drive::options::expand(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("s3drive: {e}");
