@@ -133,7 +133,9 @@ fn head_object_without_the_orchestrator_answers_as_the_sdk_does() {
     rt().block_on(
         c.put_bucket_versioning()
             .bucket(&b)
-            .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+            .versioning_configuration(
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+            )
             .send(),
     )
     .unwrap();
