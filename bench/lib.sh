@@ -27,6 +27,7 @@ bench_setup() {
   ep=http://127.0.0.1:$port
   daemon=
   server=
+  helpers=() # other processes to end on exit (bench/delay_proxy.py)
   trap bench_cleanup EXIT
   SERVER=${SERVER:-s3s-fs}
   case $SERVER in
@@ -94,6 +95,7 @@ curl_s3() { curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID
 bench_cleanup() {
   if grep -q " $mnt " /proc/mounts; then fusermount3 -u "$mnt" || true; fi
   if [ -n "$daemon" ]; then wait "$daemon" 2>/dev/null || true; fi
+  for h in "${helpers[@]}"; do kill "$h" 2>/dev/null || true; done
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   rm -rf "$work"
 }

@@ -30,6 +30,10 @@
 #
 # SERVER=garage runs the same on Garage instead (see bench/lib.sh), a real S3 server whose
 # CompleteMultipartUpload is cheap; it has no request log, so the requests column stays empty.
+#
+# DELAY_MS=10 puts bench/delay_proxy.py between the tools and the server: every answer arrives
+# that much later, as from an S3 region away rather than on loopback, where the server's
+# latency (not the client's CPU) sets the pace (`ONLY=7 DELAY_MS=10 SERVER=garage bench/run.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -144,6 +148,13 @@ with ThreadPoolExecutor(16) as pool:
 PY
 fi
 sync
+if [ -n "${DELAY_MS:-}" ]; then
+  # Filled directly above; from here every tool (and the checks) goes through the delay.
+  python3 bench/delay_proxy.py "$((port + 2))" "$port" "$DELAY_MS" 2>>"$work/delay.log" &
+  helpers+=($!)
+  ep=http://127.0.0.1:$((port + 2))
+  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$((port + 2))) 2>/dev/null && break; sleep 0.1; done
+fi
 
 # ----- helpers -----
 count_keys() { curl_s3 "$ep/$1/?list-type=2" | grep -o '<Key>' | wc -l; } # bucket (<= 1000 keys)
@@ -298,6 +309,9 @@ mib_of() { case $1 in "1."*) echo "$READ_MIB" ;; "8. read $AGAIN_N x"*) echo "$A
 echo
 echo "s3drive $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores, Linux $(uname -r); $server_name on 127.0.0.1;"
 echo "$(rclone version 2>/dev/null | head -1); $(s3fs --version 2>/dev/null | head -1 | cut -c1-60); aws-cli $(aws --version 2>&1 | cut -d' ' -f1 | cut -d/ -f2)."
+if [ -n "${DELAY_MS:-}" ]; then
+  echo "Every answer delayed ${DELAY_MS} ms (bench/delay_proxy.py), as from a distant S3."
+fi
 if [ "$SERVER" = s3s-fs ]; then
   echo "Median of $RUNS runs (min-max). Requests: as s3s-fs logged them, median per run."
 else
