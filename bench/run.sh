@@ -39,7 +39,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 READ_MIB=${READ_MIB:-1024}
 WRITE_MIB=${WRITE_MIB:-1024}
-LS_NS=${LS_NS:-"5000 10000"}
+LS_NS=${LS_NS-"5000 10000"}   # empty: no ls rows (and nothing filled for them)
 TREE_DIRS=${TREE_DIRS:-500}
 TREE_FILES=${TREE_FILES:-10}
 SMALL_N=${SMALL_N:-1000}
@@ -120,7 +120,7 @@ import os, sys, botocore.config, botocore.session
 from concurrent.futures import ThreadPoolExecutor
 fill, ep = sys.argv[1:]
 c = botocore.session.get_session().create_client("s3", endpoint_url=ep, region_name="us-east-1",
-    config=botocore.config.Config(max_pool_connections=16))
+    config=botocore.config.Config(max_pool_connections=16, read_timeout=15, retries={"max_attempts": 8}))
 def put(path):
     bucket, key = os.path.relpath(path, fill).split("/", 1)
     with open(path, "rb") as f:
@@ -139,7 +139,7 @@ import sys, botocore.config, botocore.session
 from concurrent.futures import ThreadPoolExecutor
 ep, n = sys.argv[1], int(sys.argv[2])
 c = botocore.session.get_session().create_client("s3", endpoint_url=ep, region_name="us-east-1",
-    config=botocore.config.Config(max_pool_connections=16))
+    config=botocore.config.Config(max_pool_connections=16, read_timeout=15, retries={"max_attempts": 8}))
 meta = {"mode": "33152", "mtime": "1600000000", "uid": "42", "gid": "43"}
 def put(i):
     c.put_object(Bucket="meta", Key=f"m{i:05d}", Body=b"m" * (i % 100), Metadata=meta)

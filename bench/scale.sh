@@ -15,7 +15,13 @@
 # with TOOLS without direct keeps the run under half an hour. bench/flat.sh measures the
 # 100,000-name folder on Garage instead.
 #
-# The objects are 1-byte files written straight into s3s-fs's data directory. s3drive runs
+# SERVER=garage runs the same on Garage (one node, see bench/lib.sh), a real S3 server whose
+# listings are paged like S3's, so the aws CLI's flat listing of the tree is measured there too:
+# `SERVER=garage WORKLOADS="find du" FLAT_N=0 TOOLS="s3drive s3drive-listing direct"
+# bench/scale.sh` (filling a million objects through the S3 API takes most of an hour here).
+# Requests are then s3drive's own count (`s3drive status`); Garage keeps no request log.
+#
+# On s3s-fs the objects are 1-byte files written straight into its data directory. s3drive runs
 # twice: as mounted by default (modes, owners and mtimes from each object's metadata: `du`
 # stats every file, one HeadObject per object version the first time a host sees it, many at
 # once), and with --metadata-from listing (listings alone). `ls -l` of the folder runs twice in
@@ -38,15 +44,39 @@ keys=$((SCALE_DIRS * SCALE_FILES))
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-[ "${SERVER:-s3s-fs}" = s3s-fs ] || { echo "bench/scale.sh runs on s3s-fs only" >&2; exit 2; }
 export RUST_LOG=s3s::ops=debug
 # About 4 KiB of disk per object, plus room.
 bench_setup "$(( (keys + FLAT_N) * 5 / 1024 + 1024 ))"
 d=$work/data
 log=$work/s3s.log
 aws_="env -u AWS_CA_BUNDLE aws --endpoint-url $ep"
-requests() { grep -c 'resolved route, op:' "$log" || true; }
+# Requests so far: s3s-fs's log, or on Garage the mounted s3drive's own count ("-": unknown).
+requests() {
+  if [ "$SERVER" = s3s-fs ]; then grep -c 'resolved route, op:' "$log" || true
+  elif [[ ${tool:-} == s3drive* ]] && [ -n "${daemon:-}" ]; then
+    ./target/release/s3drive status "$mnt" 2>/dev/null | awk '/^requests:/ {print $2}'
+  else echo -; fi
+}
 
+if [ "$SERVER" = garage ]; then
+  make_bucket scale; make_bucket flat
+  echo "putting $keys + $FLAT_N objects through the S3 API (4 processes x 32 at a time)" >&2
+  python3 - "$ep" "$SCALE_DIRS" "$SCALE_FILES" "$FLAT_N" <<'PY'
+import sys, botocore.config, botocore.session
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing import Pool
+ep, dirs, files, flat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+keys = [("scale", f"t/d{i:05}/f{j:05}") for i in range(dirs) for j in range(files)]
+keys += [("flat", f"many/f{j:06}") for j in range(flat)]
+def put_share(share):
+    c = botocore.session.get_session().create_client("s3", endpoint_url=ep, region_name="us-east-1",
+        config=botocore.config.Config(max_pool_connections=32, read_timeout=15, retries={"max_attempts": 10}))
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda bk: c.put_object(Bucket=bk[0], Key=bk[1], Body=b"x"), share))
+with Pool(4) as p:
+    p.map(put_share, [keys[i::4] for i in range(4)])
+PY
+else
 echo "writing $keys + $FLAT_N objects into $d" >&2
 python3 - "$d" "$SCALE_DIRS" "$SCALE_FILES" "$FLAT_N" <<'PY'
 import os, sys
@@ -64,6 +94,7 @@ for j in range(flat):
     with open(f"{d}/flat/many/f{j:06}", "wb") as f:
         f.write(b"x")
 PY
+fi
 
 rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); echo "  $1 | $2: $3 s, $4 requests" >&2; }
@@ -102,7 +133,8 @@ measure() {
     124) t="> $SCALE_TIMEOUT (stopped)" ;;
     *) t="failed ($rc)"; tail -3 "$work/errors.log" >&2 ;;
   esac
-  local n=$(( $(requests) - r0 ))
+  local r1 n=-; r1=$(requests)
+  [ "$r0" != - ] && [ "$r1" != - ] && n=$((r1 - r0))
   if [ -n "$daemon" ]; then
     peak=$(rss_of "$daemon" VmHWM); later=-
     if [ "$settle" -gt 0 ]; then sleep "$settle"; later=$(rss_of "$daemon" VmRSS); fi
