@@ -95,6 +95,10 @@ struct StatAhead {
     streak: usize,
     /// Positions below this were already handed out.
     to: usize,
+    /// A lookup of this streak wanted metadata: the walk stats what it looks up (`ls -l`,
+    /// rsync, du), so every step of it keeps the entries ahead coming, also a step whose own
+    /// name arrived known. An `rm -r` never wants it and never fetches.
+    fetching: bool,
 }
 
 /// Lookups in listing order before entries ahead are fetched.
@@ -128,17 +132,25 @@ impl Listing {
 
     /// Notes a lookup of `name` answered by this listing; returns the entries after it whose
     /// metadata to fetch now, if lookups are walking the listing in order (see [`StatAhead`]).
-    pub fn stat_ahead(&mut self, name: &Name) -> Vec<Entry> {
+    /// Every lookup is a step of the walk, but only a walk that wants the metadata (`fetch`: a
+    /// `stat`, not an `rm -r`'s lookup) sends for the entries ahead (see
+    /// [`StatAhead::fetching`]). The same name again (the `stat` after its lookup) is no step:
+    /// a walk whose names are known by the time it gets there (fetched ahead) does only
+    /// lookups, and must stay in order.
+    pub fn stat_ahead(&mut self, name: &Name, fetch: bool) -> Vec<Entry> {
         let Some(&p) = self.index.get(name) else { return Vec::new() };
         let a = &mut self.ahead;
-        let in_order = a.last.is_some_and(|q| q < p && p <= q + STAT_AHEAD_GAP);
-        a.last = Some(p);
-        if !in_order {
-            *a = StatAhead { last: Some(p), streak: 1, to: p + 1 };
-            return Vec::new();
+        if a.last != Some(p) {
+            let in_order = a.last.is_some_and(|q| q < p && p <= q + STAT_AHEAD_GAP);
+            a.last = Some(p);
+            if !in_order {
+                *a = StatAhead { last: Some(p), streak: 1, to: p + 1, fetching: fetch };
+                return Vec::new();
+            }
+            a.streak += 1;
         }
-        a.streak += 1;
-        if a.streak < STAT_AHEAD_AFTER {
+        a.fetching |= fetch;
+        if !a.fetching || a.streak < STAT_AHEAD_AFTER {
             return Vec::new();
         }
         let window = a.streak.clamp(STAT_AHEAD_MIN, STAT_AHEAD_MAX);

@@ -850,14 +850,15 @@ impl<S: ObjectStore> Fs<S> {
     /// HeadObject that brings it. Taken under the listing's lock: a HeadObject puts its answer
     /// in the listing before it stops being shared, so an entry still without metadata here
     /// means its request, if one is in flight, is still registered, and it is joined rather
-    /// than sent again. Also starts the stat-ahead after `name`. Without `want_meta`, only
-    /// the entry (no HeadObject, no stat-ahead: an `rm -r` walking the listing needs no metadata).
+    /// than sent again. Also a step of the stat-ahead after `name`. Without `want_meta`, only
+    /// the entry, and no HeadObject unless the walk stats what it looks up (an `rm -r` walking
+    /// the listing needs no metadata; see [`Listing::stat_ahead`]).
     fn find_listed(&self, listing: &ListingRef, l: &mut Listing, name: &Name, want_meta: bool) -> Option<Listed> {
         let e = l.get(name).cloned()?;
+        self.fetch_meta_ahead(listing, l.stat_ahead(name, want_meta));
         if !want_meta {
             return Some(Listed { entry: e, head: None });
         }
-        self.fetch_meta_ahead(listing, l.stat_ahead(name));
         let head = match &e.loc {
             Location::File { bucket, key } if self.needs_meta(&e) => {
                 let id = (bucket.clone(), key.clone());
