@@ -446,6 +446,19 @@ fn metrics_scraped_during_a_cp_show_the_upload_moving() {
 }
 
 /// Runs `cmd` as the user nobody; its exit status and stderr.
+/// SIGKILL to an auto_unmount mount's daemon: within 20 s the mount is gone and the mount
+/// point is a plain directory again.
+fn kill_and_see_unmounted(m: &mut Mount, what: &str) {
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    let _ = m.child.as_mut().unwrap().wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_mounted(m.path()) {
+        assert!(Instant::now() < deadline, "{what}: a dead mount stayed behind");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fs::read_dir(m.path()).is_ok(), "{what}: the mount point is a plain directory again");
+}
+
 fn as_nobody(cmd: &str) -> (bool, String) {
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", cmd])
@@ -477,14 +490,7 @@ fn umask_hides_modes_access_is_the_owners_and_auto_unmount_cleans_up_after_a_kil
     assert!(!ok && err.contains("Permission denied"), "{err}");
 
     // The daemon dies: the mount goes with it, no "Transport endpoint is not connected".
-    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
-    let _ = m.child.as_mut().unwrap().wait();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while is_mounted(m.path()) {
-        assert!(Instant::now() < deadline, "still mounted after the daemon died");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(fs::read_dir(m.path()).is_ok(), "the mount point is a plain directory again");
+    kill_and_see_unmounted(&mut m, "the kill");
     drop(m);
 
     // --allow-other lets other users in, with the modes as stored (default_permissions).
@@ -508,14 +514,7 @@ fn auto_unmount_survives_repeated_kills_and_leaves_no_helper_behind() {
     for i in 0..8 {
         let mut m = mount(&proxy, &["-o", "auto_unmount", &b]);
         assert_eq!(fs::read(m.path().join("f")).unwrap(), b"x");
-        unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
-        let _ = m.child.as_mut().unwrap().wait();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while is_mounted(m.path()) {
-            assert!(Instant::now() < deadline, "kill {i}: a dead mount stayed behind");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(fs::read_dir(m.path()).is_ok(), "kill {i}: the mount point is a plain directory again");
+        kill_and_see_unmounted(&mut m, &format!("kill {i}"));
         points.push(m.path().display().to_string());
         drop(m);
     }
