@@ -509,6 +509,12 @@ impl S3Store {
     }
 }
 
+/// A request that got no answer: a certificate not trusted, or an endpoint that does not speak
+/// TLS (no retry helps), or else the network.
+fn transport_error(text: String) -> StoreError {
+    if text.contains("TLS") || text.contains("certificate") { StoreError::Tls(text) } else { StoreError::Network(text) }
+}
+
 /// `x-amz-copy-source`: bucket and key, URL-encoded except for '/'.
 fn copy_source(bucket: &str, key: &str) -> String {
     let mut out = String::with_capacity(bucket.len() + key.len() + 1);
@@ -546,12 +552,7 @@ where
             return StoreError::NoCredentials(causes(&err));
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            let text = causes(&err);
-            // A certificate not trusted, or an endpoint that does not speak TLS: no retry helps.
-            if text.contains("TLS") || text.contains("certificate") {
-                return StoreError::Tls(text);
-            }
-            return StoreError::Network(text);
+            return transport_error(causes(&err));
         }
         SdkError::ConstructionFailure(_) => {
             // Most often: no credentials could be loaded, or they could not sign.

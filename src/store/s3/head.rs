@@ -179,11 +179,7 @@ impl LeanHead {
         })?;
         let resp = self.connector.call(req).await.map_err(|e| {
             let text = super::causes(&e);
-            if !e.is_io() && !e.is_timeout() && (text.contains("TLS") || text.contains("certificate")) {
-                StoreError::Tls(text)
-            } else {
-                StoreError::Network(text)
-            }
+            if e.is_io() || e.is_timeout() { StoreError::Network(text) } else { super::transport_error(text) }
         })?;
         let status = resp.status().as_u16();
         meta_from_headers(status, resp.headers().iter())
