@@ -455,25 +455,9 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Attributes of an object from HeadObject: size, and mtime/mode/uid/gid from user metadata
     /// when present (s3fs writes integer seconds, rclone fractional seconds), else LastModified.
+    /// Learns the metadata into the index too (see [`Fs::meta_attr`] for the attributes alone).
     fn attr_from_meta(&self, loc: &Location, meta: &ObjectMeta) -> Attr {
-        let md = |k: &str| meta.metadata.get(k).map(|v| v.trim());
-        let mtime = md("mtime").and_then(parse_mtime).or(meta.last_modified).unwrap_or(self.mount_time);
-        let attr = Attr {
-            kind: md("mode")
-                .and_then(|m| m.parse::<u32>().ok())
-                .map_or(Kind::File, |m| Kind::from_mode(m, md("rdev").and_then(|v| v.parse().ok()).unwrap_or(0))),
-            size: meta.size,
-            mtime,
-            atime: md("atime").and_then(parse_mtime),
-            ctime: md("ctime").and_then(parse_mtime),
-            perm: md("mode").and_then(|m| m.parse::<u32>().ok()).map(|m| (m & 0o7777) as u16),
-            uid: md("uid").and_then(|v| v.parse().ok()),
-            gid: md("gid").and_then(|v| v.parse().ok()),
-            etag: meta.etag.clone(),
-            modified: meta.last_modified,
-            // S3 leaves the header out for STANDARD.
-            class: inode::storage_class(meta.storage_class.as_deref().unwrap_or("STANDARD")),
-        };
+        let attr = self.meta_attr(meta);
         let key = match loc {
             Location::File { bucket, key } => Some((bucket, key)),
             Location::Dir { bucket, prefix } => Some((bucket, prefix)), // its marker
@@ -488,6 +472,28 @@ impl<S: ObjectStore> Fs<S> {
             self.index.learn(bucket, key, KnownMeta::new(etag, &attr, put));
         }
         self.with_pending_meta(loc, attr)
+    }
+
+    /// The attributes HeadObject's answer `meta` gives, before this mount's pending changes.
+    fn meta_attr(&self, meta: &ObjectMeta) -> Attr {
+        let md = |k: &str| meta.metadata.get(k).map(|v| v.trim());
+        let mtime = md("mtime").and_then(parse_mtime).or(meta.last_modified).unwrap_or(self.mount_time);
+        Attr {
+            kind: md("mode")
+                .and_then(|m| m.parse::<u32>().ok())
+                .map_or(Kind::File, |m| Kind::from_mode(m, md("rdev").and_then(|v| v.parse().ok()).unwrap_or(0))),
+            size: meta.size,
+            mtime,
+            atime: md("atime").and_then(parse_mtime),
+            ctime: md("ctime").and_then(parse_mtime),
+            perm: md("mode").and_then(|m| m.parse::<u32>().ok()).map(|m| (m & 0o7777) as u16),
+            uid: md("uid").and_then(|v| v.parse().ok()),
+            gid: md("gid").and_then(|v| v.parse().ok()),
+            etag: meta.etag.clone(),
+            modified: meta.last_modified,
+            // S3 leaves the header out for STANDARD.
+            class: inode::storage_class(meta.storage_class.as_deref().unwrap_or("STANDARD")),
+        }
     }
 
     /// Remembers the metadata s3drive itself just gave an object version.
@@ -877,7 +883,7 @@ impl<S: ObjectStore> Fs<S> {
         let Some((cell, id)) = head else { return Ok(Some(e)) };
         match self.head_shared(&cell, id.clone(), &e.loc, Some((listing, &e.name))).await {
             Ok(_) if self.hidden(&id.0, &id.1) => Ok(None),
-            Ok(meta) => Ok(Some(Entry { attr: self.attr_from_meta(&e.loc, &meta), ..e })),
+            Ok(attr) => Ok(Some(Entry { attr, ..e })),
             Err(StoreError::NotFound) => Ok(None), // deleted since it was listed
             Err(err) => Err(err.into()),
         }
@@ -890,24 +896,36 @@ impl<S: ObjectStore> Fs<S> {
         !self.listed_attr(e).1
     }
 
-    /// Waits for (or sends) the shared HeadObject and learns its metadata; with a listing and
-    /// a name, also puts the answer in that listing before the request stops being shared, so
-    /// a lookup arriving afterwards finds it there. That holds whether or not the server's
-    /// listings carry ETags to match learned metadata by (s3s-fs's do not).
+    /// Waits for (or sends) the shared HeadObject and gives the attributes it answers. The
+    /// one that sent it learns its metadata and, with a listing and a name, puts the answer in
+    /// that listing before the request stops being shared, so a lookup arriving afterwards
+    /// finds it there. That holds whether or not the server's listings carry ETags to match
+    /// learned metadata by (s3s-fs's do not).
     async fn head_shared(
         &self,
         cell: &Arc<HeadCell>,
         id: ObjectKey,
         loc: &Location,
         listed: Option<(&ListingRef, &Name)>,
-    ) -> crate::store::StoreResult<ObjectMeta> {
-        let result = cell.get_or_init(|| self.store.head_object(&id.0, &id.1)).await.clone();
-        if let Ok(meta) = &result {
-            let attr = self.attr_from_meta(loc, meta);
-            if let Some((listing, name)) = listed {
-                listing.lock().await.refresh_file(name, loc, attr);
+    ) -> crate::store::StoreResult<Attr> {
+        let mut sent = false;
+        let result = cell
+            .get_or_init(|| {
+                sent = true;
+                self.store.head_object(&id.0, &id.1)
+            })
+            .await;
+        let result = match result {
+            Ok(meta) if sent => {
+                let attr = self.attr_from_meta(loc, meta);
+                if let Some((listing, name)) = listed {
+                    listing.lock().await.refresh_file(name, loc, attr.clone());
+                }
+                Ok(attr)
             }
-        }
+            Ok(meta) => Ok(self.with_pending_meta(loc, self.meta_attr(meta))),
+            Err(e) => Err(e.clone()),
+        };
         let mut heads = self.heads.lock().unwrap();
         if heads.get(&id).is_some_and(|c| Arc::ptr_eq(c, cell)) {
             heads.remove(&id);
