@@ -48,6 +48,39 @@ fn twenty_slowdowns_in_a_row_during_a_multipart_upload_and_a_read_are_ridden_out
 }
 
 #[test]
+fn a_lost_answer_to_complete_multipart_upload_is_not_an_error_when_the_upload_completed() {
+    let c = client();
+    let b = bucket("lostcomplete");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b]);
+    // The server completes the upload, but the connection closes before its answer; the
+    // retry meets NoSuchUpload, as on servers that forget a completed upload at once (moto
+    // itself would complete it again).
+    proxy.trouble("CompleteMultipartUpload", Trouble::CutResponse(0), 1);
+    proxy.trouble("CompleteMultipartUpload", Trouble::Error { status: 404, code: "NoSuchUpload" }, 1);
+    let body = data(20 << 20, 23);
+    let mut f = fs::File::create(m.path().join("done.bin")).unwrap();
+    f.write_all(&body).unwrap();
+    close(f).expect("the upload completed: close succeeds");
+    assert_eq!(proxy.trouble_left(), 0, "the answer was cut, and the retry met NoSuchUpload");
+    assert!(proxy.count("CompleteMultipartUpload") >= 2, "{:?}", proxy.counts());
+    assert!(get(&c, &b, "done.bin") == body);
+    assert!(m.log_text().contains("an earlier try completed it"), "{}", m.log_text());
+    assert_eq!(fs::metadata(m.path().join("done.bin")).unwrap().len(), body.len() as u64);
+
+    // A retry that meets NoSuchUpload when no try completed it (the upload aborted by someone
+    // else) stays an error: the object is not there.
+    proxy.trouble("CompleteMultipartUpload", Trouble::Error { status: 500, code: "InternalError" }, 1);
+    proxy.trouble("CompleteMultipartUpload", Trouble::Error { status: 404, code: "NoSuchUpload" }, 1);
+    let mut f = fs::File::create(m.path().join("gone.bin")).unwrap();
+    f.write_all(&body).unwrap();
+    assert!(close(f).is_err(), "the upload is lost: close fails");
+    assert_eq!(proxy.trouble_left(), 0);
+    assert!(rt().block_on(c.head_object().bucket(&b).key("gone.bin").send()).is_err());
+}
+
+#[test]
 fn a_connection_cut_after_1_mib_of_a_64_mib_read_resumes_with_the_right_bytes() {
     let c = client();
     let b = bucket("cut");

@@ -31,7 +31,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::retry::{Attempts, Progress, RetryOptions, Throttle, watch};
 use super::{
@@ -513,6 +513,26 @@ impl S3Store {
 /// TLS (no retry helps), or else the network.
 fn transport_error(text: String) -> StoreError {
     if text.contains("TLS") || text.contains("certificate") { StoreError::Tls(text) } else { StoreError::Network(text) }
+}
+
+/// The ETag S3 gives an object completed from `parts` (number, ETag): the MD5 of the parts'
+/// MD5s, then "-" and their count, quoted. `None` when a part's ETag is not an MD5 (SSE-KMS).
+fn multipart_etag(parts: &[(i32, String)]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut all = Md5::new();
+    for (_, etag) in parts {
+        let hex = etag.trim_matches('"');
+        if hex.len() != 32 {
+            return None;
+        }
+        let mut digest = [0u8; 16];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        all.update(digest);
+    }
+    let sum: String = all.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("\"{sum}-{}\"", parts.len()))
 }
 
 /// `x-amz-copy-source`: bucket and key, URL-encoded except for '/'.
@@ -1123,8 +1143,10 @@ impl ObjectStore for S3Store {
                 parts.iter().map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build()).collect(),
             ))
             .build();
+        let tries = std::sync::atomic::AtomicU32::new(0);
         let resp = self
             .call("CompleteMultipartUpload", |_| async {
+                tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 send_with!(
                     client
                         .complete_multipart_upload()
@@ -1136,8 +1158,24 @@ impl ObjectStore for S3Store {
                 )
                 .map_err(|e| map_err(e, StoreError::NotFound))
             })
-            .await?;
-        Ok(PutResult { etag: resp.e_tag().map(str::to_string) })
+            .await;
+        match resp {
+            Ok(resp) => Ok(PutResult { etag: resp.e_tag().map(str::to_string) }),
+            // NoSuchUpload on a retry: an earlier try may have completed the upload, its answer
+            // lost (a reset, a stall). The object tells: it carries the ETag S3 gives exactly
+            // these parts.
+            Err(StoreError::NotFound) if tries.into_inner() > 1 => {
+                let expect = multipart_etag(parts);
+                match self.head_object(bucket, key).await {
+                    Ok(meta) if expect.is_some() && meta.etag == expect => {
+                        info!(key, "CompleteMultipartUpload: an earlier try completed it (its answer was lost)");
+                        Ok(PutResult { etag: meta.etag })
+                    }
+                    _ => Err(StoreError::NotFound),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
@@ -1333,6 +1371,15 @@ impl ObjectStore for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multipart_etag_is_the_md5_of_the_parts_md5s_and_their_count() {
+        let parts =
+            [(1, "\"594f803b380a41396ed63dca39503542\"".to_string()), (2, "08f8e0260c64418510cefb2b06eee5cd".into())];
+        assert_eq!(multipart_etag(&parts).as_deref(), Some("\"72d27afac8e2fbd3662861b9d607a02c-2\""));
+        assert_eq!(multipart_etag(&[(1, "\"kms-opaque\"".into())]), None);
+        assert_eq!(multipart_etag(&[(1, "zz4f803b380a41396ed63dca39503542".into())]), None);
+    }
 
     #[test]
     fn the_version_current_at_a_time_is_the_first_no_later_and_a_delete_marker_hides() {
