@@ -134,7 +134,7 @@ fn source_name(config: &Config) -> String {
 
 /// Mounts and serves until unmounted (by `umount`, `fusermount3 -u`, SIGINT or SIGTERM).
 /// `on_ready` runs once the mount is in place.
-pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
+pub fn run(mut config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let mp = &config.mountpoint;
     match std::fs::metadata(mp) {
         Ok(m) if m.is_dir() => {}
@@ -160,6 +160,11 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         }
         warn!(mount_point = %mp.display(), "the mount point is not empty: its files are hidden while s3drive is mounted");
     }
+    // Absolute, and found before the mount (a path through a FUSE mount not yet served would
+    // wait for it): the auto_unmount guard runs from another directory, and the inode budget
+    // matches processes' working directories (/proc) against it.
+    config.mountpoint = std::fs::canonicalize(&config.mountpoint)
+        .with_context(|| format!("mount point {}", config.mountpoint.display()))?;
     crate::fs::staging::secure_dir(&config.write.cache_dir)
         .with_context(|| format!("cache directory {}", config.write.cache_dir.display()))?;
     if let Some(c) = &config.data_cache {
@@ -201,9 +206,7 @@ pub fn run(config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     };
 
     let mountpoint = config.mountpoint.clone();
-    // The guard's path: absolute (it may run from another directory) and found before the
-    // mount (a path through a FUSE mount not yet served would wait for it).
-    let guard_at = config.auto_unmount.then(|| std::fs::canonicalize(&mountpoint)).transpose()?;
+    let guard_at = config.auto_unmount.then(|| mountpoint.clone());
     let fs = {
         let _rt = rt.enter();
         Fs::new(store, config)

@@ -211,6 +211,47 @@ fn a_walk_leaves_at_most_the_inode_budget_behind_and_everything_still_works() {
 }
 
 #[test]
+fn folders_count_in_the_inode_budget_but_a_working_directory_stays() {
+    let c = client();
+    let b = bucket("budgetdirs");
+    create_bucket(&c, &b);
+    put_many(&c, &b, (0..300).map(|i| format!("t/d{i:03}/f")).collect(), b"x");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b, "--inode-budget", "100", "--metadata-ttl", "1"]);
+    let t = m.path().join("t");
+    assert_eq!(sh(&format!("find {} -type f", t.display())).lines().count(), 300);
+    // A shell standing in one folder, and one folder open (as a file manager keeps it).
+    let here = t.join("d007");
+    let mut shell = std::process::Command::new("sleep").arg("120").current_dir(&here).spawn().unwrap();
+    let open_dir = fs::File::open(t.join("d123")).unwrap();
+    let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
+    assert!(held > 100, "find handed the kernel files and folders: {held}");
+    // Files go first; then the folders they emptied, but not the ones in use.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
+        if held <= 100 {
+            break;
+        }
+        if Instant::now() > deadline {
+            shell.kill().unwrap();
+            panic!("still {held} inodes");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cwd = fs::read_link(format!("/proc/{}/cwd", shell.id())).unwrap();
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    assert_eq!(cwd, here, "the shell's working directory was left in place");
+    use std::os::fd::AsRawFd;
+    let link = fs::read_link(format!("/proc/self/fd/{}", open_dir.as_raw_fd())).unwrap();
+    assert_eq!(link, t.join("d123"), "the open folder was left in place");
+    drop(open_dir);
+    assert_eq!(sh(&format!("cd {} && pwd -P && ls", here.display())), format!("{}\nf\n", here.display()));
+    assert_eq!(sh(&format!("find {} -type f", t.display())).lines().count(), 300);
+}
+
+#[test]
 fn reads_are_exact_sequential_and_random_with_bounded_memory() {
     let c = client();
     let b = bucket("reads");

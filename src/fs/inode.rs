@@ -298,13 +298,31 @@ impl InodeTable {
     /// least recently used first, as (number, parent, location). Each counts as used now, so
     /// that one the kernel keeps (an open file) is not offered again at once.
     pub fn coldest(&self, count: usize, idle: Duration) -> Vec<(Ino, Ino, Location)> {
+        self.pick(count, idle, false)
+    }
+
+    /// Like [`InodeTable::coldest`], for directories no node lies in: what the kernel holds
+    /// under them is gone, so dropping one drops nothing else. Never the root.
+    pub fn coldest_dirs(&self, count: usize, idle: Duration) -> Vec<(Ino, Ino, Location)> {
+        self.pick(count, idle, true)
+    }
+
+    fn pick(&self, count: usize, idle: Duration, dirs: bool) -> Vec<(Ino, Ino, Location)> {
         let now = self.now();
         let before = now.saturating_sub(idle.as_secs().max(1) as u32);
         let mut t = self.inner.lock().unwrap();
+        // Directories with a node in them are not offered.
+        let parents: std::collections::HashSet<Ino> = if dirs {
+            t.nodes.iter().filter(|(i, _)| **i != ROOT).map(|(_, n)| n.parent).collect()
+        } else {
+            Default::default()
+        };
         let mut cold: Vec<(u32, Ino)> = t
             .nodes
             .iter()
-            .filter(|(i, n)| **i != ROOT && !n.loc.is_dir() && !n.unlinked && n.used < before)
+            .filter(|(i, n)| {
+                **i != ROOT && !n.unlinked && n.used < before && n.loc.is_dir() == dirs && !parents.contains(i)
+            })
             .map(|(i, n)| (n.used, *i))
             .collect();
         if cold.len() > count {
@@ -558,6 +576,50 @@ mod tests {
         assert!(pick(5).is_empty());
         // A lookup makes a node recent.
         assert!(t.get(files[4]).is_some());
+    }
+
+    #[test]
+    fn directories_are_offered_from_the_leaves_once_nothing_lies_in_them() {
+        let mut t = InodeTable::new(Location::Buckets, Attr::dir(SystemTime::UNIX_EPOCH));
+        t.began = Instant::now().checked_sub(Duration::from_secs(1000)).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        let at = Attr::dir(SystemTime::UNIX_EPOCH);
+        let dir = |p: &str| Location::Dir { bucket: "b".into(), prefix: p.into() };
+        let top = t.remember(ROOT, dir(""), at.clone(), far);
+        let a = t.remember(top, dir("a/"), at.clone(), far);
+        let ab = t.remember(a, dir("a/b/"), at.clone(), far);
+        let f = t.remember(ab, file("a/b/f"), at.clone(), far);
+        let c = t.remember(top, dir("c/"), at.clone(), far);
+        let idle = Duration::from_secs(50);
+        let age = |t: &InodeTable| {
+            let mut g = t.inner.lock().unwrap();
+            for n in g.nodes.values_mut() {
+                n.used = 0;
+            }
+        };
+        age(&t);
+        let offered = |t: &InodeTable| {
+            let mut v: Vec<Ino> = t.coldest_dirs(10, idle).into_iter().map(|(i, _, _)| i).collect();
+            v.sort();
+            v
+        };
+        let sorted = |mut v: Vec<Ino>| {
+            v.sort();
+            v
+        };
+        // Only c is empty; a/b holds a file, a holds a/b, the bucket holds both; the root never.
+        assert_eq!(offered(&t), vec![c]);
+        assert_eq!(t.coldest(10, idle).len(), 1, "files are offered by coldest alone");
+        t.forget(f, 1);
+        age(&t);
+        assert_eq!(offered(&t), sorted(vec![ab, c]));
+        t.forget(ab, 1);
+        t.forget(c, 1);
+        age(&t);
+        assert_eq!(offered(&t), vec![a]);
+        // One used within `idle` is not offered.
+        t.get(a);
+        assert!(offered(&t).is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod inode;
 pub mod meta_index;
 pub mod mutate;
 pub mod names;
+pub mod pinned;
 pub mod read;
 pub mod setattr;
 pub mod staging;
@@ -37,7 +38,7 @@ use crate::store::{ListRequest, ObjectMeta, ObjectStore, PutMeta, StoreError};
 use delete::Deleter;
 use dir::{Entry, Listing};
 use error::{Error, Result};
-use inode::{Attr, Ino, InodeTable, Kind, Location};
+use inode::{Attr, Ino, InodeTable, Kind, Location, ROOT};
 use meta_index::{KnownMeta, MetaIndex};
 use names::Name;
 use read::{MemoryLimiter, Reader};
@@ -593,12 +594,14 @@ impl<S: ObjectStore> Fs<S> {
         self.listings.lock().unwrap().get(&ino).cloned()
     }
 
-    /// Keeps the inode table within `--inode-budget`: when the kernel holds more file inodes,
-    /// it is told to forget the least recently used (unused for the metadata TTL, at most
+    /// Keeps the inode table within `--inode-budget`: when the kernel holds more inodes, it is
+    /// told to forget the least recently used (unused for the metadata TTL, at most
     /// [`SHRINK_IDLE`]: what a walk just handed over stays a moment), down to 80% of the
-    /// budget. Open files and directories (a process's working directory) are not offered; the
-    /// others come back as FORGETs, which remove their nodes. Returns how many the kernel was
-    /// asked to forget.
+    /// budget. Files go first; directories only when files alone are not enough, and only
+    /// those nothing the kernel holds lies in (so a tree empties from its leaves over a few
+    /// rounds). Open files, open directories, and directories a process stands in (its working
+    /// directory: see [`pinned`]) are not offered; the others come back as FORGETs, which
+    /// remove their nodes. Returns how many the kernel was asked to forget.
     pub fn shrink_nodes(&self) -> usize {
         let n = self.inodes.len();
         let budget = self.config.inode_budget;
@@ -606,8 +609,9 @@ impl<S: ObjectStore> Fs<S> {
         if n <= budget {
             return 0;
         }
+        let want = n - budget / 10 * 8;
         let idle = self.config.metadata_ttl.clamp(Duration::from_secs(1), SHRINK_IDLE);
-        let victims = self.inodes.coldest(n - budget / 10 * 8, idle);
+        let victims = self.inodes.coldest(want, idle);
         // Open files are left alone: the kernel keeps their dentries anyway, and one it was
         // told to drop would show as "(deleted)" in /proc/PID/fd.
         let mut open: std::collections::HashSet<Ino> = self.writers.lock().unwrap().keys().copied().collect();
@@ -624,8 +628,45 @@ impl<S: ObjectStore> Fs<S> {
                 asked += 1;
             }
         }
+        let dirs = if asked < want { self.inodes.coldest_dirs(want - asked, idle) } else { Vec::new() };
+        if !dirs.is_empty() {
+            let who = if self.config.allow_other {
+                pinned::Entrants::Anyone
+            } else if self.config.allow_root || self.config.auto_unmount {
+                pinned::Entrants::RootAndOwner
+            } else {
+                pinned::Entrants::Owner
+            };
+            // Unknown (another user's process may be in here): no directory is dropped.
+            let standing = pinned::standing_in(std::path::Path::new("/proc"), &self.config.mountpoint, who)
+                .map(|paths| paths.iter().filter_map(|names| self.location_at(names)).collect::<Vec<_>>());
+            open.extend(self.dir_handles.lock().unwrap().values().map(|h| h.ino));
+            for (ino, parent, loc) in dirs {
+                let Some(standing) = &standing else { break };
+                if open.contains(&ino) || standing.contains(&loc) {
+                    continue;
+                }
+                if let Some(name) = loc.name() {
+                    kernel.forget(parent, &name, ino);
+                    asked += 1;
+                }
+            }
+        }
         debug!(nodes = n, asked, "asked the kernel to forget inodes it has not used");
         asked
+    }
+
+    /// The directory at `names` below the mount's root, as lookups would find it.
+    fn location_at(&self, names: &[String]) -> Option<Location> {
+        let mut loc = self.inodes.get(ROOT)?.loc;
+        for n in names {
+            let name = Name::new(n)?;
+            loc = match loc {
+                Location::Buckets => Location::Dir { bucket: n.as_str().into(), prefix: String::new() },
+                dir => dir.child(&name, true)?,
+            };
+        }
+        Some(loc)
     }
 
     /// Drops cached listings past their TTL (they answer nothing any more), and the least
