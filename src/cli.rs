@@ -254,9 +254,10 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", requires = "data_cache", help_heading = "Caching")]
     pub data_cache_size: Option<String>,
 
-    /// Files the kernel may hold as inodes before s3drive asks it to forget the least recently
-    /// used ones (those unused for --metadata-ttl): a walk of millions of names (`find`, `du`)
-    /// keeps memory bounded. About 400 bytes each in s3drive.
+    /// Inodes (files and folders) the kernel may hold before s3drive asks it to forget the least
+    /// recently used ones (those unused for --metadata-ttl; files first, then emptied folders,
+    /// never open ones or a process's working directory): a walk of millions of names (`find`,
+    /// `du`) keeps memory bounded. About 400 bytes each in s3drive.
     #[arg(long, value_name = "N", default_value = "100000", help_heading = "Caching")]
     pub inode_budget: usize,
 
