@@ -1,8 +1,9 @@
 //! Which directories of the mount processes stand in: their working directory or their root,
 //! read from /proc. Such a directory must never be dropped from the kernel's cache by
 //! s3drive: its dentry would be unhashed while the process keeps it, and `getcwd` answers
-//! ENOENT from then on (a shell shows "(deleted)"). Asked only when the inode budget wants
-//! directories gone (see `Fs::shrink_nodes`).
+//! ENOENT from then on (a shell shows "(deleted)"). Nor a directory another file system is
+//! mounted on (a bind mount): dropping its entry detaches that mount. Asked only when the
+//! inode budget wants directories gone (see `Fs::shrink_nodes`).
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -27,7 +28,7 @@ impl Entrants {
 }
 
 /// The paths below `mount` (relative to it, as names) where some process has its working
-/// directory or root, from `proc` (/proc). `None` when that cannot be known: `mount` is not
+/// directory or root, or another file system is mounted, from `proc` (/proc). `None` when that cannot be known: `mount` is not
 /// absolute, /proc is missing, or the link of another user's process that may enter the
 /// mount (`allow_other`, or root with `allow_root`) cannot be read (a daemon that is not root).
 pub fn standing_in(proc: &Path, mount: &Path, who: Entrants) -> Option<HashSet<Vec<String>>> {
@@ -63,7 +64,39 @@ pub fn standing_in(proc: &Path, mount: &Path, who: Entrants) -> Option<HashSet<V
             }
         }
     }
+    // A mount on a folder of ours (a bind mount) would be detached with the folder's entry.
+    let mounts = std::fs::read_to_string(proc.join("self/mountinfo")).ok()?;
+    for line in mounts.lines() {
+        if let Some(at) = line.split(' ').nth(4)
+            && let Some(names) = below(mount, Path::new(&unescape(at)))
+            && !names.is_empty()
+        {
+            found.insert(names);
+        }
+    }
     Some(found)
+}
+
+/// A mountinfo field: space, tab, newline and backslash are written as `\ooo` (octal).
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let code =
+            b.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| u8::from_str_radix(d, 8).ok());
+        match code {
+            Some(c) if b[i] == b'\\' => {
+                out.push(c);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `target`'s names below `mount`, or `None` if it is not below it.
@@ -89,5 +122,6 @@ mod tests {
         assert!(!found.iter().any(|p| p.is_empty()), "nothing stands in the mount's root: {found:?}");
         assert!(standing_in(Path::new("/proc"), Path::new("relative"), Entrants::Owner).is_none());
         assert!(standing_in(Path::new("/no/such/proc"), mount.path(), Entrants::Owner).is_none());
+        assert_eq!(unescape(r"/tmp/a\040b\134c\011"), "/tmp/a b\\c\t");
     }
 }
