@@ -68,6 +68,9 @@ pub enum RecoverAction {
         /// Path-style addressing [default: as the mount had it].
         #[arg(long)]
         force_path_style: bool,
+        /// The SSE-C key the mount used (its journal keeps only the key's MD5, to check it).
+        #[arg(long, value_name = "FILE")]
+        sse_c_key_file: Option<PathBuf>,
     },
     /// Delete one, with its bytes.
     Discard {

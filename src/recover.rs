@@ -11,10 +11,10 @@ use bytes::Bytes;
 
 use crate::cli::RecoverAction;
 use crate::fs::inode::Kind;
-use crate::fs::staging::{self, Orphan};
+use crate::fs::staging::{self, Orphan, RequestNote};
 use crate::fs::write::FileMeta;
 use crate::stats::human;
-use crate::store::s3::{S3Options, S3Store};
+use crate::store::s3::{RequestOptions, S3Options, S3Store, Sse};
 use crate::store::{ObjectStore, StoreError};
 
 pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCode {
@@ -46,7 +46,7 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
             }
             None => no_such(&id, &dir),
         },
-        RecoverAction::Upload { id, endpoint_url, region, profile, force_path_style } => {
+        RecoverAction::Upload { id, endpoint_url, region, profile, force_path_style, sse_c_key_file } => {
             let Some(o) = find(&id) else { return no_such(&id, &dir) };
             if o.journal.bucket.is_empty() {
                 eprintln!(
@@ -55,6 +55,13 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                 );
                 return ExitCode::FAILURE;
             }
+            let request = match request_options(&o.journal.request, sse_c_key_file.as_deref()) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("s3drive: {id}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let service = o.journal.service.clone();
             let opts = S3Options {
                 endpoint_url: endpoint_url.or((service != "aws").then_some(service)),
@@ -71,9 +78,7 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
                     }
                     other => other.and_then(Result::ok),
                 },
-                // Encryption, class and ACL options are not kept in the journal: an adopted
-                // file goes up as a plain PutObject.
-                request: Default::default(),
+                request,
                 version_at: None,
                 head_via_sdk: false,
             };
@@ -100,6 +105,38 @@ pub fn run(cache_dir: Option<PathBuf>, action: Option<RecoverAction>) -> ExitCod
             }
         }
     }
+}
+
+/// The request options the mount wrote with, from its journal (a journal of an older s3drive
+/// has none: plain requests). An SSE-C key must be given again, and be the same.
+fn request_options(note: &RequestNote, sse_c_key_file: Option<&std::path::Path>) -> Result<RequestOptions, String> {
+    let sse = match (note.sse.as_deref(), sse_c_key_file) {
+        (Some("SSE-C"), None) => {
+            return Err("the mount encrypted with SSE-C: give its key with --sse-c-key-file".into());
+        }
+        (Some("SSE-C"), Some(file)) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("--sse-c-key-file {}: {e}", file.display()))?;
+            let sse = Sse::customer_key(&bytes).map_err(|e| format!("--sse-c-key-file {} {e}", file.display()))?;
+            match &sse {
+                Sse::Customer { key_md5, .. } if Some(key_md5) == note.sse_c_key_md5.as_ref() => Some(sse),
+                _ => return Err(format!("--sse-c-key-file {}: not the key the mount used", file.display())),
+            }
+        }
+        (_, Some(_)) => return Err("the mount did not use SSE-C: leave out --sse-c-key-file".into()),
+        (None, None) => None,
+        (Some("AES256"), None) => Some(Sse::S3),
+        (Some(kms @ ("aws:kms" | "aws:kms:dsse")), None) => {
+            Some(Sse::Kms { dsse: kms == "aws:kms:dsse", key_id: note.kms_key_id.clone() })
+        }
+        (Some(other), None) => return Err(format!("the journal names an unknown encryption {other:?}")),
+    };
+    Ok(RequestOptions {
+        sse,
+        storage_class: note.storage_class.clone(),
+        acl: note.acl.clone(),
+        requester_pays: note.requester_pays,
+        expected_bucket_owner: note.expected_bucket_owner.clone(),
+    })
 }
 
 fn no_such(id: &str, dir: &std::path::Path) -> ExitCode {

@@ -268,3 +268,115 @@ fn a_version_at_mount_shows_the_bucket_as_it_was_then() {
     assert!(lines[0].ends_with(" 19 latest") && lines[1].ends_with(" 6"), "{v}");
     assert_eq!(fs::read_to_string(m.path().join("f.txt")).unwrap(), "second, and longer\n");
 }
+
+/// Mounts with `args`, writes `body` to `name` without closing it, kills the daemon, and
+/// returns the cache directory and the `s3drive recover` id of the file it left.
+fn crash_mid_write(proxy: &Proxy, args: &[&str], name: &str, body: &[u8]) -> (tempfile::TempDir, String) {
+    use std::io::Write;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let mut m = mount(proxy, &[args, &["--cache-dir", dir]].concat());
+    let mut f = fs::File::create(m.path().join(name)).unwrap();
+    f.write_all(body).unwrap();
+    m.child.as_mut().unwrap().kill().unwrap();
+    m.child.as_mut().unwrap().wait().unwrap();
+    drop(f);
+    let _ = std::process::Command::new("fusermount3").arg("-uz").arg(m.path()).status();
+    let list = s3drive().args(["recover", "--cache-dir", dir]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let line = list.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{list}"));
+    let id = line.split_whitespace().next().unwrap().to_string();
+    (cache, id)
+}
+
+#[test]
+fn recover_uploads_a_crashed_mounts_file_with_the_mounts_encryption_class_and_acl() {
+    let c = client();
+    let b = bucket("recoverco");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let company = [
+        b.as_str(),
+        "--sse",
+        "aws:kms",
+        "--sse-kms-key-id",
+        "alias/s3drive-test",
+        "--storage-class",
+        "STANDARD_IA",
+        "--acl",
+        "bucket-owner-full-control",
+        "--expected-bucket-owner",
+        "123456789012",
+    ];
+    let body = data(1 << 20, 31);
+    let (cache, id) = crash_mid_write(&proxy, &company, "kms.bin", &body);
+    proxy.reset();
+    let out =
+        s3drive().args(["recover", "--cache-dir", cache.path().to_str().unwrap(), "upload", &id]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for h in sent(&proxy, "PutObject") {
+        assert_eq!(h.get("x-amz-server-side-encryption").map(String::as_str), Some("aws:kms"), "{h:?}");
+        assert_eq!(
+            h.get("x-amz-server-side-encryption-aws-kms-key-id").map(String::as_str),
+            Some("alias/s3drive-test"),
+            "{h:?}"
+        );
+        assert_eq!(h.get("x-amz-storage-class").map(String::as_str), Some("STANDARD_IA"), "{h:?}");
+        assert_eq!(h.get("x-amz-acl").map(String::as_str), Some("bucket-owner-full-control"), "{h:?}");
+        assert_eq!(h.get("x-amz-expected-bucket-owner").map(String::as_str), Some("123456789012"), "{h:?}");
+    }
+    let head = rt().block_on(c.head_object().bucket(&b).key("kms.bin").send()).unwrap();
+    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"));
+    assert_eq!(head.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"));
+    assert!(get(&c, &b, "kms.bin") == body);
+
+    // SSE-C: the journal keeps no key; recover wants the same one again.
+    let keyfile = tempfile::NamedTempFile::new().unwrap();
+    let key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(5).wrapping_add(1)).collect();
+    fs::write(keyfile.path(), &key).unwrap();
+    let keyarg = keyfile.path().to_str().unwrap();
+    let (cache, id) = crash_mid_write(&proxy, &[&b, "--sse-c-key-file", keyarg], "ssec.bin", &body);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&key);
+    for f in files_under(cache.path()) {
+        let text = fs::read(&f).unwrap();
+        let text = String::from_utf8_lossy(&text);
+        assert!(!text.contains(&b64), "{} holds the key", f.display());
+    }
+    let dir = cache.path().to_str().unwrap();
+    let out = s3drive().args(["recover", "--cache-dir", dir, "upload", &id]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--sse-c-key-file"), "{said}");
+    let other = tempfile::NamedTempFile::new().unwrap();
+    fs::write(other.path(), [9u8; 32]).unwrap();
+    let out = s3drive()
+        .args(["recover", "--cache-dir", dir, "upload", &id, "--sse-c-key-file", other.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("not the key the mount used"), "{said}");
+    proxy.reset();
+    let out =
+        s3drive().args(["recover", "--cache-dir", dir, "upload", &id, "--sse-c-key-file", keyarg]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for h in sent(&proxy, "PutObject") {
+        assert_eq!(h.get("x-amz-server-side-encryption-customer-key"), Some(&b64), "{h:?}");
+    }
+    let got = rt()
+        .block_on(
+            c.get_object()
+                .bucket(&b)
+                .key("ssec.bin")
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&b64)
+                .sse_customer_key_md5(
+                    base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(&key)),
+                )
+                .send(),
+        )
+        .unwrap();
+    let bytes = rt().block_on(got.body.collect()).unwrap().into_bytes();
+    assert!(bytes.as_ref() == body.as_slice());
+}

@@ -281,12 +281,13 @@ impl<S: ObjectStore> Fs<S> {
             }
         };
         let service = config.s3.endpoint_url.as_deref().unwrap_or("aws");
-        let staging_dir = staging::StageDir::open(&config.write.cache_dir, service, config.s3.force_path_style)
+        let mut staging_dir = staging::StageDir::open(&config.write.cache_dir, service, config.s3.force_path_style)
             .unwrap_or_else(|e| {
                 let path = config.write.cache_dir.join(format!("mount-{}", std::process::id()));
                 warn!(dir = %path.display(), error = %e, "cannot set up the staging directory; writes will fail");
                 staging::StageDir::unlocked(path)
             });
+        staging_dir.request = staging::RequestNote::of(&config.s3.request);
         let index = MetaIndex::open(
             config.metadata.index_entries.map(|_| config.write.cache_dir.as_path()),
             service,

@@ -4,7 +4,8 @@
 //! one staging directory per running mount (`mount-PID`, held with an flock on its `.lock` for
 //! the life of the process), and a journal beside every staging file (`NAME.journal`) saying
 //! where its bytes go: the service, bucket and key, the ETag of the object the file started
-//! from, the multipart upload under way, and the file's metadata. A staging directory whose
+//! from, the multipart upload under way, the file's metadata, and the mount's request options
+//! (encryption, storage class, ACL...: never a key, only an SSE-C key's MD5). A staging directory whose
 //! lock is free belongs to a process that died: its files are *orphans*, found at the next
 //! mount (reported, their multipart uploads aborted) and handled by `s3drive recover`.
 
@@ -55,7 +56,25 @@ pub struct StageDir {
     /// where a file goes.
     pub service: Arc<str>,
     pub path_style: bool,
+    /// The request options new objects are written with, for the journals.
+    pub request: RequestNote,
     _lock: Option<File>,
+}
+
+/// What a mount sends with the requests that create objects, as a journal records it so that
+/// `s3drive recover` uploads a file the way the mount would have: a bucket policy that demands
+/// SSE-KMS refuses anything else. The SSE-C key itself is never written down, only its MD5
+/// (S3 keeps that too), to check the key recover is given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestNote {
+    /// `AES256`, `aws:kms`, `aws:kms:dsse`, or `SSE-C`.
+    pub sse: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub sse_c_key_md5: Option<String>,
+    pub storage_class: Option<String>,
+    pub acl: Option<String>,
+    pub requester_pays: bool,
+    pub expected_bucket_owner: Option<String>,
 }
 
 impl StageDir {
@@ -70,13 +89,13 @@ impl StageDir {
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(StageDir { path, service: service.into(), path_style, _lock: Some(lock) })
+        Ok(StageDir { path, service: service.into(), path_style, request: RequestNote::default(), _lock: Some(lock) })
     }
 
     /// A directory without a lock or the checks (unit tests, and a fallback when the cache
     /// directory cannot be set up: the first write then fails with the reason).
     pub fn unlocked(path: PathBuf) -> StageDir {
-        StageDir { path, service: "memory".into(), path_style: false, _lock: None }
+        StageDir { path, service: "memory".into(), path_style: false, request: RequestNote::default(), _lock: None }
     }
 
     /// Makes sure the directory is there (something may have removed it since the mount).
@@ -103,6 +122,7 @@ impl StageDir {
             uid: 0,
             gid: 0,
             mtime: String::new(),
+            request: self.request.clone(),
         }
     }
 }
@@ -124,6 +144,30 @@ pub struct Journal {
     pub uid: u32,
     pub gid: u32,
     pub mtime: String,
+    pub request: RequestNote,
+}
+
+impl RequestNote {
+    pub fn of(r: &crate::store::s3::RequestOptions) -> RequestNote {
+        use crate::store::s3::Sse;
+        let (sse, kms_key_id, sse_c_key_md5) = match &r.sse {
+            None => (None, None, None),
+            Some(Sse::S3) => (Some("AES256"), None, None),
+            Some(Sse::Kms { dsse, key_id }) => {
+                (Some(if *dsse { "aws:kms:dsse" } else { "aws:kms" }), key_id.clone(), None)
+            }
+            Some(Sse::Customer { key_md5, .. }) => (Some("SSE-C"), None, Some(key_md5.clone())),
+        };
+        RequestNote {
+            sse: sse.map(str::to_string),
+            kms_key_id,
+            sse_c_key_md5,
+            storage_class: r.storage_class.clone(),
+            acl: r.acl.clone(),
+            requester_pays: r.requester_pays,
+            expected_bucket_owner: r.expected_bucket_owner.clone(),
+        }
+    }
 }
 
 impl Journal {
@@ -156,6 +200,22 @@ impl Journal {
         line("uid", &self.uid.to_string());
         line("gid", &self.gid.to_string());
         line("mtime", &self.mtime);
+        let r = &self.request;
+        for (k, v) in [
+            ("sse", &r.sse),
+            ("sse_kms_key_id", &r.kms_key_id),
+            ("sse_c_key_md5", &r.sse_c_key_md5),
+            ("storage_class", &r.storage_class),
+            ("acl", &r.acl),
+            ("expected_bucket_owner", &r.expected_bucket_owner),
+        ] {
+            if let Some(v) = v {
+                line(k, v);
+            }
+        }
+        if r.requester_pays {
+            line("requester_pays", "1");
+        }
         out
     }
 
@@ -179,6 +239,13 @@ impl Journal {
                 "uid" => j.uid = v.parse().ok()?,
                 "gid" => j.gid = v.parse().ok()?,
                 "mtime" => j.mtime = v,
+                "sse" => j.request.sse = Some(v),
+                "sse_kms_key_id" => j.request.kms_key_id = Some(v),
+                "sse_c_key_md5" => j.request.sse_c_key_md5 = Some(v),
+                "storage_class" => j.request.storage_class = Some(v),
+                "acl" => j.request.acl = Some(v),
+                "expected_bucket_owner" => j.request.expected_bucket_owner = Some(v),
+                "requester_pays" => j.request.requester_pays = v == "1",
                 _ => {}
             }
         }
@@ -311,6 +378,15 @@ mod tests {
             uid: 1000,
             gid: 100,
             mtime: "1700000000".into(),
+            request: RequestNote {
+                sse: Some("aws:kms".into()),
+                kms_key_id: Some("arn:aws:kms:us-east-1:123456789012:key/k 1".into()),
+                sse_c_key_md5: None,
+                storage_class: Some("STANDARD_IA".into()),
+                acl: Some("bucket-owner-full-control".into()),
+                requester_pays: true,
+                expected_bucket_owner: Some("123456789012".into()),
+            },
         };
         j.save(&data).unwrap();
         assert_eq!(Journal::load(&data).unwrap(), j);
