@@ -6,10 +6,12 @@
 # Requests are s3drive's own count (s3drive status); Garage keeps no request log.
 #
 #   bench/flat.sh                 about 15 minutes on 2 cores (filling takes most of it)
+#   SETTLE=60                     seconds after the second `ls -l` before the RSS is read again
 #   FLAT_N=20000 TOOLS=s3drive bench/flat.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FLAT_N=${FLAT_N:-100000}
+SETTLE=${SETTLE:-60}
 TOOLS=${TOOLS:-"s3drive s3drive-listing rclone s3fs direct"}
 SERVER=garage
 port=${BENCH_PORT:-8947}
@@ -59,15 +61,16 @@ for tool in $TOOLS; do
   r0=; [[ $tool == s3drive* ]] && r0=$(reqs)
   cold=$(secs ls -l "$mnt/many"); r1=; [[ $tool == s3drive* ]] && r1=$(reqs)
   again=$(secs ls -l "$mnt/many"); r2=; [[ $tool == s3drive* ]] && r2=$(reqs)
+  sleep "$SETTLE"; later=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$daemon/status")
   rq1=; rq2=; [ -n "$r0" ] && rq1=$((r1 - r0)) && rq2=$((r2 - r1))
   n=$(ls "$mnt/many" | wc -l)
   rows+=("| ls -l of the folder ($n names), cold | $tool | $cold | $rq1 | $(peak) | |")
-  rows+=("| ls -l again, within the TTL | $tool | $again | $rq2 | $(peak) | |")
+  rows+=("| ls -l again, within the TTL | $tool | $again | $rq2 | $(peak) | $later |")
   fusermount3 -u "$mnt"; wait "$daemon" || true; daemon=
 done
 echo
 echo "bench/flat.sh on $server_name, $(nproc) cores, $(date -u +%Y-%m-%d); one folder of $FLAT_N objects"
 echo
-echo "| workload | tool | seconds | requests | peak RSS MiB | |"
+echo "| workload | tool | seconds | requests | peak RSS MiB | RSS $SETTLE s later MiB |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
