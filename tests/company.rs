@@ -11,6 +11,21 @@ use std::process::Stdio;
 
 use common::*;
 
+/// What a company bucket asks of new objects: SSE-KMS with a chosen key, a storage class, a
+/// canned ACL, the expected owner.
+const COMPANY: &[&str] = &[
+    "--sse",
+    "aws:kms",
+    "--sse-kms-key-id",
+    "alias/s3drive-test",
+    "--storage-class",
+    "STANDARD_IA",
+    "--acl",
+    "bucket-owner-full-control",
+    "--expected-bucket-owner",
+    "123456789012",
+];
+
 /// The proxy's record of `op`'s requests: asserts there were some, returns their headers.
 fn sent(proxy: &Proxy, op: &str) -> Vec<HashMap<String, String>> {
     let h = proxy.amz_headers(op);
@@ -25,25 +40,7 @@ fn every_upload_path_carries_the_encryption_class_and_acl_asked_for() {
     create_bucket(&c, &b);
     put(&c, &b, "old.txt", "written before\n");
     let proxy = Proxy::start();
-    let m = mount(
-        &proxy,
-        &[
-            &b,
-            "--sse",
-            "aws:kms",
-            "--sse-kms-key-id",
-            "alias/s3drive-test",
-            "--storage-class",
-            "STANDARD_IA",
-            "--acl",
-            "bucket-owner-full-control",
-            "--requester-pays",
-            "--expected-bucket-owner",
-            "123456789012",
-            "--write-part-size",
-            "5",
-        ],
-    );
+    let m = mount(&proxy, &[&[b.as_str()], COMPANY, &["--requester-pays", "--write-part-size", "5"]].concat());
     let p = m.path();
     fs::metadata(p.join("old.txt")).unwrap();
     proxy.reset();
@@ -295,21 +292,8 @@ fn recover_uploads_a_crashed_mounts_file_with_the_mounts_encryption_class_and_ac
     let b = bucket("recoverco");
     create_bucket(&c, &b);
     let proxy = Proxy::start();
-    let company = [
-        b.as_str(),
-        "--sse",
-        "aws:kms",
-        "--sse-kms-key-id",
-        "alias/s3drive-test",
-        "--storage-class",
-        "STANDARD_IA",
-        "--acl",
-        "bucket-owner-full-control",
-        "--expected-bucket-owner",
-        "123456789012",
-    ];
     let body = data(1 << 20, 31);
-    let (cache, id) = crash_mid_write(&proxy, &company, "kms.bin", &body);
+    let (cache, id) = crash_mid_write(&proxy, &[&[b.as_str()], COMPANY].concat(), "kms.bin", &body);
     proxy.reset();
     let out =
         s3drive().args(["recover", "--cache-dir", cache.path().to_str().unwrap(), "upload", &id]).output().unwrap();

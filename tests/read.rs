@@ -172,6 +172,22 @@ fn find_over_50_folders_of_200_lists_each_folder_once_and_the_next_ones_ahead() 
     assert_eq!(proxy.count("ListObjectsV2"), 0, "{:?}", proxy.counts());
 }
 
+/// Waits until the mount's daemon holds at most `most` inodes; the count it still has after
+/// `within` is the error.
+fn inodes_fall_to(m: &Mount, most: u64, within: Duration) -> Result<(), u64> {
+    let deadline = Instant::now() + within;
+    loop {
+        let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
+        if held <= most {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(held);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_walk_leaves_at_most_the_inode_budget_behind_and_everything_still_works() {
     let c = client();
@@ -188,14 +204,8 @@ fn a_walk_leaves_at_most_the_inode_budget_behind_and_everything_still_works() {
     assert!(held > 100, "find handed the kernel every name: {held}");
     // Unused for the TTL, the names find saw are forgotten: the kernel is asked to drop them,
     // and its FORGETs remove them from the table.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
-        if held <= 100 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still {held} inodes");
-        std::thread::sleep(Duration::from_millis(200));
+    if let Err(held) = inodes_fall_to(&m, 100, Duration::from_secs(30)) {
+        panic!("still {held} inodes");
     }
     // The open file was left alone (a dropped entry would read "(deleted)" here); it reads on,
     // and what was forgotten is looked up again.
@@ -227,17 +237,9 @@ fn folders_count_in_the_inode_budget_but_a_working_directory_stays() {
     let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
     assert!(held > 100, "find handed the kernel files and folders: {held}");
     // Files go first; then the folders they emptied, but not the ones in use.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
-        if held <= 100 {
-            break;
-        }
-        if Instant::now() > deadline {
-            shell.kill().unwrap();
-            panic!("still {held} inodes");
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    if let Err(held) = inodes_fall_to(&m, 100, Duration::from_secs(40)) {
+        shell.kill().unwrap();
+        panic!("still {held} inodes");
     }
     let cwd = fs::read_link(format!("/proc/{}/cwd", shell.id())).unwrap();
     shell.kill().unwrap();
