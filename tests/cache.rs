@@ -258,3 +258,66 @@ fn bad_data_cache_options_are_refused() {
         assert!(err.contains("data-cache"), "{err}");
     }
 }
+
+#[test]
+fn a_full_disk_under_the_cache_costs_caching_never_a_read() {
+    use std::process::Command;
+    let c = client();
+    let b = bucket("dcfull");
+    create_bucket(&c, &b);
+    let body = data(12 * MIB, 41);
+    put(&c, &b, "f.bin", body.clone());
+    let more = data(8 * MIB, 42);
+    put(&c, &b, "g.bin", more.clone());
+    let cache = tempfile::tempdir().unwrap();
+    let mut tmpfs = Command::new("mount");
+    tmpfs.args(["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs"]).arg(cache.path());
+    assert!(tmpfs.status().unwrap().success(), "mounting a 16 MiB tmpfs needs root (the suite runs as root)");
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _tmpfs = Umount(cache.path().to_path_buf());
+    let proxy = Proxy::start();
+    // More than the disk holds is allowed; something else then fills the disk to its last MiB.
+    // Read past the page cache, so that every read reaches the daemon.
+    let (m, _staging) = cached(&proxy, &b, cache.path(), &["--data-cache-size", "64M", "--direct-read-size", "1"]);
+    let filler = cache.path().join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    let chunk = vec![7u8; 64 << 10];
+    while free_bytes(cache.path()) > MIB as u64 {
+        use std::io::Write;
+        if f.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    drop(f);
+    same(&m.path().join("f.bin"), &body);
+    std::thread::sleep(Duration::from_millis(500)); // the cache's writer runs in the background
+    let status = status_of(m.path());
+    assert!(number_after(&status, "not cached: ") > 0, "{status}");
+    assert!(!m.log_text().contains("ERROR"), "{}", m.log_text());
+    // Room again: the next reads are cached, and read from the cache; 20 MiB read through a
+    // cache on 16 MiB leave the disk's last 5% free.
+    fs::remove_file(&filler).unwrap();
+    same(&m.path().join("f.bin"), &body);
+    same(&m.path().join("g.bin"), &more);
+    wait_for_blocks(cache.path(), 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let free = free_bytes(cache.path());
+    assert!(free >= 16 * MIB as u64 * 5 / 100, "the cache left {free} bytes of 16 MiB free");
+    proxy.reset();
+    same(&m.path().join("g.bin"), &more);
+    assert_eq!(proxy.count("GetObject"), 0, "the last file read comes from the cache: {:?}", proxy.counts());
+    same(&m.path().join("f.bin"), &body);
+}
+
+/// Bytes free for an unprivileged user on the file system holding `p`.
+fn free_bytes(p: &Path) -> u64 {
+    let path = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
