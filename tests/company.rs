@@ -234,18 +234,26 @@ fn a_version_at_mount_shows_the_bucket_as_it_was_then() {
     put(&c, &b, "f.txt", "first\n");
     put(&c, &b, "dir/g.txt", "g, the one\n");
     put(&c, &b, "gone.txt", "here then\n");
+    put(&c, &b, "emptied/y.txt", "removed before\n");
+    rt().block_on(c.delete_object().bucket(&b).key("emptied/y.txt").send()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let then = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     put(&c, &b, "f.txt", "second, and longer\n");
     put(&c, &b, "later.txt", "made after\n");
+    put(&c, &b, "newdir/z.txt", "a folder made after\n");
     rt().block_on(c.delete_object().bucket(&b).key("gone.txt").send()).unwrap();
 
     let proxy = Proxy::start();
     let at = format!("@{then}");
     let m = mount(&proxy, &[&b, "--version-at", &at]);
     let p = m.path();
-    assert_eq!(names_in(p), ["dir", "f.txt", "gone.txt"], "as it was: no later.txt, gone.txt still there");
+    assert_eq!(
+        names_in(p),
+        ["dir", "f.txt", "gone.txt"],
+        "as it was: no later.txt, gone.txt still there, no folder made after or emptied before"
+    );
+    assert_eq!(fs::metadata(p.join("newdir")).unwrap_err().raw_os_error(), Some(libc::ENOENT));
     assert_eq!(fs::read_to_string(p.join("f.txt")).unwrap(), "first\n", "the earlier content");
     assert_eq!(fs::metadata(p.join("f.txt")).unwrap().len(), 6);
     assert_eq!(fs::read_to_string(p.join("gone.txt")).unwrap(), "here then\n");

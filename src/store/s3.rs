@@ -618,6 +618,31 @@ struct VersionsPage {
     next: Option<(String, String)>,
 }
 
+/// Folders of a `--version-at` listing page checked at once for having existed then.
+const PREFIX_CHECKS: usize = 8;
+/// Pages of versions read at most to decide whether a folder existed at that time.
+const PREFIX_PAGES: usize = 5;
+
+/// Runs `futs` at once on this task; their outputs in order.
+async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("every future finished")).collect()
+}
+
 /// The version of each key current at `at`, from versions sorted by key, newest first: the
 /// first no later than `at` (absent when that is a delete marker, or when none is). `decided`
 /// is a key already settled on an earlier page. Returns the keys' choices in order and the
@@ -692,8 +717,11 @@ impl S3Store {
                 })
             }))
             .collect();
-        // S3 returns versions and delete markers in two lists; by key, newest first.
-        versions.sort_by(|a, b| a.key.cmp(&b.key).then(b.last_modified.cmp(&a.last_modified)));
+        // S3 returns versions and delete markers in two lists; by key, newest first. Within one
+        // LastModified (milliseconds: a put and a delete may share one) the latest goes first.
+        versions.sort_by(|a, b| {
+            a.key.cmp(&b.key).then(b.last_modified.cmp(&a.last_modified)).then(b.is_latest.cmp(&a.is_latest))
+        });
         let prefixes = resp.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect();
         let next = (resp.is_truncated() == Some(true)).then(|| {
             (
@@ -730,7 +758,40 @@ impl S3Store {
             }
         }
         let next = page.next.map(|(k, v)| format!("{k}\n{v}\n{}", settled.unwrap_or_default()));
-        Ok(ListPage { objects, prefixes: page.prefixes, next })
+        // A folder is listed when anything in it has a version, whenever: only those with
+        // something that existed at `at` were folders then.
+        let mut prefixes = Vec::with_capacity(page.prefixes.len());
+        for chunk in page.prefixes.chunks(PREFIX_CHECKS) {
+            let found = join_all(chunk.iter().map(|p| self.existed_at(req.bucket, p, at)).collect()).await;
+            for (p, existed) in chunk.iter().zip(found) {
+                if existed? {
+                    prefixes.push(p.clone());
+                }
+            }
+        }
+        Ok(ListPage { objects, prefixes, next })
+    }
+
+    /// Whether anything under `prefix` existed at `at`: a key whose version current then is
+    /// not a delete marker. Pages of ListObjectVersions are read until one is found (usually
+    /// the first page decides); past [`PREFIX_PAGES`] pages still undecided, it is taken as
+    /// there (listed, perhaps empty when opened).
+    async fn existed_at(&self, bucket: &str, prefix: &str, at: SystemTime) -> StoreResult<bool> {
+        let (mut marker, mut decided) = (None::<(String, String)>, None::<String>);
+        for _ in 0..PREFIX_PAGES {
+            let at_marker = marker.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
+            let page = self.list_versions_page(bucket, prefix, None, at_marker).await?;
+            let (chosen, settled) = current_at(&page.versions, at, decided.as_deref());
+            if chosen.iter().any(|(_, present)| *present) {
+                return Ok(true);
+            }
+            decided = settled;
+            match page.next {
+                Some(next) => marker = Some(next),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// The version of `key` current at `at`: `None` if it did not exist then.
