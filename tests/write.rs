@@ -168,6 +168,53 @@ fn rsync_twice_copies_nothing_the_second_time_with_three_writes_per_file() {
 }
 
 #[test]
+fn everyday_tools_work_while_the_inode_budget_forgets_files_and_folders() {
+    let c = client();
+    let b = bucket("tinybudget");
+    create_bucket(&c, &b);
+    let src = tempfile::tempdir().unwrap();
+    for d in 0..30 {
+        fs::create_dir_all(src.path().join(format!("d{d:02}/sub"))).unwrap();
+        for f in 0..10 {
+            fs::write(src.path().join(format!("d{d:02}/f{f}.txt")), format!("file {d}/{f}\n")).unwrap();
+        }
+        fs::write(src.path().join(format!("d{d:02}/sub/deep.txt")), format!("deep {d}\n")).unwrap();
+    }
+    let proxy = Proxy::start();
+    // 30 folders of 11 files and a subfolder: far past a budget of 100, so nodes are forgotten
+    // (files, then the folders they empty) between and during every step below.
+    let m = mount(&proxy, &[&b, "--inode-budget", "100", "--metadata-ttl", "1"]);
+    let (s, dst) = (src.path().display().to_string(), m.path().join("backup"));
+    let d = dst.display().to_string();
+    sh(&format!("rsync -a {s}/ {d}/"));
+    let mut shell = std::process::Command::new("sleep").arg("120").current_dir(dst.join("d05/sub")).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
+    assert!(held < 200, "rsync handed over about 400 names; the budget let go of most: {held}");
+    sh(&format!("diff -r {s} {d}"));
+    let out = sh(&format!("rsync -a --stats {s}/ {d}/"));
+    assert!(out.contains("Number of regular files transferred: 0"), "{out}");
+    std::thread::sleep(Duration::from_secs(3));
+    sh(&format!("mv {d}/d01 {d}/moved && cp -r {d}/d02 {d}/copied"));
+    std::thread::sleep(Duration::from_secs(3));
+    sh(&format!("diff -r {s}/d01 {d}/moved && diff -r {s}/d02 {d}/copied"));
+    assert_eq!(sh(&format!("find {d} -type f | wc -l")).trim(), (30 * 11 + 11).to_string());
+    assert_eq!(sh(&format!("find {d} -type d | wc -l")).trim(), (1 + 31 * 2).to_string());
+    let du: u64 = sh(&format!("du -s --apparent-size -B1 {d}")).split_whitespace().next().unwrap().parse().unwrap();
+    assert!(du > 0);
+    let cwd = fs::read_link(format!("/proc/{}/cwd", shell.id())).unwrap();
+    assert_eq!(cwd, dst.join("d05/sub"), "the shell's folder was never dropped");
+    assert_eq!(sh(&format!("cd {d}/d05/sub && pwd -P && cat deep.txt")), format!("{d}/d05/sub\ndeep 5\n"));
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    sh(&format!("rm -r {d}"));
+    assert!(!dst.exists());
+    std::thread::sleep(Duration::from_millis(300));
+    let left = rt().block_on(c.list_objects_v2().bucket(&b).send()).unwrap();
+    assert_eq!(left.key_count(), Some(0), "{:?}", left.contents());
+}
+
+#[test]
 fn rm_r_of_5000_files_sends_at_most_10_delete_batches() {
     let c = client();
     let b = bucket("rm");
