@@ -20,6 +20,7 @@ pub mod pinned;
 pub mod read;
 pub mod setattr;
 pub mod staging;
+pub mod unlink;
 pub mod walk;
 pub mod write;
 pub mod xattr;

@@ -1,6 +1,6 @@
 //! Changes through the mount: creating and writing files (staged, uploaded on close),
-//! directories and buckets, unlink (batched deletes), rename (server-side copies, then batched
-//! deletes) and symbolic links. Metadata changes (setattr) are in `setattr.rs`.
+//! directories and buckets, rename (server-side copies, then batched deletes) and symbolic
+//! links. Metadata changes (setattr) are in `setattr.rs`; removing names in `unlink.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,7 +111,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Resolves `name` in `parent` for a change: its location and attributes. With
     /// `want_meta`, a file's user metadata is fetched when unknown (see [`Fs::resolve`]).
-    async fn existing(&self, parent: Ino, name: &Name, want_meta: bool) -> Result<Option<(Location, Attr)>> {
+    pub(super) async fn existing(&self, parent: Ino, name: &Name, want_meta: bool) -> Result<Option<(Location, Attr)>> {
         let pnode = self.node(parent)?;
         Ok(match self.resolve(parent, &pnode, name, want_meta).await? {
             Some(Resolved::Entry(e)) => Some((e.loc.clone(), e.attr)),
@@ -522,64 +522,6 @@ impl<S: ObjectStore> Fs<S> {
             return Ok(Bytes::new());
         }
         Ok(self.store.get_range(bucket, key, 0, node.attr.size, None).await?)
-    }
-
-    pub async fn unlink(&self, parent: Ino, name: &Name) -> Result<()> {
-        self.check_writable()?;
-        let Some((loc, _)) = self.existing(parent, name, false).await? else { return Err(Error::NotFound) };
-        let Location::File { bucket, key } = &loc else { return Err(Error::IsDir) };
-        let mut in_s3 = true;
-        if let Some((ino, _)) = self.writer_at(&loc)
-            && let Some(writer) = self.writer(ino)
-        {
-            let mut st = writer.staged.lock().await;
-            st.unlinked = true;
-            st.cancel_stream(&self.store);
-            in_s3 = st.in_s3;
-            Self::sync_info(&writer, &st);
-        }
-        if in_s3 {
-            self.deleter.schedule(bucket, key.clone());
-        }
-        self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
-        self.index.forget(bucket, key);
-        self.inodes.detach(&loc);
-        self.entry_removed(parent, name);
-        Ok(())
-    }
-
-    pub async fn rmdir(&self, parent: Ino, name: &Name) -> Result<()> {
-        self.check_writable()?;
-        let Some((loc, _)) = self.existing(parent, name, false).await? else { return Err(Error::NotFound) };
-        let Location::Dir { bucket, prefix } = &loc else { return Err(Error::NotDir) };
-        if prefix.is_empty() {
-            // A bucket: every delete queued for it must be done before S3 sees it empty.
-            self.deleter.flush().await;
-            self.store.delete_bucket(bucket).await?;
-            info!(bucket = &**bucket, "bucket deleted");
-        } else {
-            if !self.writers_under(bucket, prefix).is_empty() || self.has_children(bucket, prefix).await? {
-                return Err(Error::NotEmpty);
-            }
-            // Hides the prefix at once; the marker (if any) goes with the next batch.
-            self.deleter.schedule(bucket, prefix.clone());
-            self.index.forget(bucket, prefix);
-        }
-        self.inodes.detach(&loc);
-        self.entry_removed(parent, name);
-        Ok(())
-    }
-
-    /// Whether `prefix` holds any key other than its own marker that is not being deleted.
-    async fn has_children(&self, bucket: &str, prefix: &str) -> Result<bool> {
-        self.any_key_under(bucket, prefix, true).await
-    }
-
-    /// Sends queued deletes; reports batches that failed since the last call.
-    pub async fn fsyncdir(&self) -> Result<()> {
-        self.deleter.flush().await;
-        let failures = self.deleter.take_failures();
-        if failures.is_empty() { Ok(()) } else { Err(Error::Io { errno: libc::EIO, msg: failures.join("; ") }) }
     }
 
     // ----- rename -----

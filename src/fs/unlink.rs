@@ -1,0 +1,70 @@
+//! Removing names: unlink of a file and rmdir of a folder or a bucket, through the batched
+//! deletes of `delete.rs`, and fsync of a directory (which sends them and reports failures).
+
+use tracing::info;
+
+use super::Fs;
+use super::error::{Error, Result};
+use super::inode::{Ino, Location};
+use super::names::Name;
+use crate::store::ObjectStore;
+
+impl<S: ObjectStore> Fs<S> {
+    pub async fn unlink(&self, parent: Ino, name: &Name) -> Result<()> {
+        self.check_writable()?;
+        let Some((loc, _)) = self.existing(parent, name, false).await? else { return Err(Error::NotFound) };
+        let Location::File { bucket, key } = &loc else { return Err(Error::IsDir) };
+        let mut in_s3 = true;
+        if let Some((ino, _)) = self.writer_at(&loc)
+            && let Some(writer) = self.writer(ino)
+        {
+            let mut st = writer.staged.lock().await;
+            st.unlinked = true;
+            st.cancel_stream(&self.store);
+            in_s3 = st.in_s3;
+            Self::sync_info(&writer, &st);
+        }
+        if in_s3 {
+            self.deleter.schedule(bucket, key.clone());
+        }
+        self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
+        self.index.forget(bucket, key);
+        self.inodes.detach(&loc);
+        self.entry_removed(parent, name);
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, parent: Ino, name: &Name) -> Result<()> {
+        self.check_writable()?;
+        let Some((loc, _)) = self.existing(parent, name, false).await? else { return Err(Error::NotFound) };
+        let Location::Dir { bucket, prefix } = &loc else { return Err(Error::NotDir) };
+        if prefix.is_empty() {
+            // A bucket: every delete queued for it must be done before S3 sees it empty.
+            self.deleter.flush().await;
+            self.store.delete_bucket(bucket).await?;
+            info!(bucket = &**bucket, "bucket deleted");
+        } else {
+            if !self.writers_under(bucket, prefix).is_empty() || self.has_children(bucket, prefix).await? {
+                return Err(Error::NotEmpty);
+            }
+            // Hides the prefix at once; the marker (if any) goes with the next batch.
+            self.deleter.schedule(bucket, prefix.clone());
+            self.index.forget(bucket, prefix);
+        }
+        self.inodes.detach(&loc);
+        self.entry_removed(parent, name);
+        Ok(())
+    }
+
+    /// Whether `prefix` holds any key other than its own marker that is not being deleted.
+    pub(super) async fn has_children(&self, bucket: &str, prefix: &str) -> Result<bool> {
+        self.any_key_under(bucket, prefix, true).await
+    }
+
+    /// Sends queued deletes; reports batches that failed since the last call.
+    pub async fn fsyncdir(&self) -> Result<()> {
+        self.deleter.flush().await;
+        let failures = self.deleter.take_failures();
+        if failures.is_empty() { Ok(()) } else { Err(Error::Io { errno: libc::EIO, msg: failures.join("; ") }) }
+    }
+}
