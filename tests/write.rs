@@ -556,3 +556,49 @@ fn an_open_file_whose_name_is_removed_has_no_links_and_is_never_uploaded() {
     assert!(listed.contents().is_empty(), "{:?}", listed.contents());
     assert_eq!(proxy.count("PutObject"), 0, "{:?}", proxy.counts());
 }
+
+#[test]
+fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
+    let c = client();
+    let b = bucket("unlinkread");
+    create_bucket(&c, &b);
+    // Larger than the read-ahead window (8 parts), so most of it is fetched after the unlink.
+    let body = data(24 << 20, 51);
+    put(&c, &b, "movie.bin", body.clone());
+    put(&c, &b, "again.bin", body.clone());
+    let proxy = Proxy::start();
+    // Past the page cache, in 1 MiB parts: the reads after the unlink reach S3.
+    let m = mount(&proxy, &[&b, "--direct-read-size", "1", "--read-part-size", "1"]);
+    let path = m.path().join("movie.bin");
+    let mut f = fs::File::open(&path).unwrap();
+    let mut head = vec![0u8; 1 << 20];
+    f.read_exact(&mut head).unwrap();
+    fs::remove_file(&path).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // a delete would have been sent by now
+    assert_eq!(fs::metadata(&path).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    assert!(!names_in(m.path()).contains(&"movie.bin".to_string()));
+    assert_eq!(f.metadata().unwrap().nlink(), 0);
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).expect("the reader reads on to the end");
+    head.extend_from_slice(&rest);
+    assert!(head == body, "the bytes are the object's");
+    let exists = || rt().block_on(c.head_object().bucket(&b).key("movie.bin").send()).is_ok();
+    assert!(exists(), "kept while a reader has it open");
+    drop(f);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while exists() {
+        assert!(Instant::now() < deadline, "deleted once the reader closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Removed while open, then written again under the same name: the reader's close leaves
+    // the new object alone.
+    let path = m.path().join("again.bin");
+    let f = fs::File::open(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, "new\n").unwrap();
+    drop(f);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(&c, &b, "again.bin"), b"new\n");
+    assert_eq!(fs::read(&path).unwrap(), b"new\n");
+}

@@ -11,6 +11,11 @@
 //! while queued is taken out of the queue (`cancel`); if its batch is already in flight the writer
 //! waits for that batch first, so the new object is never deleted by the old unlink.
 //!
+//! A file open for reading when its name is removed keeps its object until the last
+//! descriptor closes (`hold`, then `let_go`), as a local file keeps its data: the name is hidden
+//! at once, and the key is queued when the reader is done (or at unmount). A crash in between
+//! leaves the object in S3.
+//!
 //! A failed batch is not silent: the keys it could not delete become visible again, the failure is
 //! logged with the keys, and the next `fsync` of a directory (or `take_failures`) reports EIO.
 
@@ -37,6 +42,7 @@ impl Default for State {
         State {
             queues: HashMap::new(),
             pending: HashSet::new(),
+            held: HashSet::new(),
             in_flight: HashSet::new(),
             failures: Vec::new(),
             recent: lru::LruCache::new(std::num::NonZeroUsize::new(100_000).unwrap()),
@@ -69,6 +75,8 @@ struct State {
     queues: HashMap<Arc<str>, Queue>,
     /// Every key queued or in flight.
     pending: HashSet<Key>,
+    /// Keys removed while a reader has them open: hidden, queued once let go.
+    held: HashSet<Key>,
     /// Keys in the batch being sent now.
     in_flight: HashSet<Key>,
     failures: Vec<String>,
@@ -90,7 +98,8 @@ pub struct Deleter<S: ObjectStore> {
 impl<S: ObjectStore> Deleter<S> {
     /// Keys queued or in flight.
     pub fn pending_count(&self) -> usize {
-        self.state.lock().unwrap().pending.len()
+        let s = self.state.lock().unwrap();
+        s.pending.len() + s.held.len()
     }
 
     pub fn new(store: Arc<S>) -> Arc<Self> {
@@ -134,14 +143,46 @@ impl<S: ObjectStore> Deleter<S> {
         }
     }
 
-    /// Deleted through this mount: queued, in flight, or done a moment ago.
+    /// `key` is to be deleted once its reader is done ([`Deleter::let_go`]); hidden from now on.
+    pub fn hold(&self, bucket: &Arc<str>, key: String) {
+        let mut s = self.state.lock().unwrap();
+        let k = (bucket.clone(), key);
+        if !s.pending.contains(&k) {
+            s.held.insert(k);
+        }
+    }
+
+    /// Queues a held key for deletion, unless it was written again since (`cancel`).
+    pub fn let_go(&self, bucket: &Arc<str>, key: &str) {
+        let k = (bucket.clone(), key.to_string());
+        if self.state.lock().unwrap().held.remove(&k) {
+            self.schedule(bucket, k.1);
+        }
+    }
+
+    /// Queues every held key (of `bucket`, or all): unmount, or the bucket is to be removed.
+    pub fn let_go_all(&self, bucket: Option<&str>) {
+        let keys: Vec<Key> = {
+            let mut s = self.state.lock().unwrap();
+            let keys: Vec<Key> = s.held.iter().filter(|(b, _)| bucket.is_none_or(|x| **b == *x)).cloned().collect();
+            for k in &keys {
+                s.held.remove(k);
+            }
+            keys
+        };
+        for (b, k) in keys {
+            self.schedule(&b, k);
+        }
+    }
+
+    /// Deleted through this mount: queued, in flight, held for a reader, or done a moment ago.
     pub fn is_pending(&self, bucket: &str, key: &str) -> bool {
         let mut s = self.state.lock().unwrap();
-        if s.pending.is_empty() && s.recent.is_empty() {
+        if s.pending.is_empty() && s.recent.is_empty() && s.held.is_empty() {
             return false;
         }
         let k = (Arc::from(bucket), key.to_string());
-        s.pending.contains(&k) || s.recent.get(&k).is_some_and(|t| t.elapsed() < RECENT)
+        s.pending.contains(&k) || s.held.contains(&k) || s.recent.get(&k).is_some_and(|t| t.elapsed() < RECENT)
     }
 
     pub fn epoch(&self) -> u64 {
@@ -157,6 +198,7 @@ impl<S: ObjectStore> Deleter<S> {
                 let mut s = self.state.lock().unwrap();
                 if !s.in_flight.contains(&k) {
                     s.recent.pop(&k);
+                    s.held.remove(&k);
                     if s.pending.remove(&k)
                         && let Some(q) = s.queues.get_mut(bucket)
                     {
@@ -286,6 +328,36 @@ impl<S: ObjectStore> Deleter<S> {
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn a_held_delete_waits_for_its_reader_and_a_new_write_cancels_it() {
+        let store = Arc::new(MemoryStore::new());
+        for k in ["read", "rewritten", "left"] {
+            store.put("b", k, "x");
+        }
+        let d = Deleter::new(store.clone());
+        let b: Arc<str> = "b".into();
+        for k in ["read", "rewritten", "left"] {
+            d.hold(&b, k.into());
+            assert!(d.is_pending("b", k), "hidden at once");
+        }
+        assert_eq!(d.pending_count(), 3);
+        d.flush().await;
+        tokio::time::sleep(IDLE * 3).await;
+        assert_eq!(store.count("DeleteObjects"), 0, "nothing is sent while held, not even by a flush");
+        d.let_go(&b, "read");
+        d.cancel(&b, "rewritten").await;
+        d.let_go(&b, "rewritten");
+        assert!(!d.is_pending("b", "rewritten"));
+        d.flush().await;
+        assert!(store.object("b", "read").is_none());
+        assert!(store.object("b", "rewritten").is_some(), "written again: not deleted by the old unlink");
+        assert!(store.object("b", "left").is_some());
+        d.let_go_all(None);
+        d.flush().await;
+        assert!(store.object("b", "left").is_none(), "unmount lets go of every held key");
+        assert_eq!(d.pending_count(), 0);
+    }
 
     #[tokio::test]
     async fn a_lone_delete_goes_out_when_the_queue_is_idle_without_a_flush() {

@@ -267,6 +267,9 @@ pub struct Fs<S: ObjectStore> {
     me: std::sync::Weak<Fs<S>>,
     /// Staging files a crashed mount left, found at start-up (for status).
     orphans: Mutex<Vec<staging::Orphan>>,
+    /// Files removed while open for reading, by inode: their objects are deleted when the last
+    /// reader closes (see `Deleter::hold`).
+    held_deletes: Mutex<HashMap<Ino, ObjectKey>>,
     /// Walk-ahead listings in flight at once (see `walk`).
     walk_permits: Arc<tokio::sync::Semaphore>,
 }
@@ -330,6 +333,7 @@ impl<S: ObjectStore> Fs<S> {
             file_handles: Mutex::default(),
             next_handle: AtomicU64::new(1),
             orphans: Mutex::default(),
+            held_deletes: Mutex::default(),
             walk_permits: walk::permits(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {

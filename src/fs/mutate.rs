@@ -373,7 +373,10 @@ impl<S: ObjectStore> Fs<S> {
     /// file, unless an upload failed, in which case it stays in the cache directory.
     pub async fn release(&self, fh: u64) {
         let Some(handle) = self.file_handles.lock().unwrap().remove(&fh) else { return };
-        let FileHandle::Staged { ino, writer, .. } = &*handle else { return };
+        let (ino, writer) = match &*handle {
+            FileHandle::Staged { ino, writer, .. } => (ino, writer),
+            FileHandle::Read(ino, _) => return self.reader_closed(*ino),
+        };
         let mut st = writer.staged.lock().await;
         st.handles = st.handles.saturating_sub(1);
         if st.handles > 0 {
@@ -817,6 +820,7 @@ impl<S: ObjectStore> Fs<S> {
                 warn!(bucket = &*b, key = k, error = %e, "saving chmod/chown/utimens at unmount failed");
             }
         }
+        self.deleter.let_go_all(None);
         self.deleter.flush().await;
         for f in self.deleter.take_failures() {
             warn!("{f}");

@@ -3,10 +3,10 @@
 
 use tracing::info;
 
-use super::Fs;
 use super::error::{Error, Result};
 use super::inode::{Ino, Location};
 use super::names::Name;
+use super::{FileHandle, Fs};
 use crate::store::ObjectStore;
 
 impl<S: ObjectStore> Fs<S> {
@@ -24,8 +24,15 @@ impl<S: ObjectStore> Fs<S> {
             in_s3 = st.in_s3;
             Self::sync_info(&writer, &st);
         }
-        if in_s3 {
-            self.deleter.schedule(bucket, key.clone());
+        let reading = self.inodes.find(&loc).map(|(ino, _)| ino).filter(|ino| self.has_reader(*ino));
+        match reading {
+            // Its readers read on; the object goes when the last of them closes.
+            Some(ino) if in_s3 => {
+                self.deleter.hold(bucket, key.clone());
+                self.held_deletes.lock().unwrap().insert(ino, (bucket.clone(), key.clone()));
+            }
+            _ if in_s3 => self.deleter.schedule(bucket, key.clone()),
+            _ => {}
         }
         self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
         self.index.forget(bucket, key);
@@ -39,7 +46,9 @@ impl<S: ObjectStore> Fs<S> {
         let Some((loc, _)) = self.existing(parent, name, false).await? else { return Err(Error::NotFound) };
         let Location::Dir { bucket, prefix } = &loc else { return Err(Error::NotDir) };
         if prefix.is_empty() {
-            // A bucket: every delete queued for it must be done before S3 sees it empty.
+            // A bucket: every delete queued for it must be done before S3 sees it empty, also
+            // of files still open for reading.
+            self.deleter.let_go_all(Some(bucket));
             self.deleter.flush().await;
             self.store.delete_bucket(bucket).await?;
             info!(bucket = &**bucket, "bucket deleted");
@@ -59,6 +68,22 @@ impl<S: ObjectStore> Fs<S> {
     /// Whether `prefix` holds any key other than its own marker that is not being deleted.
     pub(super) async fn has_children(&self, bucket: &str, prefix: &str) -> Result<bool> {
         self.any_key_under(bucket, prefix, true).await
+    }
+
+    /// Whether a handle open for reading (not a staged writer's) reads `ino`.
+    fn has_reader(&self, ino: Ino) -> bool {
+        self.file_handles.lock().unwrap().values().any(|h| matches!(&**h, FileHandle::Read(i, _) if *i == ino))
+    }
+
+    /// The last reader of `ino` closed: a delete held for it is queued now.
+    pub(super) fn reader_closed(&self, ino: Ino) {
+        if self.has_reader(ino) {
+            return;
+        }
+        let held = self.held_deletes.lock().unwrap().remove(&ino);
+        if let Some((bucket, key)) = held {
+            self.deleter.let_go(&bucket, &key);
+        }
     }
 
     /// Sends queued deletes; reports batches that failed since the last call.
