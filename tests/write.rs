@@ -566,6 +566,7 @@ fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
     let body = data(24 << 20, 51);
     put(&c, &b, "movie.bin", body.clone());
     put(&c, &b, "again.bin", body.clone());
+    put(&c, &b, "c.bin", body.clone());
     let proxy = Proxy::start();
     // Past the page cache, in 1 MiB parts: the reads after the unlink reach S3.
     let m = mount(&proxy, &[&b, "--direct-read-size", "1", "--read-part-size", "1"]);
@@ -588,6 +589,22 @@ fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while exists() {
         assert!(Instant::now() < deadline, "deleted once the reader closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Renamed while open for reading: the reader reads on (from the source, deleted at close).
+    let mut f = fs::File::open(m.path().join("c.bin")).unwrap();
+    let mut got = vec![0u8; 1 << 20];
+    f.read_exact(&mut got).unwrap();
+    fs::rename(m.path().join("c.bin"), m.path().join("d.bin")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    f.read_to_end(&mut got).expect("the reader reads on after a rename");
+    assert!(got == body);
+    drop(f);
+    assert!(fs::read(m.path().join("d.bin")).unwrap() == body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt().block_on(c.head_object().bucket(&b).key("c.bin").send()).is_ok() {
+        assert!(Instant::now() < deadline, "the source is deleted once the reader closed");
         std::thread::sleep(Duration::from_millis(50));
     }
 

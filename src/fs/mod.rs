@@ -267,9 +267,9 @@ pub struct Fs<S: ObjectStore> {
     me: std::sync::Weak<Fs<S>>,
     /// Staging files a crashed mount left, found at start-up (for status).
     orphans: Mutex<Vec<staging::Orphan>>,
-    /// Files removed while open for reading, by inode: their objects are deleted when the last
-    /// reader closes (see `Deleter::hold`).
-    held_deletes: Mutex<HashMap<Ino, ObjectKey>>,
+    /// Files removed (or renamed away from) while open for reading, by inode: those objects are
+    /// deleted when the last reader closes (see `Deleter::hold`).
+    held_deletes: Mutex<HashMap<Ino, Vec<ObjectKey>>>,
     /// Walk-ahead listings in flight at once (see `walk`).
     walk_permits: Arc<tokio::sync::Semaphore>,
 }

@@ -669,7 +669,8 @@ impl<S: ObjectStore> Fs<S> {
         let known = self.index.forget(sb, sk);
         let put = put.or(known.map(|k| k.put)).unwrap_or_else(|| meta.to_put(dk, &HashMap::new()));
         self.learn_meta(db, dk, r.etag.as_deref(), &meta, &put);
-        self.deleter.schedule(sb, sk.to_string());
+        // A reader of the source reads on from it; it goes when the last reader closes.
+        self.delete_after_readers(&src_loc);
         Ok(Some(meta.attr(attr.size, r.etag)))
     }
 

@@ -24,15 +24,8 @@ impl<S: ObjectStore> Fs<S> {
             in_s3 = st.in_s3;
             Self::sync_info(&writer, &st);
         }
-        let reading = self.inodes.find(&loc).map(|(ino, _)| ino).filter(|ino| self.has_reader(*ino));
-        match reading {
-            // Its readers read on; the object goes when the last of them closes.
-            Some(ino) if in_s3 => {
-                self.deleter.hold(bucket, key.clone());
-                self.held_deletes.lock().unwrap().insert(ino, (bucket.clone(), key.clone()));
-            }
-            _ if in_s3 => self.deleter.schedule(bucket, key.clone()),
-            _ => {}
+        if in_s3 {
+            self.delete_after_readers(&loc);
         }
         self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
         self.index.forget(bucket, key);
@@ -70,6 +63,19 @@ impl<S: ObjectStore> Fs<S> {
         self.any_key_under(bucket, prefix, true).await
     }
 
+    /// Deletes the object at `loc` (a file): at once (batched), or, when the kernel's node of it
+    /// is open for reading, once the last of its readers closes. Readers read on to the end.
+    pub(super) fn delete_after_readers(&self, loc: &Location) {
+        let Location::File { bucket, key } = loc else { return };
+        match self.inodes.find(loc).map(|(ino, _)| ino).filter(|ino| self.has_reader(*ino)) {
+            Some(ino) => {
+                self.deleter.hold(bucket, key.clone());
+                self.held_deletes.lock().unwrap().entry(ino).or_default().push((bucket.clone(), key.clone()));
+            }
+            None => self.deleter.schedule(bucket, key.clone()),
+        }
+    }
+
     /// Whether a handle open for reading (not a staged writer's) reads `ino`.
     fn has_reader(&self, ino: Ino) -> bool {
         self.file_handles.lock().unwrap().values().any(|h| matches!(&**h, FileHandle::Read(i, _) if *i == ino))
@@ -81,7 +87,7 @@ impl<S: ObjectStore> Fs<S> {
             return;
         }
         let held = self.held_deletes.lock().unwrap().remove(&ino);
-        if let Some((bucket, key)) = held {
+        for (bucket, key) in held.into_iter().flatten() {
             self.deleter.let_go(&bucket, &key);
         }
     }
