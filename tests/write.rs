@@ -567,6 +567,7 @@ fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
     put(&c, &b, "movie.bin", body.clone());
     put(&c, &b, "again.bin", body.clone());
     put(&c, &b, "c.bin", body.clone());
+    put(&c, &b, "dir/e.bin", body.clone());
     let proxy = Proxy::start();
     // Past the page cache, in 1 MiB parts: the reads after the unlink reach S3.
     let m = mount(&proxy, &[&b, "--direct-read-size", "1", "--read-part-size", "1"]);
@@ -607,6 +608,17 @@ fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
         assert!(Instant::now() < deadline, "the source is deleted once the reader closed");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // The same in a folder renamed while one of its files is read.
+    let mut f = fs::File::open(m.path().join("dir/e.bin")).unwrap();
+    let mut got = vec![0u8; 1 << 20];
+    f.read_exact(&mut got).unwrap();
+    fs::rename(m.path().join("dir"), m.path().join("moved")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    f.read_to_end(&mut got).expect("the reader reads on after its folder's rename");
+    assert!(got == body);
+    drop(f);
+    assert!(fs::read(m.path().join("moved/e.bin")).unwrap() == body);
 
     // Removed while open, then written again under the same name: the reader's close leaves
     // the new object alone.

@@ -739,7 +739,7 @@ impl<S: ObjectStore> Fs<S> {
         self.index.forget(sb, sp);
         for (key, _) in keys {
             self.pending_meta.lock().unwrap().remove(&(sb.clone(), key.clone()));
-            self.deleter.schedule(sb, key);
+            self.delete_after_readers(&Location::File { bucket: sb.clone(), key });
         }
         if !had_marker {
             // Hides the old name until its keys are deleted, as rmdir does (listings would show
