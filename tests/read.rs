@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use common::*;
 
@@ -170,22 +170,6 @@ fn find_over_50_folders_of_200_lists_each_folder_once_and_the_next_ones_ahead() 
     proxy.reset();
     sh(&format!("find {} > /dev/null", m.path().join("tree").display()));
     assert_eq!(proxy.count("ListObjectsV2"), 0, "{:?}", proxy.counts());
-}
-
-/// Waits until the mount's daemon holds at most `most` inodes; the count it still has after
-/// `within` is the error.
-fn inodes_fall_to(m: &Mount, most: u64, within: Duration) -> Result<(), u64> {
-    let deadline = Instant::now() + within;
-    loop {
-        let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
-        if held <= most {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(held);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

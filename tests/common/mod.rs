@@ -700,6 +700,22 @@ pub fn status_of(mp: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Waits until the mount's daemon holds at most `most` inodes; the count it still has after
+/// `within` is the error.
+pub fn inodes_fall_to(m: &Mount, most: u64, within: Duration) -> Result<(), u64> {
+    let deadline = Instant::now() + within;
+    loop {
+        let held = number_after(&status_of(m.path()), "inodes the kernel holds: ");
+        if held <= most {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(held);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The number after `label` in `text` (0 if none), e.g. a figure of `s3drive status`.
 pub fn number_after(text: &str, label: &str) -> u64 {
     text.split(label)
