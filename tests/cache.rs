@@ -261,7 +261,6 @@ fn bad_data_cache_options_are_refused() {
 
 #[test]
 fn a_full_disk_under_the_cache_costs_caching_never_a_read() {
-    use std::process::Command;
     let c = client();
     let b = bucket("dcfull");
     create_bucket(&c, &b);
@@ -270,16 +269,7 @@ fn a_full_disk_under_the_cache_costs_caching_never_a_read() {
     let more = data(8 * MIB, 42);
     put(&c, &b, "g.bin", more.clone());
     let cache = tempfile::tempdir().unwrap();
-    let mut tmpfs = Command::new("mount");
-    tmpfs.args(["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs"]).arg(cache.path());
-    assert!(tmpfs.status().unwrap().success(), "mounting a 16 MiB tmpfs needs root (the suite runs as root)");
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _tmpfs = Umount(cache.path().to_path_buf());
+    let _tmpfs = Tmpfs::mount(cache.path(), "16m");
     let proxy = Proxy::start();
     // More than the disk holds is allowed; something else then fills the disk to its last MiB.
     // Read past the page cache, so that every read reaches the daemon.

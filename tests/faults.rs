@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -188,16 +188,7 @@ fn a_full_cache_directory_fails_the_write_with_enospc_and_keeps_the_old_object()
     create_bucket(&c, &b);
     put(&c, &b, "f.bin", "old\n");
     let cache = tempfile::tempdir().unwrap();
-    let mut tmpfs = Command::new("mount");
-    tmpfs.args(["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs"]).arg(cache.path());
-    assert!(tmpfs.status().unwrap().success(), "mounting a 16 MiB tmpfs needs root (the suite runs as root)");
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _tmpfs = Umount(cache.path().to_path_buf());
+    let _tmpfs = Tmpfs::mount(cache.path(), "16m");
     let proxy = Proxy::start();
     let mut m = mount(&proxy, &[&b, "--cache-dir", cache.path().to_str().unwrap()]);
 

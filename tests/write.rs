@@ -571,53 +571,36 @@ fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
     let proxy = Proxy::start();
     // Past the page cache, in 1 MiB parts: the reads after the unlink reach S3.
     let m = mount(&proxy, &[&b, "--direct-read-size", "1", "--read-part-size", "1"]);
+    // Reads 1 MiB of `name`, makes `change`, waits past a delete batch, reads the rest, closes;
+    // then S3 must lose `gone` (the object the reader read) within a bound.
+    let read_across = |name: &str, gone: &str, change: &dyn Fn()| {
+        let mut f = fs::File::open(m.path().join(name)).unwrap();
+        let mut got = vec![0u8; 1 << 20];
+        f.read_exact(&mut got).unwrap();
+        change();
+        std::thread::sleep(Duration::from_millis(300)); // a delete would have been sent by now
+        assert!(exists(&c, &b, gone), "{gone}: kept while a reader has it open");
+        f.read_to_end(&mut got).unwrap_or_else(|e| panic!("{name}: the reader reads on: {e}"));
+        assert!(got == body, "{name}: the bytes are the object's");
+        assert_eq!(f.metadata().unwrap().nlink(), if name == "movie.bin" { 0 } else { 1 });
+        drop(f);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while exists(&c, &b, gone) {
+            assert!(Instant::now() < deadline, "{gone}: deleted once the reader closed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     let path = m.path().join("movie.bin");
-    let mut f = fs::File::open(&path).unwrap();
-    let mut head = vec![0u8; 1 << 20];
-    f.read_exact(&mut head).unwrap();
-    fs::remove_file(&path).unwrap();
-    std::thread::sleep(Duration::from_millis(300)); // a delete would have been sent by now
-    assert_eq!(fs::metadata(&path).unwrap_err().raw_os_error(), Some(libc::ENOENT));
-    assert!(!names_in(m.path()).contains(&"movie.bin".to_string()));
-    assert_eq!(f.metadata().unwrap().nlink(), 0);
-    let mut rest = Vec::new();
-    f.read_to_end(&mut rest).expect("the reader reads on to the end");
-    head.extend_from_slice(&rest);
-    assert!(head == body, "the bytes are the object's");
-    let exists = || rt().block_on(c.head_object().bucket(&b).key("movie.bin").send()).is_ok();
-    assert!(exists(), "kept while a reader has it open");
-    drop(f);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while exists() {
-        assert!(Instant::now() < deadline, "deleted once the reader closed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    // Renamed while open for reading: the reader reads on (from the source, deleted at close).
-    let mut f = fs::File::open(m.path().join("c.bin")).unwrap();
-    let mut got = vec![0u8; 1 << 20];
-    f.read_exact(&mut got).unwrap();
-    fs::rename(m.path().join("c.bin"), m.path().join("d.bin")).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    f.read_to_end(&mut got).expect("the reader reads on after a rename");
-    assert!(got == body);
-    drop(f);
+    read_across("movie.bin", "movie.bin", &|| {
+        fs::remove_file(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        assert!(!names_in(m.path()).contains(&"movie.bin".to_string()));
+    });
+    // Renamed while open for reading, or its folder renamed: the reader reads on (from the
+    // source, deleted at close).
+    read_across("c.bin", "c.bin", &|| fs::rename(m.path().join("c.bin"), m.path().join("d.bin")).unwrap());
     assert!(fs::read(m.path().join("d.bin")).unwrap() == body);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while rt().block_on(c.head_object().bucket(&b).key("c.bin").send()).is_ok() {
-        assert!(Instant::now() < deadline, "the source is deleted once the reader closed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    // The same in a folder renamed while one of its files is read.
-    let mut f = fs::File::open(m.path().join("dir/e.bin")).unwrap();
-    let mut got = vec![0u8; 1 << 20];
-    f.read_exact(&mut got).unwrap();
-    fs::rename(m.path().join("dir"), m.path().join("moved")).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    f.read_to_end(&mut got).expect("the reader reads on after its folder's rename");
-    assert!(got == body);
-    drop(f);
+    read_across("dir/e.bin", "dir/e.bin", &|| fs::rename(m.path().join("dir"), m.path().join("moved")).unwrap());
     assert!(fs::read(m.path().join("moved/e.bin")).unwrap() == body);
 
     // Removed while open, then written again under the same name: the reader's close leaves
@@ -630,4 +613,8 @@ fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(get(&c, &b, "again.bin"), b"new\n");
     assert_eq!(fs::read(&path).unwrap(), b"new\n");
+}
+
+fn exists(c: &aws_sdk_s3::Client, b: &str, key: &str) -> bool {
+    rt().block_on(c.head_object().bucket(b).key(key).send()).is_ok()
 }

@@ -700,6 +700,29 @@ pub fn status_of(mp: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A small tmpfs mounted on `dir` (a full disk on demand), unmounted when dropped. Needs root,
+/// which the suite has.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a {size} tmpfs needs root (the suite runs as root)");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// Waits until the mount's daemon holds at most `most` inodes; the count it still has after
 /// `within` is the error.
 pub fn inodes_fall_to(m: &Mount, most: u64, within: Duration) -> Result<(), u64> {
