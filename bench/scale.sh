@@ -3,7 +3,8 @@
 # SCALE_FILES objects (1,000 x 1,000 by default: a million keys), and `ls -l` of one folder of
 # FLAT_N objects (100,000), on s3s-fs, beside the aws CLI (`aws s3 ls --recursive`, the listing
 # API's own speed) and rclone mount where it finishes within SCALE_TIMEOUT. For each: seconds,
-# S3 requests (s3s-fs's log), the daemon's peak RSS, and its RSS a minute after the walk.
+# S3 requests (s3s-fs's log), the daemon's peak RSS, and its RSS a minute after the walk (with
+# the inodes the kernel then holds from s3drive, which --inode-budget bounds).
 #
 #   bench/scale.sh                                   about 30-60 minutes on 2 cores, 5 GiB of disk
 #   SCALE_DIRS=100 SCALE_FILES=1000 FLAT_N=20000 TOOLS=s3drive bench/scale.sh     a quick look
@@ -97,7 +98,13 @@ PY
 fi
 
 rows=()
-row() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); echo "  $1 | $2: $3 s, $4 requests" >&2; }
+row() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"); echo "  $1 | $2: $3 s, $4 requests" >&2; }
+# Inodes the kernel holds from s3drive ("-" for other tools): the inode budget's count.
+inodes() {
+  if [[ ${tool:-} == s3drive* ]] && [ -n "${daemon:-}" ]; then
+    ./target/release/s3drive status "$mnt" 2>/dev/null | awk '/^inodes the kernel holds:/ {print $5}'
+  else echo -; fi
+}
 rss_of() { awk -v k="$2" '$1 == k":" {print int($2 / 1024)}' "/proc/$1/status" 2>/dev/null || echo "-"; }
 
 daemon=
@@ -135,13 +142,14 @@ measure() {
   esac
   local r1 n=-; r1=$(requests)
   [ "$r0" != - ] && [ "$r1" != - ] && n=$((r1 - r0))
+  local held=-
   if [ -n "$daemon" ]; then
     peak=$(rss_of "$daemon" VmHWM); later=-
-    if [ "$settle" -gt 0 ]; then sleep "$settle"; later=$(rss_of "$daemon" VmRSS); fi
+    if [ "$settle" -gt 0 ]; then sleep "$settle"; later=$(rss_of "$daemon" VmRSS); held=$(inodes); fi
   else
     peak=-; later=-
   fi
-  row "$what" "$tool" "$t" "$n" "$peak" "$later"
+  row "$what" "$tool" "$t" "$n" "$peak" "$later" "$held"
 }
 
 for tool in $TOOLS; do
@@ -173,6 +181,6 @@ done
 echo
 echo "bench/scale.sh on $server_name, $(nproc) cores, $(date -u +%Y-%m-%d); $keys keys in $SCALE_DIRS folders, one folder of $FLAT_N"
 echo
-echo "| workload | tool | seconds | requests | peak RSS MiB | RSS ${SETTLE}s later MiB |"
-echo "|---|---|---|---|---|---|"
+echo "| workload | tool | seconds | requests | peak RSS MiB | RSS ${SETTLE}s later MiB | kernel inodes then |"
+echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
