@@ -28,13 +28,15 @@ impl Entrants {
 }
 
 /// The paths below `mount` (relative to it, as names) where some process has its working
-/// directory or root, or another file system is mounted, from `proc` (/proc). `None` when that cannot be known: `mount` is not
-/// absolute, /proc is missing, or the link of another user's process that may enter the
-/// mount (`allow_other`, or root with `allow_root`) cannot be read (a daemon that is not root).
+/// directory or root, or another file system is mounted, from `proc` (/proc). `None` when
+/// that cannot be known: `mount` is not absolute, /proc is missing, or the link of another
+/// user's process that may enter the mount (`allow_other`, or root with `allow_root`) cannot be
+/// read (a daemon that is not root).
 pub fn standing_in(proc: &Path, mount: &Path, who: Entrants) -> Option<HashSet<Vec<String>>> {
     if !mount.is_absolute() {
         return None;
     }
+    // SAFETY: geteuid has no preconditions.
     let owner = unsafe { libc::geteuid() };
     let mut found = HashSet::new();
     for entry in std::fs::read_dir(proc).ok()? {
