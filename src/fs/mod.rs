@@ -50,6 +50,10 @@ type VersionKey = (Arc<str>, String, String);
 
 /// Listings longer than this are not kept for lookups (they are still served to readdir).
 const MAX_CACHED_LISTING: usize = 100_000;
+/// Lookups in a directory of more than one page (each a HeadObject and a one-key listing)
+/// after which it is listed whole in the background, to answer the rest from memory: a walk
+/// through a large folder (`find`, `du`, `rsync`) that outlasts the TTL of its listing.
+const LIST_WHOLE_AFTER: u32 = 64;
 /// Names all cached listings hold together at most (about 300 bytes each), past which the least
 /// recently used listings are dropped (see [`Fs::trim_listings`]).
 const LISTED_ENTRIES_BUDGET: usize = 200_000;
@@ -234,9 +238,13 @@ pub struct Fs<S: ObjectStore> {
     inodes: InodeTable,
     listings: Mutex<LruCache<Ino, Arc<tokio::sync::Mutex<Listing>>>>,
     negative: Mutex<LruCache<(Ino, Name), Instant>>,
-    /// Directories found to need more than one listing page, until when: their lookups use
-    /// HeadObject and a one-key listing rather than listing the directory.
-    large_dirs: Mutex<LruCache<Ino, Instant>>,
+    /// Directories found to need more than one listing page, until when, and how many lookups
+    /// since: their lookups use HeadObject and a one-key listing rather than listing the
+    /// directory, until so many come that listing it whole costs less (see [`LIST_WHOLE_AFTER`]).
+    large_dirs: Mutex<LruCache<Ino, (Instant, u32)>>,
+    /// Bumped by every change to cached listings (edits, drops): a listing fetched in the
+    /// background while one happened may miss it, and is not kept.
+    listing_changes: AtomicU64,
     /// User metadata of object versions (memory, and a file in the cache directory).
     index: MetaIndex,
     /// Object data kept on local disk (`--data-cache`).
@@ -323,6 +331,7 @@ impl<S: ObjectStore> Fs<S> {
             listings: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
             negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
             large_dirs: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
+            listing_changes: AtomicU64::new(0),
             index,
             heads: Mutex::default(),
             dir_handles: Mutex::default(),
@@ -594,6 +603,7 @@ impl<S: ObjectStore> Fs<S> {
         // A failed delete batch made names reappear: every cached listing may be wrong.
         let epoch = self.deleter.epoch();
         if self.listing_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+            self.listing_changes.fetch_add(1, Ordering::Relaxed);
             self.listings.lock().unwrap().clear();
             self.negative.lock().unwrap().clear();
         }
@@ -706,6 +716,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Applies a change made through this mount to `dir`'s cached listing, which so stays
     /// good for answering lookups; a listing being filled right now is dropped instead.
     fn edit_listing(&self, dir: Ino, edit: impl FnOnce(&mut Listing)) {
+        self.listing_changes.fetch_add(1, Ordering::Relaxed);
         let Some(l) = self.cached_listing(dir) else { return };
         match l.try_lock() {
             Ok(mut g) => edit(&mut g),
@@ -1013,20 +1024,57 @@ impl<S: ObjectStore> Fs<S> {
         bucket: &Arc<str>,
         prefix: &str,
     ) -> Result<Option<Arc<tokio::sync::Mutex<Listing>>>> {
-        if self.large_dirs.lock().unwrap().get(&dir).is_some_and(|until| *until > Instant::now()) {
+        if let Some((until, lookups)) = self.large_dirs.lock().unwrap().get_mut(&dir)
+            && *until > Instant::now()
+        {
+            *lookups += 1;
+            if *lookups == LIST_WHOLE_AFTER {
+                self.list_whole(dir, bucket, prefix);
+            }
             return Ok(None);
         }
         let mut l = Listing::default();
         let hide = |key: &str| self.hidden(bucket, key);
         l.fetch_page(&self.store, bucket, prefix, self.mount_time, &hide, false).await?;
         if !l.done {
-            self.large_dirs.lock().unwrap().put(dir, Instant::now() + self.config.metadata_ttl);
+            self.large_dirs.lock().unwrap().put(dir, (Instant::now() + self.config.metadata_ttl, 0));
             return Ok(None);
         }
         self.add_writers(&mut l, bucket, prefix);
         let l = Arc::new(tokio::sync::Mutex::new(l));
         self.listings.lock().unwrap().put(dir, l.clone());
         Ok(Some(l))
+    }
+
+    /// Lists directory `dir` whole in the background (prefetching pages) and caches it for
+    /// lookups, fresh for the TTL from its last page, as a readdir's listing is; unless a
+    /// change to cached listings happened meanwhile (it might miss it), or it holds more names
+    /// than all cached listings may.
+    fn list_whole(&self, dir: Ino, bucket: &Arc<str>, prefix: &str) {
+        let Some(me) = self.me.upgrade() else { return };
+        let (bucket, prefix) = (bucket.clone(), prefix.to_string());
+        tokio::spawn(async move {
+            let changes = me.listing_changes.load(Ordering::Relaxed);
+            let mut l = Listing::default();
+            let hide = |key: &str| me.hidden(&bucket, key);
+            while !l.done && l.entries.len() <= LISTED_ENTRIES_BUDGET {
+                if let Err(e) = l.fetch_page(&me.store, &bucket, &prefix, me.mount_time, &hide, true).await {
+                    debug!(bucket = &*bucket, prefix, error = %e, "listing a large directory whole failed");
+                    return;
+                }
+            }
+            if !l.done || me.listing_changes.load(Ordering::Relaxed) != changes {
+                return;
+            }
+            me.add_writers(&mut l, &bucket, &prefix);
+            debug!(
+                bucket = &*bucket,
+                prefix,
+                names = l.entries.len(),
+                "listed a large directory whole for its lookups"
+            );
+            me.listings.lock().unwrap().put(dir, Arc::new(tokio::sync::Mutex::new(l)));
+        });
     }
 
     /// Adds to a complete listing of `prefix` the files being written there (not in S3 yet).

@@ -591,6 +591,7 @@ impl<S: ObjectStore> Fs<S> {
         }
         if dst.is_dir() {
             // Cached listings under the moved directory name old keys.
+            self.listing_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.listings.lock().unwrap().clear();
             self.negative.lock().unwrap().pop(&(newparent, newname.clone()));
         } else {

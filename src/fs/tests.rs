@@ -828,3 +828,35 @@ async fn listings_past_their_ttl_are_dropped_and_in_use_ones_kept() {
     fs.trim_listings();
     assert!(!fs.listings.lock().unwrap().contains(&c));
 }
+
+#[tokio::test]
+async fn lookups_walking_a_large_directory_get_it_listed_whole_once_probes_cost_more() {
+    let mut store = MemoryStore::new();
+    store.page_size = 10;
+    for i in 0..200 {
+        store.put("b", &format!("d{i:03}/f"), "x");
+    }
+    let fs = fs_with(
+        store,
+        Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() },
+    );
+    let requests = || fs.store.count("ListObjectsV2") + fs.store.count("HeadObject");
+    // The first page shows the directory is large: lookups probe each name (a HeadObject and
+    // a one-key listing), until so many came that the whole listing is fetched.
+    let n = LIST_WHOLE_AFTER as usize + 1;
+    for i in 0..n {
+        assert!(fs.lookup(ROOT, &name(&format!("d{i:03}"))).await.unwrap().dir);
+    }
+    let probed = requests();
+    assert!(probed >= 2 * LIST_WHOLE_AFTER as u64, "{probed}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let listed = requests() - probed;
+    assert!((20..=21).contains(&listed), "the directory's 20 pages, once: {listed}");
+    // The rest are answered from it: no request.
+    for i in n..200 {
+        assert!(fs.lookup(ROOT, &name(&format!("d{i:03}"))).await.unwrap().dir);
+    }
+    assert_eq!(requests(), probed + listed);
+    assert_eq!(fs.lookup(ROOT, &name("nothing")).await.map(|s| s.dir), Err(Error::NotFound));
+    assert_eq!(requests(), probed + listed, "a name it lacks is missing, also without a request");
+}
