@@ -54,9 +54,11 @@ const MAX_CACHED_LISTING: usize = 100_000;
 /// after which it is listed whole in the background, to answer the rest from memory: a walk
 /// through a large folder (`find`, `du`, `rsync`) that outlasts the TTL of its listing.
 const LIST_WHOLE_AFTER: u32 = 64;
+/// Names in one page of a listing (ListObjectsV2's most).
+const LIST_PAGE: usize = 1000;
 /// Names all cached listings hold together at most (about 300 bytes each), past which the least
 /// recently used listings are dropped (see [`Fs::trim_listings`]).
-const LISTED_ENTRIES_BUDGET: usize = 200_000;
+const LISTED_ENTRIES_BUDGET: usize = 400_000;
 /// A file inode unused this long (or the metadata TTL, if shorter) may be forgotten when the
 /// table is over its budget. Forgetting costs a lookup later, answered from a listing while
 /// that is fresh, never a request.
@@ -245,6 +247,8 @@ pub struct Fs<S: ObjectStore> {
     /// Bumped by every change to cached listings (edits, drops): a listing fetched in the
     /// background while one happened may miss it, and is not kept.
     listing_changes: AtomicU64,
+    /// Directories being listed whole in the background for lookups ([`Fs::list_whole`]).
+    listing_whole: Mutex<std::collections::HashSet<Ino>>,
     /// User metadata of object versions (memory, and a file in the cache directory).
     index: MetaIndex,
     /// Object data kept on local disk (`--data-cache`).
@@ -332,6 +336,7 @@ impl<S: ObjectStore> Fs<S> {
             negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
             large_dirs: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
             listing_changes: AtomicU64::new(0),
+            listing_whole: Mutex::default(),
             index,
             heads: Mutex::default(),
             dir_handles: Mutex::default(),
@@ -853,6 +858,14 @@ impl<S: ObjectStore> Fs<S> {
         if let Some(listing) = self.fresh_listing(parent).await {
             let (found, started) = {
                 let mut l = listing.lock().await;
+                // A large listing half way through its TTL while lookups still come: the next
+                // one is fetched now, to arrive before this one expires.
+                if l.entries.len() > LIST_PAGE
+                    && l.started.is_some_and(|t| t + self.config.metadata_ttl / 2 < Instant::now())
+                    && let Location::Dir { bucket, prefix } = &pnode.loc
+                {
+                    self.list_whole(parent, bucket, prefix);
+                }
                 (self.find_listed(&listing, &mut l, name, want_meta), l.started)
             };
             // A name the listing lacks is missing for `negative_ttl` only (it may be lower).
@@ -1052,28 +1065,28 @@ impl<S: ObjectStore> Fs<S> {
     /// than all cached listings may.
     fn list_whole(&self, dir: Ino, bucket: &Arc<str>, prefix: &str) {
         let Some(me) = self.me.upgrade() else { return };
+        if !self.listing_whole.lock().unwrap().insert(dir) {
+            return; // on its way
+        }
         let (bucket, prefix) = (bucket.clone(), prefix.to_string());
         tokio::spawn(async move {
             let changes = me.listing_changes.load(Ordering::Relaxed);
             let mut l = Listing::default();
             let hide = |key: &str| me.hidden(&bucket, key);
-            while !l.done && l.entries.len() <= LISTED_ENTRIES_BUDGET {
-                if let Err(e) = l.fetch_page(&me.store, &bucket, &prefix, me.mount_time, &hide, true).await {
-                    debug!(bucket = &*bucket, prefix, error = %e, "listing a large directory whole failed");
-                    return;
-                }
+            let mut failed = None;
+            // At most half of what all cached listings may hold, so that it leaves room for
+            // the small ones a walk through it lists.
+            while !l.done && l.entries.len() <= LISTED_ENTRIES_BUDGET / 2 && failed.is_none() {
+                failed = l.fetch_page(&me.store, &bucket, &prefix, me.mount_time, &hide, true).await.err();
             }
-            if !l.done || me.listing_changes.load(Ordering::Relaxed) != changes {
-                return;
+            if let Some(e) = failed {
+                debug!(bucket = &*bucket, prefix, error = %e, "listing a large directory whole failed");
+            } else if l.done && me.listing_changes.load(Ordering::Relaxed) == changes {
+                me.add_writers(&mut l, &bucket, &prefix);
+                debug!(bucket = &*bucket, prefix, names = l.entries.len(), "listed a large directory whole");
+                me.listings.lock().unwrap().put(dir, Arc::new(tokio::sync::Mutex::new(l)));
             }
-            me.add_writers(&mut l, &bucket, &prefix);
-            debug!(
-                bucket = &*bucket,
-                prefix,
-                names = l.entries.len(),
-                "listed a large directory whole for its lookups"
-            );
-            me.listings.lock().unwrap().put(dir, Arc::new(tokio::sync::Mutex::new(l)));
+            me.listing_whole.lock().unwrap().remove(&dir);
         });
     }
 
