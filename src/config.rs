@@ -262,20 +262,18 @@ fn request_options(args: &Args) -> Result<RequestOptions, ConfigError> {
             return Err(bad("--sse-kms-key-id needs --sse aws:kms or --sse aws:kms:dsse"));
         }
         (None, None) => None,
-        (Some("AES256"), None) if args.sse_kms_key_id.is_some() => {
-            return Err(bad("--sse-kms-key-id needs --sse aws:kms or --sse aws:kms:dsse, not AES256"));
-        }
-        (Some("AES256"), None) => Some(Sse::S3),
-        (Some(kms @ ("aws:kms" | "aws:kms:dsse")), None) => {
-            Some(Sse::Kms { dsse: kms == "aws:kms:dsse", key_id: args.sse_kms_key_id.clone() })
-        }
-        (Some(other), None) => return Err(bad(format!("--sse {other:?}: use AES256, aws:kms or aws:kms:dsse"))),
+        (Some(name), None) => match Sse::named(name, args.sse_kms_key_id.clone()) {
+            Some(Sse::S3) if args.sse_kms_key_id.is_some() => {
+                return Err(bad("--sse-kms-key-id needs --sse aws:kms or --sse aws:kms:dsse, not AES256"));
+            }
+            Some(sse) => Some(sse),
+            None => return Err(bad(format!("--sse {name:?}: use AES256, aws:kms or aws:kms:dsse"))),
+        },
         (None, Some(file)) => {
             if args.sse_kms_key_id.is_some() {
                 return Err(bad("--sse-kms-key-id does not go with --sse-c-key-file"));
             }
-            let bytes = std::fs::read(file).map_err(|e| bad(format!("--sse-c-key-file {}: {e}", file.display())))?;
-            Some(Sse::customer_key(&bytes).map_err(|e| bad(format!("--sse-c-key-file {} {e}", file.display())))?)
+            Some(Sse::customer_key_file(file).map_err(bad)?)
         }
     };
     if let Some(c) = &args.storage_class

@@ -115,8 +115,7 @@ fn request_options(note: &RequestNote, sse_c_key_file: Option<&std::path::Path>)
             return Err("the mount encrypted with SSE-C: give its key with --sse-c-key-file".into());
         }
         (Some("SSE-C"), Some(file)) => {
-            let bytes = std::fs::read(file).map_err(|e| format!("--sse-c-key-file {}: {e}", file.display()))?;
-            let sse = Sse::customer_key(&bytes).map_err(|e| format!("--sse-c-key-file {} {e}", file.display()))?;
+            let sse = Sse::customer_key_file(file)?;
             match &sse {
                 Sse::Customer { key_md5, .. } if Some(key_md5) == note.sse_c_key_md5.as_ref() => Some(sse),
                 _ => return Err(format!("--sse-c-key-file {}: not the key the mount used", file.display())),
@@ -124,11 +123,10 @@ fn request_options(note: &RequestNote, sse_c_key_file: Option<&std::path::Path>)
         }
         (_, Some(_)) => return Err("the mount did not use SSE-C: leave out --sse-c-key-file".into()),
         (None, None) => None,
-        (Some("AES256"), None) => Some(Sse::S3),
-        (Some(kms @ ("aws:kms" | "aws:kms:dsse")), None) => {
-            Some(Sse::Kms { dsse: kms == "aws:kms:dsse", key_id: note.kms_key_id.clone() })
-        }
-        (Some(other), None) => return Err(format!("the journal names an unknown encryption {other:?}")),
+        (Some(name), None) => match Sse::named(name, note.kms_key_id.clone()) {
+            Some(sse) => Some(sse),
+            None => return Err(format!("the journal names an unknown encryption {name:?}")),
+        },
     };
     Ok(RequestOptions {
         sse,

@@ -150,16 +150,13 @@ pub struct Journal {
 impl RequestNote {
     pub fn of(r: &crate::store::s3::RequestOptions) -> RequestNote {
         use crate::store::s3::Sse;
-        let (sse, kms_key_id, sse_c_key_md5) = match &r.sse {
-            None => (None, None, None),
-            Some(Sse::S3) => (Some("AES256"), None, None),
-            Some(Sse::Kms { dsse, key_id }) => {
-                (Some(if *dsse { "aws:kms:dsse" } else { "aws:kms" }), key_id.clone(), None)
-            }
-            Some(Sse::Customer { key_md5, .. }) => (Some("SSE-C"), None, Some(key_md5.clone())),
+        let (kms_key_id, sse_c_key_md5) = match &r.sse {
+            Some(Sse::Kms { key_id, .. }) => (key_id.clone(), None),
+            Some(Sse::Customer { key_md5, .. }) => (None, Some(key_md5.clone())),
+            _ => (None, None),
         };
         RequestNote {
-            sse: sse.map(str::to_string),
+            sse: r.sse.as_ref().map(|s| s.name().to_string()),
             kms_key_id,
             sse_c_key_md5,
             storage_class: r.storage_class.clone(),

@@ -59,7 +59,7 @@ impl std::fmt::Debug for Sse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Sse::S3 => write!(f, "AES256"),
-            Sse::Kms { dsse, key_id } => write!(f, "{} {key_id:?}", if *dsse { "aws:kms:dsse" } else { "aws:kms" }),
+            Sse::Kms { key_id, .. } => write!(f, "{} {key_id:?}", self.name()),
             // The key never reaches a log.
             Sse::Customer { .. } => write!(f, "SSE-C (key not shown)"),
         }
@@ -67,6 +67,32 @@ impl std::fmt::Debug for Sse {
 }
 
 impl Sse {
+    /// SSE-S3 or SSE-KMS by its `x-amz-server-side-encryption` value (`--sse`), with the KMS
+    /// key if one is named; `None` for any other value.
+    pub fn named(name: &str, kms_key_id: Option<String>) -> Option<Sse> {
+        match name {
+            "AES256" => Some(Sse::S3),
+            "aws:kms" | "aws:kms:dsse" => Some(Sse::Kms { dsse: name == "aws:kms:dsse", key_id: kms_key_id }),
+            _ => None,
+        }
+    }
+
+    /// What [`Sse::named`] takes (the header's value), or `SSE-C` for a customer key.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sse::S3 => "AES256",
+            Sse::Kms { dsse: false, .. } => "aws:kms",
+            Sse::Kms { dsse: true, .. } => "aws:kms:dsse",
+            Sse::Customer { .. } => "SSE-C",
+        }
+    }
+
+    /// The SSE-C key in key file `path` (`--sse-c-key-file`); the error names the option.
+    pub fn customer_key_file(path: &std::path::Path) -> Result<Sse, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("--sse-c-key-file {}: {e}", path.display()))?;
+        Sse::customer_key(&bytes).map_err(|e| format!("--sse-c-key-file {} {e}", path.display()))
+    }
+
     /// The SSE-C key as S3 wants it, from a key file's bytes: 32 bytes, raw or base64.
     pub fn customer_key(file: &[u8]) -> Result<Sse, String> {
         use base64::Engine;
@@ -137,9 +163,9 @@ impl RequestOptions {
         }
         let creates = matches!(req, Req::Create | Req::Copy);
         match &self.sse {
-            Some(Sse::S3) if creates => h.push(("x-amz-server-side-encryption", "AES256".into())),
-            Some(Sse::Kms { dsse, key_id }) if creates => {
-                h.push(("x-amz-server-side-encryption", if *dsse { "aws:kms:dsse" } else { "aws:kms" }.into()));
+            Some(sse @ Sse::S3) if creates => h.push(("x-amz-server-side-encryption", sse.name().into())),
+            Some(sse @ Sse::Kms { key_id, .. }) if creates => {
+                h.push(("x-amz-server-side-encryption", sse.name().into()));
                 if let Some(k) = key_id {
                     h.push(("x-amz-server-side-encryption-aws-kms-key-id", k.clone()));
                 }
@@ -1432,6 +1458,20 @@ impl ObjectStore for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encryption_is_found_again_by_its_name() {
+        for sse in [Sse::S3, Sse::Kms { dsse: false, key_id: Some("k".into()) }, Sse::Kms { dsse: true, key_id: None }]
+        {
+            let key_id = match &sse {
+                Sse::Kms { key_id, .. } => key_id.clone(),
+                _ => None,
+            };
+            assert_eq!(Sse::named(sse.name(), key_id), Some(sse));
+        }
+        assert_eq!(Sse::named("SSE-C", None), None, "a customer key needs the key");
+        assert_eq!(Sse::named("aws:kms:x", None), None);
+    }
 
     #[test]
     fn a_multipart_etag_is_the_md5_of_the_parts_md5s_and_their_count() {
