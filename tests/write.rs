@@ -614,7 +614,3 @@ fn a_file_removed_while_open_for_reading_reads_to_its_end_and_goes_at_close() {
     assert_eq!(get(&c, &b, "again.bin"), b"new\n");
     assert_eq!(fs::read(&path).unwrap(), b"new\n");
 }
-
-fn exists(c: &aws_sdk_s3::Client, b: &str, key: &str) -> bool {
-    rt().block_on(c.head_object().bucket(b).key(key).send()).is_ok()
-}

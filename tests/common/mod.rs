@@ -182,6 +182,11 @@ pub fn put_many_meta(c: &Client, b: &str, keys: Vec<String>, data: &'static [u8]
     });
 }
 
+/// Whether `key` is in the bucket (HeadObject).
+pub fn exists(c: &Client, b: &str, key: &str) -> bool {
+    rt().block_on(c.head_object().bucket(b).key(key).send()).is_ok()
+}
+
 pub fn get(c: &Client, b: &str, key: &str) -> Vec<u8> {
     rt().block_on(async {
         c.get_object().bucket(b).key(key).send().await.unwrap().body.collect().await.unwrap().to_vec()
