@@ -639,16 +639,12 @@ impl<S: ObjectStore> Fs<S> {
         open.extend(self.file_handles.lock().unwrap().values().map(|h| match &**h {
             FileHandle::Read(ino, _) | FileHandle::Staged { ino, .. } => *ino,
         }));
-        let mut asked = 0;
-        for (ino, parent, loc) in victims {
-            if open.contains(&ino) {
-                continue;
-            }
-            if let Some(name) = loc.name() {
-                kernel.forget(parent, &name, ino);
-                asked += 1;
-            }
-        }
+        // Asks the kernel to forget a node it may drop; whether it was asked.
+        let forget = |open: &std::collections::HashSet<Ino>, (ino, parent, loc): &(Ino, Ino, Location)| {
+            let name = loc.name().filter(|_| !open.contains(ino));
+            name.map(|name| kernel.forget(*parent, &name, *ino)).is_some()
+        };
+        let mut asked = victims.iter().filter(|v| forget(&open, v)).count();
         let dirs = if asked < want { self.inodes.coldest_dirs(want - asked, idle) } else { Vec::new() };
         if !dirs.is_empty() {
             let who = if self.config.allow_other {
@@ -659,18 +655,10 @@ impl<S: ObjectStore> Fs<S> {
                 pinned::Entrants::Owner
             };
             // Unknown (another user's process may be in here): no directory is dropped.
-            let standing = pinned::standing_in(std::path::Path::new("/proc"), &self.config.mountpoint, who)
-                .map(|paths| paths.iter().filter_map(|names| self.location_at(names)).collect::<Vec<_>>());
-            open.extend(self.dir_handles.lock().unwrap().values().map(|h| h.ino));
-            for (ino, parent, loc) in dirs {
-                let Some(standing) = &standing else { break };
-                if open.contains(&ino) || standing.contains(&loc) {
-                    continue;
-                }
-                if let Some(name) = loc.name() {
-                    kernel.forget(parent, &name, ino);
-                    asked += 1;
-                }
+            if let Some(paths) = pinned::standing_in(std::path::Path::new("/proc"), &self.config.mountpoint, who) {
+                let standing: Vec<Location> = paths.iter().filter_map(|names| self.location_at(names)).collect();
+                open.extend(self.dir_handles.lock().unwrap().values().map(|h| h.ino));
+                asked += dirs.iter().filter(|v| !standing.contains(&v.2) && forget(&open, v)).count();
             }
         }
         debug!(nodes = n, asked, "asked the kernel to forget inodes it has not used");
