@@ -54,6 +54,8 @@ const MAX_CACHED_LISTING: usize = 100_000;
 /// after which it is listed whole in the background, to answer the rest from memory: a walk
 /// through a large folder (`find`, `du`, `rsync`) that outlasts the TTL of its listing.
 const LIST_WHOLE_AFTER: u32 = 64;
+/// A directory too large to list whole for its lookups is not tried again for this many TTLs.
+const TOO_LARGE_TTLS: u32 = 10;
 /// Names in one page of a listing (ListObjectsV2's most).
 const LIST_PAGE: usize = 1000;
 /// Names all cached listings hold together at most (about 300 bytes each), past which the least
@@ -1028,7 +1030,7 @@ impl<S: ObjectStore> Fs<S> {
         if let Some((until, lookups)) = self.large_dirs.lock().unwrap().get_mut(&dir)
             && *until > Instant::now()
         {
-            *lookups += 1;
+            *lookups = lookups.saturating_add(1);
             if *lookups == LIST_WHOLE_AFTER {
                 self.list_whole(dir, bucket, prefix);
             }
@@ -1049,8 +1051,9 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Lists directory `dir` whole in the background (prefetching pages) and caches it for
     /// lookups, fresh for the TTL from its last page, as a readdir's listing is; unless a
-    /// change to cached listings happened meanwhile (it might miss it), or it holds more names
-    /// than all cached listings may.
+    /// change to cached listings happened meanwhile (it might miss it), or it holds more than
+    /// half the names all cached listings may (then it is not tried again for
+    /// [`TOO_LARGE_TTLS`]).
     fn list_whole(&self, dir: Ino, bucket: &Arc<str>, prefix: &str) {
         let Some(me) = self.me.upgrade() else { return };
         if !self.listing_whole.lock().unwrap().insert(dir) {
@@ -1069,7 +1072,12 @@ impl<S: ObjectStore> Fs<S> {
             }
             if let Some(e) = failed {
                 debug!(bucket = &*bucket, prefix, error = %e, "listing a large directory whole failed");
-            } else if l.done && me.listing_changes.load(Ordering::Relaxed) == changes {
+            } else if !l.done {
+                // Too large to keep: not listed whole again for a while (it would be every TTL),
+                // its lookups go on probing.
+                let until = Instant::now() + me.config.metadata_ttl * TOO_LARGE_TTLS;
+                me.large_dirs.lock().unwrap().put(dir, (until, u32::MAX));
+            } else if me.listing_changes.load(Ordering::Relaxed) == changes {
                 me.add_writers(&mut l, &bucket, &prefix);
                 debug!(bucket = &*bucket, prefix, names = l.entries.len(), "listed a large directory whole");
                 me.listings.lock().unwrap().put(dir, Arc::new(tokio::sync::Mutex::new(l)));
