@@ -860,3 +860,40 @@ async fn lookups_walking_a_large_directory_get_it_listed_whole_once_probes_cost_
     assert_eq!(fs.lookup(ROOT, &name("nothing")).await.map(|s| s.dir), Err(Error::NotFound));
     assert_eq!(requests(), probed + listed, "a name it lacks is missing, also without a request");
 }
+
+#[tokio::test]
+async fn a_large_listing_still_in_use_halfway_through_its_ttl_is_fetched_again_before_it_expires() {
+    let mut store = MemoryStore::new();
+    store.page_size = 10;
+    for i in 0..LIST_PAGE + 50 {
+        store.put("b", &format!("d{i:04}/f"), "x");
+    }
+    let ttl = Duration::from_secs(1);
+    let fs = fs_with(
+        store,
+        Config {
+            source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
+            metadata_ttl: ttl,
+            ..Default::default()
+        },
+    );
+    // A readdir lists it whole (106 pages); lookups in the first half of the TTL cost nothing.
+    assert_eq!(list_names(&fs, ROOT).await.len(), LIST_PAGE + 52);
+    let lists = || fs.store.count("ListObjectsV2");
+    let listed = lists();
+    assert!(fs.lookup(ROOT, &name("d0001")).await.unwrap().dir);
+    assert_eq!(lists(), listed);
+    // Past half of it, a lookup is still answered from it, and the next listing is fetched.
+    tokio::time::sleep(ttl / 2 + Duration::from_millis(50)).await;
+    assert!(fs.lookup(ROOT, &name("d0002")).await.unwrap().dir);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lists() < 2 * listed {
+        assert!(std::time::Instant::now() < deadline, "the whole directory once more: {}", lists() - listed);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Past the first listing's TTL, the second answers: no probe (a HeadObject and a one-key
+    // listing).
+    tokio::time::sleep(ttl / 2).await;
+    assert!(fs.lookup(ROOT, &name("d0003")).await.unwrap().dir);
+    assert_eq!(fs.store.count("HeadObject"), 0, "no probe");
+}
