@@ -83,7 +83,7 @@ pub fn init(filter: &str, target: &Target) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|e| format!("bad log filter {filter:?}: {e}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match target {
-        Target::Stderr => builder.with_writer(Redacting(Sink::Stderr)).init(),
+        Target::Stderr => builder.with_ansi(stderr_wants_colour()).with_writer(Redacting(Sink::Stderr)).init(),
         Target::File(path) => {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
@@ -104,7 +104,28 @@ pub fn init(filter: &str, target: &Target) -> Result<(), String> {
             builder.with_ansi(false).without_time().with_writer(Redacting(Sink::Syslog)).init()
         }
     }
+    // A panic fails the operation it served with EIO (its reply is dropped): say so in the log,
+    // wherever the log goes (stderr is /dev/null in the background with syslog).
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let backtrace = std::backtrace::Backtrace::capture();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            "internal error (a bug), the operation fails with EIO: {info}\n{backtrace}"
+        );
+    }));
     Ok(())
+}
+
+/// Colour codes only when stderr is a terminal and `NO_COLOR` (https://no-color.org) is unset or
+/// empty: a pipe (`s3drive ... | tee log`) or a file gets plain text.
+fn stderr_wants_colour() -> bool {
+    use std::io::IsTerminal;
+    colour_allowed(std::env::var_os("NO_COLOR").as_deref(), io::stderr().is_terminal())
+}
+
+fn colour_allowed(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 #[derive(Clone)]
@@ -183,5 +204,14 @@ mod tests {
         let r = redact(d);
         assert!(!r.contains("s3cr3t") && !r.contains("zzz"), "{r}");
         assert_eq!(redact("nothing to see"), "nothing to see");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour_allowed(None, true));
+        assert!(!colour_allowed(None, false), "a pipe or a file gets no escape codes");
+        assert!(!colour_allowed(Some(OsStr::new("1")), true), "NO_COLOR set");
+        assert!(colour_allowed(Some(OsStr::new("")), true), "an empty NO_COLOR is unset");
     }
 }

@@ -109,7 +109,8 @@ fn an_object_replaced_by_another_client_is_read_anew_after_the_ttl() {
     put(&c, &b, "f.bin", old.clone());
     let proxy = Proxy::start();
     let cache = tempfile::tempdir().unwrap();
-    let (m, _s) = cached(&proxy, &b, cache.path(), &["--metadata-ttl", "1"]);
+    // Direct reads: every read reaches the daemon (the page cache would answer the last one).
+    let (mut m, _s) = cached(&proxy, &b, cache.path(), &["--metadata-ttl", "1", "--direct-read-size", "1"]);
     same(&m.path().join("f.bin"), &old);
     wait_for_blocks(cache.path(), 2);
 
@@ -120,9 +121,18 @@ fn an_object_replaced_by_another_client_is_read_anew_after_the_ttl() {
     proxy.reset();
     same(&m.path().join("f.bin"), &new);
     assert!(proxy.count("GetObject") >= 1);
-    // Both versions' blocks are there now; the old ones are never served for the new ETag.
+    // Both versions' blocks are there now; the old ones are never served for the new ETag:
+    // this read comes from the data cache (no GET) and has the new bytes.
     wait_for_blocks(cache.path(), 4);
+    proxy.reset();
     same(&m.path().join("f.bin"), &new);
+    assert_eq!(proxy.count("GetObject"), 0, "{:?}", proxy.counts());
+    // Also in a new mount sharing the data cache (an empty page cache, its own index).
+    m.unmount();
+    let (m, _s) = cached(&proxy, &b, cache.path(), &["--direct-read-size", "1"]);
+    proxy.reset();
+    same(&m.path().join("f.bin"), &new);
+    assert_eq!(proxy.count("GetObject"), 0, "{:?}", proxy.counts());
 }
 
 #[test]

@@ -75,7 +75,8 @@ fn a_lost_answer_to_complete_multipart_upload_is_not_an_error_when_the_upload_co
     proxy.trouble("CompleteMultipartUpload", Trouble::Error { status: 404, code: "NoSuchUpload" }, 1);
     let mut f = fs::File::create(m.path().join("gone.bin")).unwrap();
     f.write_all(&body).unwrap();
-    assert!(close(f).is_err(), "the upload is lost: close fails");
+    let err = close(f).expect_err("the upload is lost: close fails");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert_eq!(proxy.trouble_left(), 0);
     assert!(!exists(&c, &b, "gone.bin"));
 }
@@ -251,11 +252,34 @@ fn a_byte_changed_on_the_way_is_refused_by_the_checksum_and_sent_again() {
 
     // Every time: close fails (S3 keeps the old object; s3s-fs stores the body before it checks
     // the checksum, so what it holds afterwards is not asserted here).
+    proxy.reset();
     proxy.trouble("PutObject", Trouble::FlipBodyByte, 1000);
     let mut f = fs::File::create(m.path().join("f.bin")).unwrap();
     f.write_all(&data(1 << 20, 27)).unwrap();
     let err = close(f).expect_err("bytes the server never got right are not stored");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    assert!(proxy.count("PutObject") > 3, "sent again until the budget was spent: {:?}", proxy.counts());
+    // Counted from the reset: this file's attempts only (three or more within a 3 s budget).
+    assert!(proxy.count("PutObject") >= 3, "sent again until the budget was spent: {:?}", proxy.counts());
     assert!(m.log_text().contains("BadDigest"), "{}", m.log_text());
+}
+
+/// Every EIO says in the log what failed: a read the server keeps failing with 500.
+#[test]
+fn an_io_error_is_always_logged_with_what_failed() {
+    let c = client();
+    let b = bucket("eiolog");
+    create_bucket(&c, &b);
+    put(&c, &b, "f.txt", "hello\n");
+    let proxy = Proxy::start();
+    let m = mount(&proxy, &[&b, "--retry-budget", "1"]);
+    assert!(fs::symlink_metadata(m.path().join("f.txt")).is_ok());
+    proxy.trouble("GetObject", Trouble::Error { status: 500, code: "InternalError" }, 1000);
+    let err = fs::read(m.path().join("f.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let log = m.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains("operation failed") && l.contains("InternalError"))
+        .unwrap_or_else(|| panic!("no warning says what failed:\n{log}"));
+    assert!(line.contains("op=\"read\"") || line.contains("op=\"open\""), "{line}");
 }

@@ -11,15 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Removes a file when dropped.
-struct RemoveOnDrop<'a>(&'a Path);
-
-impl Drop for RemoveOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(self.0);
-    }
-}
-
 /// Waits until `p` is no longer a mount point.
 fn wait_unmounted(p: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -49,7 +40,8 @@ fn background_mount_returns_once_ready_and_errors_say_why() {
     let proxy = Proxy::start();
     let dir = tempfile::tempdir().unwrap();
     let _guard = Unmount(dir.path());
-    let log = dir.path().with_extension("log");
+    let logs = scratch_dir("bg-log");
+    let log = logs.path().join("s3drive.log");
     let out = s3drive()
         .args(["--endpoint-url", &proxy.endpoint(), "--force-path-style", &b])
         .arg(dir.path())
@@ -152,23 +144,19 @@ fn fstab_style_mount_with_o_options() {
     let proxy = Proxy::start();
     let dir = tempfile::tempdir().unwrap();
     let _guard = Unmount(dir.path());
-    // mount(8) runs helpers with the standard PATH: s3drive must be installed there, as the
-    // README says. Link the binary under test into /usr/local/bin for the duration.
-    let installed = Path::new("/usr/local/bin/s3drive");
-    let _link = match fs::read_link(installed) {
-        Err(_) if !installed.exists() => {
-            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_s3drive"), installed).unwrap();
-            Some(RemoveOnDrop(installed))
-        }
-        Ok(t) if t == Path::new(env!("CARGO_BIN_EXE_s3drive")) => Some(RemoveOnDrop(installed)),
-        _ => panic!("{} is another s3drive; this test would run it", installed.display()),
-    };
+    // For an fstab line of type fuse.s3drive, mount(8) runs `mount.fuse3 SOURCE DIR -t
+    // fuse.s3drive -o OPTIONS` with the standard PATH, and mount.fuse3 runs `s3drive`: that is
+    // why the README installs it there. The test runs mount.fuse3 itself, with the binary under
+    // test first on PATH, and installs nothing outside its own directories.
+    let bin = scratch_dir("bin");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_s3drive"), bin.path().join("s3drive")).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
     let opts = format!("_netdev,allow_other,endpoint_url={},force_path_style,region=us-east-1,ro", proxy.endpoint());
-    // As `s3://bucket/prefix /mnt fuse.s3drive OPTIONS 0 0` would: mount.fuse3 runs `s3drive`.
-    let st = test_env(&mut Command::new("mount"))
-        .args(["-t", "fuse.s3drive", &format!("s3://{b}/data")])
+    let st = test_env(&mut Command::new("mount.fuse3"))
+        .env("PATH", &path)
+        .arg(format!("s3://{b}/data"))
         .arg(dir.path())
-        .args(["-o", &opts])
+        .args(["-t", "fuse.s3drive", "-o", &opts])
         .output()
         .unwrap();
     assert!(st.status.success(), "{st:?}");
@@ -268,7 +256,9 @@ fn logs_never_hold_secrets_or_signatures() {
     create_bucket(&c, &b);
     put(&c, &b, "f.txt", "x");
     let proxy = Proxy::start();
-    let mut m = mount(&proxy, &[&b, "--log", "trace"]);
+    // A secret that appears nowhere else, so finding it anywhere in the log is a leak.
+    let secret = format!("s3cr3t-{}-{}", std::process::id(), fastrand_ish());
+    let mut m = mount_env(&proxy, &[&b, "--log", "trace"], &[("AWS_SECRET_ACCESS_KEY", &secret)]);
     let out = Command::new("getfattr")
         .args(["-n", "user.s3.presigned_url", "--only-values"])
         .arg(m.path().join("f.txt"))
@@ -281,8 +271,30 @@ fn logs_never_hold_secrets_or_signatures() {
     let log = m.log_text();
     assert!(log.len() > 10_000, "trace logging is on");
     assert!(!log.contains(&sig), "the link's signature is not logged");
-    assert!(!log.contains("Signature=") || log.contains("Signature=[redacted]"));
-    assert!(!log.contains("secret_access_key: \"test\""), "no secret");
+    assert!(!log.contains(&secret), "the secret key is not logged");
+    // Every signature and every Authorization header that reaches the log is redacted, not
+    // only the first: trace logging shows each request's headers.
+    let lower = log.to_ascii_lowercase();
+    for (i, _) in lower.match_indices("signature=") {
+        let value = &log[i + "signature=".len()..];
+        assert!(value.starts_with("[redacted]"), "an unredacted signature: {}", &log[i..(i + 80).min(log.len())]);
+    }
+    let mut headers = 0;
+    for (i, _) in lower.match_indices("\"authorization\": ") {
+        headers += 1;
+        let value = &lower[i + "\"authorization\": ".len()..];
+        assert!(
+            value.starts_with("** redacted") || value.starts_with("[redacted]"),
+            "an unredacted Authorization header: {}",
+            &log[i..(i + 120).min(log.len())]
+        );
+    }
+    assert!(headers > 0, "trace logging shows the requests' headers ({headers} Authorization headers)");
+    assert!(!log.contains('\x1b'), "no colour codes in a log that is not a terminal");
+}
+
+fn fastrand_ish() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
 
 #[test]

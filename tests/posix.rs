@@ -209,3 +209,44 @@ fn others_writes_clear_set_id_bits_and_unlinked_open_files_have_no_links() {
     assert_eq!((md.mode() & 0o7777, md.uid()), (0o755, 1234));
     assert_eq!(fs::read_to_string(m.path().join("prog")).unwrap(), "#!/bin/sh\necho hi\n# root\n");
 }
+
+/// pjdfstest rename/09.t and 10.t: a file renamed by its (unprivileged) owner over a FIFO whose
+/// chown had not been written yet, and back. The FIFO's waiting metadata had been written onto
+/// the file moved over it, which the kernel then saw change type under one inode number: every
+/// call on it EIO, and S3 held a regular file stored as a FIFO.
+#[test]
+fn a_file_renamed_over_a_fifo_and_back_by_its_owner_stays_a_file() {
+    let c = client();
+    let b = bucket("fifoswap");
+    create_bucket(&c, &b);
+    let proxy = Proxy::start();
+    let mut m = mount(&proxy, &[&b, "--allow-other"]);
+    let (n0, n1) = (m.path().join("n0"), m.path().join("n1"));
+    fs::create_dir(&n0).unwrap();
+    fs::create_dir(&n1).unwrap();
+    fs::write(n0.join("n2"), "").unwrap();
+    let status = Command::new("mkfifo").arg(n1.join("n3")).status().unwrap();
+    assert!(status.success());
+    for p in [n0.join("n2"), n1.join("n3"), n0.clone(), n1.clone()] {
+        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    let out = as_nobody(&format!("cd '{}' && mv -T n0/n2 n1/n3 && mv -T n1/n3 n0/n2", m.path().display()));
+    assert!(out.status.success(), "{out:?}");
+    let md = fs::symlink_metadata(n0.join("n2")).expect("lstat after the renames");
+    assert!(md.file_type().is_file(), "{:?}", md.file_type());
+    assert_eq!((md.uid(), md.gid()), (65534, 65534));
+    assert!(fs::symlink_metadata(n1.join("n3")).is_err_and(|e| e.raw_os_error() == Some(libc::ENOENT)));
+    // Past the delay before waiting metadata is written, and after the unmount that writes
+    // whatever still waits: S3 holds a regular file owned by 65534.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(fs::symlink_metadata(n0.join("n2")).unwrap().file_type().is_file());
+    m.unmount();
+    let head = rt().block_on(c.head_object().bucket(&b).key("n0/n2").send()).unwrap();
+    let meta = head.metadata().unwrap();
+    let mode: u32 = meta["mode"].parse().unwrap();
+    assert_eq!(mode & libc::S_IFMT, libc::S_IFREG, "stored as a regular file: {meta:?}");
+    assert_eq!(meta["uid"], "65534");
+    assert!(!exists(&c, &b, "n1/n3"));
+    let log = m.log_text();
+    assert!(!log.contains(" WARN ") && !log.contains(" ERROR "), "{log}");
+}

@@ -94,6 +94,10 @@ impl Error {
     /// How loudly to log a failure: expected answers (a missing name) are debug, real trouble
     /// (the network, the server) is a warning.
     pub fn level(&self) -> Level {
+        if self.errno() == libc::EIO {
+            // An I/O error always says in the log what failed.
+            return Level::WARN;
+        }
         match self {
             Error::Store(
                 StoreError::Network(_)

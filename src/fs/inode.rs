@@ -356,6 +356,15 @@ impl InodeTable {
         let mut t = self.inner.lock().unwrap();
         if let Some(ino) = t.find(&loc) {
             let n = t.nodes.get_mut(&ino).expect("found among the nodes");
+            if !loc.is_dir() && n.attr.kind != attr.kind {
+                // The kernel cannot change an inode's file type: one whose attributes come back
+                // with another type becomes a bad inode, and every call on it EIO. The old
+                // number stays with the node the kernel holds (no longer found by location,
+                // no links) until it is forgotten; the location gets a number of its own.
+                n.unlinked = true;
+                t.unlink(&loc, ino);
+                return Self::insert(&mut t, parent, loc, attr, fresh_until, now);
+            }
             n.used = now;
             n.lookups += 1;
             n.parent = parent;
@@ -363,6 +372,10 @@ impl InodeTable {
             n.fresh_until = fresh_until;
             return ino;
         }
+        Self::insert(&mut t, parent, loc, attr, fresh_until, now)
+    }
+
+    fn insert(t: &mut Tables, parent: Ino, loc: Location, attr: Attr, fresh_until: Instant, now: u32) -> Ino {
         let mut ino = Self::home(&loc);
         while t.nodes.contains_key(&ino) {
             ino = Self::next(ino);
@@ -433,6 +446,12 @@ impl InodeTable {
 
     pub fn set_attr(&self, ino: Ino, attr: Attr, fresh_until: Instant) {
         if let Some(n) = self.inner.lock().unwrap().nodes.get_mut(&ino) {
+            if !n.loc.is_dir() && n.attr.kind != attr.kind {
+                // Never another file type under a number the kernel holds (see `remember`):
+                // the next getattr finds the change and sends the kernel to look the name up.
+                n.fresh_until = Instant::now();
+                return;
+            }
             n.attr = attr;
             n.fresh_until = fresh_until;
         }
@@ -678,6 +697,29 @@ mod tests {
         assert_eq!(t.find(&Location::File { bucket: "c".into(), key: "z/f".into() }).unwrap().0, fi);
         assert!(t.find(&file("a/f")).is_none());
         assert_eq!(t.get(other).unwrap().loc, file("ab"), "a sibling sharing the prefix text is not moved");
+    }
+
+    #[test]
+    fn a_number_never_changes_its_file_type() {
+        let t = InodeTable::new(Location::Buckets, Attr::dir(SystemTime::UNIX_EPOCH));
+        let now = Instant::now();
+        let fifo = Attr { kind: Kind::Fifo, ..Attr::dir(SystemTime::UNIX_EPOCH) };
+        let plain = Attr::dir(SystemTime::UNIX_EPOCH);
+        let a = t.remember(ROOT, file("x"), fifo.clone(), now);
+        assert_eq!(t.remember(ROOT, file("x"), fifo.clone(), now), a, "same type: same number");
+        // set_attr with another type leaves the type and makes the attributes stale.
+        t.set_attr(a, plain.clone(), far_future());
+        assert_eq!(t.get(a).unwrap().attr.kind, Kind::Fifo);
+        assert!(t.get(a).unwrap().fresh_until <= Instant::now());
+        // A lookup that finds another type gets another number; the old one stays, unlinked.
+        let b = t.remember(ROOT, file("x"), plain, now);
+        assert_ne!(a, b);
+        assert_eq!(t.get(b).unwrap().attr.kind, Kind::File);
+        let old = t.get(a).unwrap();
+        assert!(old.unlinked && old.attr.kind == Kind::Fifo);
+        assert_eq!(t.find(&file("x")).unwrap().0, b);
+        t.forget(a, 2);
+        assert!(t.get(a).is_none() && t.get(b).is_some());
     }
 
     #[test]

@@ -1193,15 +1193,16 @@ impl<S: ObjectStore> Fs<S> {
         }
         if matches!(node.loc, Location::File { .. }) && node.fresh_until <= Instant::now() {
             let attr = self.current_attr(&node).await?;
-            self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
             if attr.kind != node.attr.kind {
                 // The kernel's inode has the other type (a listed file turned out to be a link,
                 // or another client replaced one by the other): it cannot change, so the kernel
                 // is sent to look the name up again (ESTALE makes the VFS retry the path walk
-                // with revalidation), which gives it a new inode of the right type.
+                // with revalidation), and that lookup gives the name a new number with the
+                // right type (`InodeTable::remember`); this one keeps its old type.
                 debug!(ino, kind = ?attr.kind, "the file's type changed: the kernel looks it up again");
                 return Err(Error::TypeChanged);
             }
+            self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
             return Ok(self.stat_of(ino, &node.loc, &attr));
         }
         Ok(self.stat_of(ino, &node.loc, &self.with_pending_meta(&node.loc, node.attr.clone())))

@@ -607,6 +607,12 @@ impl<S: ObjectStore> Fs<S> {
     async fn rename_file(&self, sb: &Arc<str>, sk: &str, db: &Arc<str>, dk: &str, attr: &Attr) -> Result<Option<Attr>> {
         let src_loc = Location::File { bucket: sb.clone(), key: sk.to_string() };
         self.deleter.cancel(db, dk).await;
+        // The object at the destination is replaced: a chmod/chown/utimens still waiting for its
+        // CopyObject belongs to it, not to the file moved there (written onto the new object it
+        // would, for one, make a regular file the FIFO it replaced).
+        if (sb, sk) != (db, dk) {
+            self.pending_meta.lock().unwrap().remove(&(db.clone(), dk.to_string()));
+        }
         // A file being written just changes where it will go.
         if let Some((ino, _)) = self.writer_at(&src_loc)
             && let Some(writer) = self.writer(ino)

@@ -9,8 +9,28 @@ use super::setattr::SetAttr;
 use super::*;
 use crate::store::memory::MemoryStore;
 
-fn fs_with(store: MemoryStore, config: Config) -> Arc<Fs<MemoryStore>> {
+fn fs_with(store: MemoryStore, mut config: Config) -> Arc<Fs<MemoryStore>> {
+    if config.write.cache_dir == write::WriteConfig::default().cache_dir {
+        config.write.cache_dir = test_cache_dir().to_path_buf();
+    }
     Fs::new(Arc::new(store), config)
+}
+
+/// The cache directory of this test process's cores, removed when the process exits: the
+/// tests leave nothing behind in the temp dir.
+fn test_cache_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove() {
+        if let Some(d) = DIR.get() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("s3drive-unit-{}", std::process::id()));
+        // SAFETY: registers a plain function, run by exit(3) after the tests.
+        unsafe { libc::atexit(remove) };
+        d
+    })
 }
 
 fn name(s: &str) -> Name {
@@ -329,8 +349,10 @@ async fn an_open_after_another_client_replaced_the_object_reads_the_new_version(
     );
     // A reader that has returned bytes of one version never switches: ESTALE.
     fs.store.put("b", "f", "version three\n");
-    let err = fs.read(fh, 0, 100).await;
-    assert!(err.is_err() || err.as_ref().unwrap()[..] == b"version two, longer\n"[..], "{err:?}");
+    match fs.read(fh, 0, 100).await {
+        Err(e) => assert_eq!(e.errno(), libc::ESTALE, "{e:?}"),
+        Ok(b) => assert_eq!(&b[..], b"version two, longer\n", "the pages it has already"),
+    }
     // An open within the TTL trusts version two, whose pages the kernel keeps: the kernel may
     // hand those out without asking, so the change found at the first GET is ESTALE (reading
     // on would mix two versions), and it drops the old attributes and pages...
@@ -623,7 +645,7 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     fs.write(fh, 0, b"new and longer bytes", false).await.unwrap();
     assert_eq!(fs.getattr(old.ino).await.unwrap().size, 20);
     fs.store.inject_fault("PutObject", fail());
-    assert!(fs.flush(fh, None).await.is_err());
+    assert_eq!(fs.flush(fh, None).await.unwrap_err().errno(), libc::EIO);
     fs.release(fh).await;
     assert_eq!(fs.getattr(old.ino).await.unwrap().size, 9);
     assert_eq!(stat(&fs, d, &name("old")).await.unwrap().size, 9);

@@ -1179,7 +1179,8 @@ impl ObjectStore for S3Store {
                 }
             })
             .await
-            .map_err(checksum_unsupported)?;
+            .map_err(checksum_unsupported)
+            .map_err(upload_gone)?;
         crate::stats::bytes_up(len);
         Ok(resp.e_tag().unwrap_or_default().to_string())
     }
@@ -1258,10 +1259,10 @@ impl ObjectStore for S3Store {
                         info!(key, "CompleteMultipartUpload: an earlier try completed it (its answer was lost)");
                         Ok(PutResult { etag: meta.etag })
                     }
-                    _ => Err(StoreError::NotFound),
+                    _ => Err(upload_gone(StoreError::NotFound)),
                 }
             }
-            Err(e) => Err(e),
+            Err(e) => Err(upload_gone(e)),
         }
     }
 
@@ -1452,6 +1453,20 @@ impl ObjectStore for S3Store {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// A 404 from UploadPart or CompleteMultipartUpload is NoSuchUpload: the upload is gone
+/// (aborted by another client or a lifecycle rule), not the file. The write failed (EIO),
+/// whatever the name's state.
+fn upload_gone(e: StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound => StoreError::Server {
+            status: Some(404),
+            code: "NoSuchUpload".into(),
+            message: "the multipart upload no longer exists (aborted elsewhere?)".into(),
+        },
+        e => e,
     }
 }
 

@@ -21,6 +21,31 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
     RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
 }
 
+/// A directory of this test process's own (servers' logs and data, mounts, their cache
+/// directories, HOME and XDG_CACHE_HOME of every s3drive the tests run), removed when the
+/// process exits: the suite leaves the user's `~/.cache/s3drive` and the temp dir as they were.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove() {
+        if let Some(d) = DIR.get() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("s3drive-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("home")).unwrap();
+        // SAFETY: registers a plain function, run by exit(3) after the tests.
+        unsafe { libc::atexit(remove) };
+        d
+    })
+}
+
+/// A fresh directory under [`scratch`], removed on drop.
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir_in(scratch()).unwrap()
+}
+
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -45,7 +70,7 @@ pub fn moto_port() -> u16 {
 pub fn moto_tls() -> (u16, PathBuf) {
     static SERVER: OnceLock<(u16, PathBuf)> = OnceLock::new();
     let (port, ca) = SERVER.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("s3drive-tls-{}", std::process::id()));
+        let dir = scratch().join("tls");
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
         sh(&format!(
@@ -78,7 +103,7 @@ pub fn s3s_fs() -> (u16, &'static Path) {
     static SERVER: OnceLock<(u16, PathBuf)> = OnceLock::new();
     let (port, dir) = SERVER.get_or_init(|| {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("s3s-fs-{}", std::process::id()));
+        let dir = scratch().join("s3s-fs");
         std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = Command::new("s3s-fs");
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "test", "--secret-key", "test"])
@@ -92,7 +117,7 @@ pub fn s3s_fs() -> (u16, &'static Path) {
 /// Starts a server from a thread that lives as long as the process, with PR_SET_PDEATHSIG so it
 /// dies with the test process, and waits until it accepts connections.
 fn start_server(mut cmd: Command, name: &str, port: u16, hint: &str) {
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("{name}-{port}.log"))).unwrap();
+    let log = std::fs::File::create(scratch().join(format!("{name}-{port}.log"))).unwrap();
     cmd.stdout(Stdio::null()).stderr(log);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -548,6 +573,9 @@ pub struct Mount {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub log: PathBuf,
+    /// The mount's own cache directory (used unless the test passed `--cache-dir`) and the
+    /// home of its log; dropped after the mount (fields drop in order).
+    pub cache: tempfile::TempDir,
 }
 
 impl Mount {
@@ -611,9 +639,13 @@ pub fn s3drive() -> Command {
     cmd
 }
 
-/// The environment s3drive runs with in tests: test credentials, no profile, no CA bundle.
+/// The environment s3drive runs with in tests: test credentials, no profile, no CA bundle, and
+/// HOME and XDG_CACHE_HOME in this process's scratch directory, so nothing reaches the user's
+/// own `~/.cache/s3drive` or `~/.aws`.
 pub fn test_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ACCESS_KEY_ID", "test")
+    cmd.env("HOME", scratch().join("home"))
+        .env("XDG_CACHE_HOME", scratch().join("home/.cache"))
+        .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
@@ -635,15 +667,32 @@ pub fn mount(proxy: &Proxy, args: &[&str]) -> Mount {
     mount_endpoint(&proxy.endpoint(), args)
 }
 
+/// Mounts through `proxy` with the given extra arguments and environment variables.
+pub fn mount_env(proxy: &Proxy, args: &[&str], env: &[(&str, &str)]) -> Mount {
+    mount_with(&proxy.endpoint(), args, env)
+}
+
 /// Mounts against `endpoint` (path-style) with the given extra arguments.
 pub fn mount_endpoint(endpoint: &str, args: &[&str]) -> Mount {
-    let dir = tempfile::Builder::new().prefix("s3drive-mnt").tempdir().unwrap();
-    let log = dir.path().with_extension("log");
+    mount_with(endpoint, args, &[])
+}
+
+/// Every test mount has a cache directory of its own (a fresh one unless the test passes
+/// `--cache-dir`): staging, journals, the metadata index and the data cache never mix between
+/// tests, and a remount sees only what reached S3 unless a test shares a directory on purpose.
+fn mount_with(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Mount {
+    let dir = scratch_dir("mnt");
+    let cache = scratch_dir("cache");
+    let log = cache.path().join("s3drive-test.log");
     let logf = std::fs::File::create(&log).unwrap();
     let mut cmd = s3drive();
-    cmd.arg("--foreground").arg("--endpoint-url").arg(endpoint).arg("--force-path-style").args(args).arg(dir.path());
+    cmd.arg("--foreground").arg("--endpoint-url").arg(endpoint).arg("--force-path-style").args(args);
+    if !args.iter().any(|a| *a == "--cache-dir" || a.starts_with("--cache-dir=")) {
+        cmd.arg("--cache-dir").arg(cache.path().join("cache"));
+    }
+    cmd.envs(env.iter().copied()).arg(dir.path());
     let child = cmd.stdout(Stdio::null()).stderr(logf).spawn().unwrap();
-    let mut m = Mount { dir, child: Some(child), log };
+    let mut m = Mount { dir, child: Some(child), log, cache };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !is_mounted(m.path()) {
         if let Ok(Some(st)) = m.child.as_mut().unwrap().try_wait() {
