@@ -22,6 +22,9 @@ tmp_before=$(tmp_entries)
 # The tests' own temporary files go to a directory of the suite's, which must be empty at the
 # end (what a test left there is reported, then removed).
 suite_tmp=$(mktemp -d "$tmp/s3drive-suite.XXXXXX")
+# Searchable by others, as the temp dir is: tests run commands as an unprivileged user inside
+# mounts below it (what each test keeps private, it makes private itself).
+chmod 755 "$suite_tmp"
 echo "test: building and running the tests (the first build takes several minutes)" >&2
 rc=0
 TMPDIR="$suite_tmp" cargo test --no-fail-fast "$@" || rc=$?

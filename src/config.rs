@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Args;
-use crate::fs::write::WriteConfig;
 use crate::store::retry::RetryOptions;
 use crate::store::s3::{RequestOptions, S3Options, Sse};
 
@@ -89,6 +88,47 @@ pub struct MetadataConfig {
     pub from_listing: bool,
     /// Entries of the index kept in the cache directory; `None` keeps it in memory only.
     pub index_entries: Option<usize>,
+}
+
+/// Tuning for uploads and copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteConfig {
+    /// Where staged files live.
+    pub cache_dir: PathBuf,
+    /// The first 1,000 parts' size; it doubles every 1,000 parts.
+    pub part_size: u64,
+    /// Parts in flight per upload.
+    pub concurrency: usize,
+    /// Upload buffers held across all uploads.
+    pub memory_limit: u64,
+    /// Objects larger than this are copied with UploadPartCopy (S3 allows CopyObject to 5 GiB).
+    pub copy_threshold: u64,
+    pub copy_part_size: u64,
+}
+
+impl Default for WriteConfig {
+    fn default() -> Self {
+        WriteConfig {
+            cache_dir: std::env::temp_dir().join("s3drive-staging"),
+            part_size: 8 << 20,
+            concurrency: 8,
+            memory_limit: 64 << 20,
+            copy_threshold: 5 << 30,
+            copy_part_size: 512 << 20,
+        }
+    }
+}
+
+impl WriteConfig {
+    /// Size of part `n` (0-based).
+    pub fn part_size(&self, n: i32) -> u64 {
+        (self.part_size << (n / 1000).min(20)).min(crate::store::MAX_PART)
+    }
+
+    /// Offset where part `n` starts.
+    pub fn part_start(&self, n: i32) -> u64 {
+        (0..n).map(|i| self.part_size(i)).sum()
+    }
 }
 
 /// Read-ahead tuning; see `fs::read`.

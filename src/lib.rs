@@ -11,7 +11,7 @@
 //!   aws-sdk-s3, [`store::memory`] is an in-memory store for unit tests.
 //! - [`mount`]: start-up checks, mounting, and clean unmount on signals; [`daemon`]: running in
 //!   the background; [`options`]: fstab `-o` options; [`logging`]: log targets and redaction.
-//! - [`buf`]: part-sized buffers reused through one pool.
+//! - [`buf`]: part-sized buffers reused through one pool; [`util`]: stateless helpers (a leaf).
 //! - [`stats`] and [`status`]: activity counters and `s3drive status`; [`recover`]: `s3drive
 //!   recover`, for what a crashed mount left in the cache directory ([`fs::staging`]).
 //!
@@ -34,3 +34,4 @@ pub mod recover;
 pub mod stats;
 pub mod status;
 pub mod store;
+pub mod util;

@@ -165,10 +165,10 @@ pub fn run(mut config: Config, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     // matches processes' working directories (/proc) against it.
     config.mountpoint = std::fs::canonicalize(&config.mountpoint)
         .with_context(|| format!("mount point {}", config.mountpoint.display()))?;
-    crate::fs::staging::secure_dir(&config.write.cache_dir)
+    crate::util::private_dir::secure_dir(&config.write.cache_dir)
         .with_context(|| format!("cache directory {}", config.write.cache_dir.display()))?;
     if let Some(c) = &config.data_cache {
-        crate::fs::staging::secure_dir(&c.dir).with_context(|| format!("data cache {}", c.dir.display()))?;
+        crate::util::private_dir::secure_dir(&c.dir).with_context(|| format!("data cache {}", c.dir.display()))?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("s3drive").build()?;
     let endpoint = config.s3.endpoint_url.clone().unwrap_or_else(|| "AWS S3".into());

@@ -109,7 +109,8 @@ fn a_reader_on_one_host_never_gets_two_versions_while_another_overwrites() {
         std::thread::spawn(move || {
             for v in &versions[1..] {
                 fs::write(&path, v).unwrap();
-                std::thread::sleep(Duration::from_millis(150));
+                // Longer in all than the TTL, so the reader's host sees the file change.
+                std::thread::sleep(Duration::from_millis(400));
             }
         })
     };

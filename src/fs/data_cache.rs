@@ -42,7 +42,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use tracing::{debug, info, warn};
 
-use super::staging::create_private;
+use crate::util::private_dir::create_private;
 
 /// Size of a block (the last block of an object is shorter).
 pub const BLOCK: u64 = 1 << 20;
@@ -211,7 +211,7 @@ impl DataCache {
     /// `limit` bytes (default: see [`DEFAULT_SHARE_PERCENT`]). The index is built by the
     /// writer thread in the background; until then hits are served and nothing is written.
     pub fn open(dir: &Path, service: &str, limit: Option<u64>) -> std::io::Result<DataCache> {
-        crate::fs::staging::secure_dir(dir)?;
+        crate::util::private_dir::secure_dir(dir)?;
         create_private(&dir.join("blocks"))?;
         create_private(&dir.join("tmp"))?;
         let inner = Arc::new(Inner {

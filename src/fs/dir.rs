@@ -41,6 +41,12 @@ pub struct Listing {
     /// complete, of its last (a listing of many pages that took longer than the TTL is fresh
     /// for the TTL after it ends, not stale on arrival).
     pub started: Option<Instant>,
+    /// When its first page was asked for, and once it is complete, how long the whole listing
+    /// took: a refresh of it is started that long before it expires.
+    asked: Option<Instant>,
+    pub took: std::time::Duration,
+    /// When a HeadObject last answered for a file entry (by position; see `refresh_file`).
+    headed: HashMap<usize, Instant>,
     /// The next page, requested as soon as the previous one arrived, so that S3 lists it while
     /// the caller (`ls -l` stat'ing each name) works through the entries already here.
     prefetch: Option<Prefetch>,
@@ -217,7 +223,17 @@ impl Listing {
             && &self.entries[i].loc == loc
         {
             self.entries[i].attr = attr;
+            self.headed.insert(i, Instant::now());
         }
+    }
+
+    /// `name`'s entry if it is a file whose HeadObject answered less than `ttl` ago (as fresh
+    /// as a listing of that age, whether or not this listing still is).
+    pub fn headed_file(&self, name: &Name, ttl: std::time::Duration) -> Option<&Entry> {
+        let &i = self.index.get(name)?;
+        let e = &self.entries[i];
+        let fresh = self.headed.get(&i).is_some_and(|t| t.elapsed() < ttl);
+        (fresh && !e.loc.is_dir() && !self.gone.contains(&i)).then_some(e)
     }
 
     /// A name removed through this mount.
@@ -282,6 +298,7 @@ impl Listing {
         if self.done {
             return Ok(());
         }
+        self.asked.get_or_insert_with(Instant::now);
         let page = match self.prefetch.take() {
             Some(mut task) => {
                 (&mut task.0).await.map_err(|e| StoreError::Network(format!("listing task failed: {e}")))??
@@ -342,6 +359,9 @@ impl Listing {
         self.done = self.token.is_none();
         if self.started.is_none() || self.done {
             self.started = Some(Instant::now());
+        }
+        if self.done {
+            self.took = self.asked.map_or_else(Default::default, |t| t.elapsed());
         }
         Ok(())
     }

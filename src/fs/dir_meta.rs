@@ -22,8 +22,9 @@ use super::dir::Marker;
 use super::error::Result;
 use super::inode::{self, Attr, Ino, Location};
 use super::meta_index::KnownMeta;
-use super::setattr::{SetAttr, others};
+use super::setattr::SetAttr;
 use super::write::FileMeta;
+use super::write::others;
 use crate::store::{ListRequest, ObjectStore, StoreError};
 
 /// The Content-Type of directory markers (s3fs's).

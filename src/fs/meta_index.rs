@@ -312,7 +312,7 @@ CREATE INDEX IF NOT EXISTS meta_used ON meta (used);
 impl Disk {
     fn open(dir: &Path, service: &str, max_entries: usize) -> std::io::Result<Disk> {
         use std::os::unix::fs::OpenOptionsExt;
-        super::staging::create_private(dir)?;
+        crate::util::private_dir::create_private(dir)?;
         let path = dir.join(FILE_NAME);
         // Created private before SQLite opens it; its -wal and -shm files take its mode.
         std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;

@@ -58,6 +58,12 @@ const LIST_WHOLE_AFTER: u32 = 64;
 const TOO_LARGE_TTLS: u32 = 10;
 /// Names in one page of a listing (ListObjectsV2's most).
 const LIST_PAGE: usize = 1000;
+/// A complete listing of more than one page is kept this many TTLs past its freshness, for one
+/// thing only: a name it showed as a file (and not as a folder) is looked up with a HeadObject
+/// alone, no one-key listing of `name/` beside it (see [`Fs::last_listed_file`]). A walk
+/// through a large folder that outlasts its listing then costs one request per name, the
+/// HeadObject its metadata needs anyway, while the folder is listed again.
+const STALE_LISTING_TTLS: u32 = 10;
 /// Names all cached listings hold together at most (about 300 bytes each), past which the least
 /// recently used listings are dropped (see [`Fs::trim_listings`]).
 const LISTED_ENTRIES_BUDGET: usize = 400_000;
@@ -91,6 +97,33 @@ type ListingRef = Arc<tokio::sync::Mutex<Listing>>;
 type HeadCell = tokio::sync::OnceCell<crate::store::StoreResult<ObjectMeta>>;
 
 /// A listed entry found by a lookup, with the HeadObject to wait for when its metadata is unknown.
+/// What a large directory's last complete listing, expired, says of a name.
+enum LastListed {
+    /// A fresh complete listing (one came since the caller looked): it answers.
+    Fresh(ListingRef),
+    /// A file whose HeadObject answered within the TTL: as it is.
+    Headed(Box<Entry>),
+    /// A file (not a folder): a HeadObject alone tells whether it is still there.
+    File,
+    /// A folder: a one-key listing alone tells whether it is still there.
+    Dir,
+    /// Not in it (it may have come since).
+    Absent,
+    /// No complete listing of a large directory is kept.
+    Unknown,
+}
+
+/// Which of a name's two possible forms [`Fs::lookup_in_s3`] asks about first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Both at once.
+    Both,
+    /// The object; the folder only if the object is gone.
+    FileFirst,
+    /// The folder; the object only if the folder is gone.
+    DirFirst,
+}
+
 struct Listed {
     entry: Entry,
     head: Option<(Arc<HeadCell>, ObjectKey)>,
@@ -249,8 +282,9 @@ pub struct Fs<S: ObjectStore> {
     /// Bumped by every change to cached listings (edits, drops): a listing fetched in the
     /// background while one happened may miss it, and is not kept.
     listing_changes: AtomicU64,
-    /// Directories being listed whole in the background for lookups ([`Fs::list_whole`]).
-    listing_whole: Mutex<std::collections::HashSet<Ino>>,
+    /// Directories being listed whole in the background for lookups ([`Fs::list_whole`]):
+    /// `None` while on its way, then when it ended (not again within half a TTL of that).
+    listing_whole: Mutex<HashMap<Ino, Option<Instant>>>,
     /// User metadata of object versions (memory, and a file in the cache directory).
     index: MetaIndex,
     /// Object data kept on local disk (`--data-cache`).
@@ -688,9 +722,13 @@ impl<S: ObjectStore> Fs<S> {
     pub fn trim_listings(&self) -> usize {
         let mut cache = self.listings.lock().unwrap();
         let (mut gone, mut names) = (Vec::new(), 0usize);
+        let ttl = self.config.metadata_ttl;
         for (ino, l) in cache.iter() {
             let Ok(g) = l.try_lock() else { continue };
-            if !g.fresh(self.config.metadata_ttl) {
+            // An expired listing answers nothing, except a large complete one for a while:
+            // which of its names are files (see `last_listed_file`).
+            let kept_stale = g.done && g.entries.len() > LIST_PAGE && g.fresh(ttl * STALE_LISTING_TTLS);
+            if !g.fresh(ttl) && !kept_stale {
                 gone.push(*ino);
                 continue;
             }
@@ -848,10 +886,14 @@ impl<S: ObjectStore> Fs<S> {
         if let Some(listing) = self.fresh_listing(parent).await {
             let (found, started) = {
                 let mut l = listing.lock().await;
-                // A large listing half way through its TTL while lookups still come: the next
-                // one is fetched now, to arrive before this one expires.
+                // A large listing near the end of its TTL while lookups still come: the next
+                // one is fetched now, to arrive as this one expires: as long before as the last
+                // listing took, and no earlier than half way. So a listing is fetched at most
+                // once a TTL (the next starts `took` before, and ends `took` after, the TTL).
+                let ttl = self.config.metadata_ttl;
+                let refresh_after = ttl.saturating_sub(l.took).max(ttl / 2);
                 if l.entries.len() > LIST_PAGE
-                    && l.started.is_some_and(|t| t + self.config.metadata_ttl / 2 < Instant::now())
+                    && l.started.is_some_and(|t| t + refresh_after < Instant::now())
                     && let Location::Dir { bucket, prefix } = &pnode.loc
                 {
                     self.list_whole(parent, bucket, prefix);
@@ -882,13 +924,34 @@ impl<S: ObjectStore> Fs<S> {
                 self.listings.lock().unwrap().put(parent, Arc::new(tokio::sync::Mutex::new(l)));
                 found
             }
-            Location::Dir { bucket, prefix } => match self.listing_for_lookups(parent, bucket, prefix).await? {
-                Some(listing) => {
-                    let found = self.find_listed(&listing, &mut *listing.lock().await, name, want_meta);
-                    self.listed_entry(&listing, found).await?
+            Location::Dir { bucket, prefix } => {
+                let last = self.last_listed(parent, name).await;
+                if !matches!(last, LastListed::Unknown | LastListed::Fresh(_)) {
+                    // A large directory whose listing expired while lookups still come: it is
+                    // listed again in the background, and meanwhile what the last listing
+                    // showed makes each lookup one request (none for a file whose HeadObject
+                    // answered within the TTL).
+                    self.list_whole(parent, bucket, prefix);
                 }
-                None => self.lookup_in_s3(&pnode.loc, name).await?,
-            },
+                match last {
+                    // Listed again since the fresh listing was looked for.
+                    LastListed::Fresh(listing) => {
+                        let found = self.find_listed(&listing, &mut *listing.lock().await, name, want_meta);
+                        self.listed_entry(&listing, found).await?
+                    }
+                    LastListed::Headed(e) => Some(*e),
+                    LastListed::File => self.lookup_in_s3(parent, &pnode.loc, name, Probe::FileFirst).await?,
+                    LastListed::Dir => self.lookup_in_s3(parent, &pnode.loc, name, Probe::DirFirst).await?,
+                    LastListed::Absent => self.lookup_in_s3(parent, &pnode.loc, name, Probe::Both).await?,
+                    LastListed::Unknown => match self.listing_for_lookups(parent, bucket, prefix).await? {
+                        Some(listing) => {
+                            let found = self.find_listed(&listing, &mut *listing.lock().await, name, want_meta);
+                            self.listed_entry(&listing, found).await?
+                        }
+                        None => self.lookup_in_s3(parent, &pnode.loc, name, Probe::Both).await?,
+                    },
+                }
+            }
             Location::File { .. } => unreachable!("checked is_dir"),
         };
         if entry.is_none() {
@@ -1056,8 +1119,19 @@ impl<S: ObjectStore> Fs<S> {
     /// [`TOO_LARGE_TTLS`]).
     fn list_whole(&self, dir: Ino, bucket: &Arc<str>, prefix: &str) {
         let Some(me) = self.me.upgrade() else { return };
-        if !self.listing_whole.lock().unwrap().insert(dir) {
-            return; // on its way
+        {
+            let mut whole = self.listing_whole.lock().unwrap();
+            let again_after = self.config.metadata_ttl / 2;
+            match whole.get(&dir) {
+                // On its way, or just ended (its result dropped because of a change made
+                // meanwhile: a listing that cannot keep up with changes is not restarted at
+                // every lookup).
+                Some(None) => return,
+                Some(Some(ended)) if ended.elapsed() < again_after => return,
+                _ => {}
+            }
+            whole.retain(|_, t| t.is_none_or(|t| t.elapsed() < again_after));
+            whole.insert(dir, None);
         }
         let (bucket, prefix) = (bucket.clone(), prefix.to_string());
         tokio::spawn(async move {
@@ -1082,7 +1156,7 @@ impl<S: ObjectStore> Fs<S> {
                 debug!(bucket = &*bucket, prefix, names = l.entries.len(), "listed a large directory whole");
                 me.listings.lock().unwrap().put(dir, Arc::new(tokio::sync::Mutex::new(l)));
             }
-            me.listing_whole.lock().unwrap().remove(&dir);
+            me.listing_whole.lock().unwrap().insert(dir, Some(Instant::now()));
         });
     }
 
@@ -1094,20 +1168,74 @@ impl<S: ObjectStore> Fs<S> {
         }
     }
 
-    /// HeadObject on `prefix+name` and a one-key listing of `prefix+name/`, concurrently.
-    async fn lookup_in_s3(&self, dir: &Location, name: &Name) -> Result<Option<Entry>> {
+    /// What the last complete listing of large directory `dir` still kept (expired: see
+    /// [`STALE_LISTING_TTLS`]) says of `name`.
+    async fn last_listed(&self, dir: Ino, name: &Name) -> LastListed {
+        let Some(l) = self.cached_listing(dir) else { return LastListed::Unknown };
+        let g = l.lock().await;
+        if !g.done || g.entries.len() <= LIST_PAGE {
+            return LastListed::Unknown;
+        }
+        if g.fresh(self.config.metadata_ttl) {
+            drop(g);
+            return LastListed::Fresh(l);
+        }
+        if let Some(e) = g.headed_file(name, self.config.metadata_ttl) {
+            return LastListed::Headed(Box::new(e.clone()));
+        }
+        match g.get(name) {
+            Some(e) if e.loc.is_dir() => LastListed::Dir,
+            Some(_) => LastListed::File,
+            None => LastListed::Absent,
+        }
+    }
+
+    /// Whether `prefix+name` is a folder (a one-key listing of `prefix+name/`: the folder wins
+    /// when both exist) or a file (HeadObject on `prefix+name`): both concurrently, or, for a
+    /// name the directory's last listing showed, what it showed first and the other only if
+    /// that is gone.
+    async fn lookup_in_s3(&self, parent: Ino, dir: &Location, name: &Name, probe: Probe) -> Result<Option<Entry>> {
         let (Some(file_loc), Some(dir_loc)) = (dir.child(name, false), dir.child(name, true)) else {
             return Ok(None);
         };
         let (Location::File { bucket, key }, Location::Dir { prefix: dir_prefix, .. }) = (&file_loc, &dir_loc) else {
             unreachable!("child() builds these kinds");
         };
-        let head = self.store.head_object(bucket, key);
-        let list = self.dir_exists(bucket, dir_prefix);
-        let (head, is_dir) = tokio::join!(head, list);
-        let head = match head {
+        let hidden = |head: std::result::Result<ObjectMeta, StoreError>| match head {
             Ok(_) if self.hidden(bucket, key) => Err(StoreError::NotFound),
             h => h,
+        };
+        if probe == Probe::DirFirst && self.dir_exists(bucket, dir_prefix).await? {
+            return Ok(Some(Entry { name: name.clone(), loc: dir_loc, attr: Attr::dir(self.mount_time) }));
+        }
+        let (head, is_dir) = if probe != Probe::Both {
+            // Shared with a stat-ahead's HeadObject of the same key still in flight. One that
+            // answered since the listing was looked at has put its answer in the listing
+            // before it stopped being shared: looked at again once this one is registered.
+            let id = (bucket.clone(), key.clone());
+            let cell = self.heads.lock().unwrap().entry(id.clone()).or_default().clone();
+            if cell.get().is_none()
+                && let LastListed::Headed(e) = self.last_listed(parent, name).await
+            {
+                let mut heads = self.heads.lock().unwrap();
+                if heads.get(&id).is_some_and(|c| Arc::ptr_eq(c, &cell)) && cell.get().is_none() {
+                    heads.remove(&id);
+                }
+                return Ok(Some(*e));
+            }
+            match self.head_shared(&cell, id, &file_loc, None).await {
+                Ok(attr) if !self.hidden(bucket, key) => {
+                    return Ok(Some(Entry { name: name.clone(), attr, loc: file_loc }));
+                }
+                Ok(_) | Err(StoreError::NotFound) if probe == Probe::DirFirst => return Ok(None),
+                Ok(_) | Err(StoreError::NotFound) => {
+                    (Err(StoreError::NotFound), self.dir_exists(bucket, dir_prefix).await)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let (head, is_dir) = tokio::join!(self.store.head_object(bucket, key), self.dir_exists(bucket, dir_prefix));
+            (hidden(head), is_dir)
         };
         let is_dir = match is_dir {
             Ok(d) => d,

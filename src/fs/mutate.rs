@@ -78,9 +78,7 @@ impl<S: ObjectStore> Fs<S> {
     /// User metadata of the object other than s3drive's own, when known for this version.
     pub(super) fn extra_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>) -> HashMap<String, String> {
         match self.index.latest(bucket, key) {
-            Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => {
-                super::setattr::others(k.put.metadata.clone())
-            }
+            Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => super::write::others(k.put.metadata.clone()),
             _ => HashMap::new(),
         }
     }

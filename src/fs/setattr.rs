@@ -1,7 +1,7 @@
 //! Metadata changes: chmod, chown, utimens and truncate (setattr), and the coalesced
 //! CopyObject that writes metadata changes of an uploaded object.
 
-use std::collections::HashMap;
+use super::write::others;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,13 +15,6 @@ use crate::store::{ObjectStore, PutMeta};
 
 /// How long chmod/chown/utimens on an uploaded object wait for company before their CopyObject.
 const META_DELAY: Duration = Duration::from_millis(1500);
-/// The user metadata names s3drive writes itself.
-const OWN_META: [&str; 4] = ["mode", "uid", "gid", "mtime"];
-
-/// User metadata other than the names s3drive writes itself.
-pub(super) fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
-    metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect()
-}
 
 /// Attribute changes from setattr.
 #[derive(Debug, Clone, Copy, Default)]
@@ -216,10 +209,10 @@ impl<S: ObjectStore> Fs<S> {
         let mut extra = others(existing.metadata);
         match pending.xattr.as_deref() {
             Some("") => {
-                extra.remove(super::xattr::XATTR_META);
+                extra.remove(super::write::XATTR_META);
             }
             Some(x) => {
-                extra.insert(super::xattr::XATTR_META.into(), x.to_string());
+                extra.insert(super::write::XATTR_META.into(), x.to_string());
             }
             None => {}
         }

@@ -9,44 +9,17 @@
 //! lock is free belongs to a process that died: its files are *orphans*, found at the next
 //! mount (reported, their multipart uploads aborted) and handled by `s3drive recover`.
 
+use crate::util::private_dir::{create_private, secure_dir};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use tracing::warn;
 
 /// Suffix of a staging file's journal.
 const JOURNAL: &str = "journal";
 const LOCK: &str = ".lock";
-
-/// Creates `dir` (and its parents) private to its owner, or makes it so: a cache directory
-/// other local users can read would show them every file being written.
-pub fn secure_dir(dir: &Path) -> std::io::Result<()> {
-    create_private(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return Err(std::io::Error::other(format!(
-            "{} belongs to uid {}, not to the user running s3drive (uid {me})",
-            dir.display(),
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        warn!(dir = %dir.display(), mode = format!("{:o}", meta.mode() & 0o777), "cache directory was open to other users; made it 0700");
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-/// Creates `dir` and its parents, 0700.
-pub(crate) fn create_private(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
 
 /// This mount's staging directory, locked while the process lives.
 #[derive(Debug)]
@@ -224,7 +197,7 @@ impl Journal {
         let mut j = Journal::default();
         for l in lines {
             let (k, v) = l.split_once(' ')?;
-            let v = super::xattr::percent_decode(v)?;
+            let v = crate::util::percent::decode(v)?;
             match k {
                 "service" => j.service = v,
                 "path_style" => j.path_style = v == "1",
@@ -359,6 +332,7 @@ fn remove_if_only_lock(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn journals_round_trip_odd_keys() {

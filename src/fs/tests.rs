@@ -883,8 +883,11 @@ async fn lookups_walking_a_large_directory_get_it_listed_whole_once_probes_cost_
     assert_eq!(requests(), probed + listed, "a name it lacks is missing, also without a request");
 }
 
+/// A large listing a walk still uses is fetched again as it expires (as long before as the
+/// last listing took, so at most once a TTL), and once it has expired, lookups in the meantime
+/// cost one request each (a folder it showed: a one-key listing, never a HeadObject beside it).
 #[tokio::test]
-async fn a_large_listing_still_in_use_halfway_through_its_ttl_is_fetched_again_before_it_expires() {
+async fn a_large_listing_still_in_use_is_fetched_again_once_a_ttl_and_usable_meanwhile() {
     let mut store = MemoryStore::new();
     store.page_size = 10;
     for i in 0..LIST_PAGE + 50 {
@@ -899,23 +902,85 @@ async fn a_large_listing_still_in_use_halfway_through_its_ttl_is_fetched_again_b
             ..Default::default()
         },
     );
-    // A readdir lists it whole (106 pages); lookups in the first half of the TTL cost nothing.
+    // A readdir lists it whole (106 pages); lookups within the TTL cost nothing.
     assert_eq!(list_names(&fs, ROOT).await.len(), LIST_PAGE + 52);
     let lists = || fs.store.count("ListObjectsV2");
     let listed = lists();
     assert!(fs.lookup(ROOT, &name("d0001")).await.unwrap().dir);
-    assert_eq!(lists(), listed);
-    // Past half of it, a lookup is still answered from it, and the next listing is fetched.
     tokio::time::sleep(ttl / 2 + Duration::from_millis(50)).await;
     assert!(fs.lookup(ROOT, &name("d0002")).await.unwrap().dir);
+    assert_eq!(lists(), listed, "not fetched again half way: listing it takes far less");
+    // Expired: a folder it showed costs a one-key listing, and the folder is listed again.
+    tokio::time::sleep(ttl / 2).await;
+    assert!(fs.lookup(ROOT, &name("d0003")).await.unwrap().dir);
+    assert_eq!(fs.store.count("ListObjectsV2 probe"), 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while lists() < 2 * listed {
+    while lists() < 2 * listed + 1 {
         assert!(std::time::Instant::now() < deadline, "the whole directory once more: {}", lists() - listed);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Past the first listing's TTL, the second answers: no probe (a HeadObject and a one-key
-    // listing).
-    tokio::time::sleep(ttl / 2).await;
-    assert!(fs.lookup(ROOT, &name("d0003")).await.unwrap().dir);
-    assert_eq!(fs.store.count("HeadObject"), 0, "no probe");
+    // The new listing answers: no request.
+    let now = lists();
+    assert!(fs.lookup(ROOT, &name("d0004")).await.unwrap().dir);
+    assert!(fs.lookup(ROOT, &name("d1049")).await.unwrap().dir);
+    assert_eq!(fs.lookup(ROOT, &name("d9999")).await.map(|s| s.dir), Err(Error::NotFound));
+    assert_eq!(lists(), now);
+    assert_eq!(fs.store.count("HeadObject"), 0, "no HeadObject for a listed folder");
+}
+
+/// `ls -l` of a folder of 100,000 files whose walk outlasts its listing's TTL many times over:
+/// one HeadObject per name at most, about one listing page per 1,000 names per TTL, and never a
+/// one-key listing ("is this name also a folder?") for a name the last complete listing showed
+/// as a file.
+#[tokio::test]
+async fn ls_l_of_a_large_folder_outlasting_its_ttl_costs_one_head_per_name() {
+    const FILES: usize = 100_000;
+    let store = MemoryStore::new();
+    store.create_bucket("b");
+    for i in 0..FILES {
+        store.put("b", &format!("flat/f{i:06}"), "x");
+    }
+    let ttl = Duration::from_secs(1);
+    let fs = fs_with(
+        store,
+        Config {
+            source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
+            metadata_ttl: ttl,
+            negative_ttl: ttl,
+            ..Default::default()
+        },
+    );
+    let dir = stat(&fs, ROOT, &name("flat")).await.unwrap().ino;
+    fs.store.reset_counts();
+    let started = std::time::Instant::now();
+    // readdir to the end, then a stat of every name in order (ls -l without readdirplus's
+    // attributes: none are known). A pause now and then lets the TTL run out mid-walk; the
+    // background trim drops what expired, as the daemon's timer does.
+    let names = list_names(&fs, dir).await;
+    assert_eq!(names.len(), FILES + 2);
+    for (i, n) in names[2..].iter().enumerate() {
+        let st = stat(&fs, dir, &name(n)).await.unwrap();
+        assert!(!st.dir && st.known, "{n}");
+        if i % 2_000 == 0 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            fs.trim_listings();
+        }
+        if i % 25_000 == 12_345 {
+            // A pause longer than the TTL (the user looked at the screen): everything known
+            // has expired, and the walk goes on while the folder is listed again.
+            tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        }
+    }
+    let ttls = (started.elapsed().as_secs_f64() / ttl.as_secs_f64()).ceil() as u64 + 1;
+    let (heads, lists, probes) =
+        (fs.store.count("HeadObject"), fs.store.count("ListObjectsV2"), fs.store.count("ListObjectsV2 probe"));
+    assert!(ttls >= 3, "the walk outlasted the TTL ({ttls} TTLs)");
+    assert_eq!(probes, 0, "no one-key listing for a listed file");
+    // One HeadObject a name; again only for those fetched ahead before a pause longer than
+    // the TTL (their answers expired before the walk came to them).
+    let pauses = (FILES / 25_000) as u64;
+    let bound = FILES as u64 + pauses * dir::STAT_AHEAD_MAX as u64;
+    assert!(heads <= bound, "{heads} HeadObjects for {FILES} names ({pauses} pauses)");
+    let pages = (FILES / LIST_PAGE) as u64 + 1;
+    assert!(lists <= pages * ttls, "{lists} listing pages in {ttls} TTLs ({pages} pages a listing)");
 }

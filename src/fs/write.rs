@@ -41,50 +41,22 @@ use crate::store::{ObjectStore, PutMeta, PutResult, StoreError};
 /// S3's smallest part (all but the last).
 pub const MIN_PART: u64 = 5 << 20;
 /// S3's largest part.
-pub const MAX_PART: u64 = 5 << 30;
+pub use crate::store::MAX_PART;
 pub const MAX_PARTS: i32 = 10_000;
 /// S3's largest object: a file may not grow past it (EFBIG).
 pub const MAX_OBJECT: u64 = 5 << 40;
 
-/// Tuning for uploads and copies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteConfig {
-    /// Where staged files live.
-    pub cache_dir: PathBuf,
-    /// The first 1,000 parts' size; it doubles every 1,000 parts.
-    pub part_size: u64,
-    /// Parts in flight per upload.
-    pub concurrency: usize,
-    /// Upload buffers held across all uploads.
-    pub memory_limit: u64,
-    /// Objects larger than this are copied with UploadPartCopy (S3 allows CopyObject to 5 GiB).
-    pub copy_threshold: u64,
-    pub copy_part_size: u64,
-}
+pub use crate::config::WriteConfig;
 
-impl Default for WriteConfig {
-    fn default() -> Self {
-        WriteConfig {
-            cache_dir: std::env::temp_dir().join("s3drive-staging"),
-            part_size: 8 << 20,
-            concurrency: 8,
-            memory_limit: 64 << 20,
-            copy_threshold: 5 << 30,
-            copy_part_size: 512 << 20,
-        }
-    }
-}
+/// The user metadata name that holds user xattrs (s3fs's name).
+pub const XATTR_META: &str = "xattr";
 
-impl WriteConfig {
-    /// Size of part `n` (0-based).
-    pub fn part_size(&self, n: i32) -> u64 {
-        (self.part_size << (n / 1000).min(20)).min(MAX_PART)
-    }
+/// The user metadata names s3drive writes itself (a file's mode, owner and mtime).
+const OWN_META: [&str; 4] = ["mode", "uid", "gid", "mtime"];
 
-    /// Offset where part `n` starts.
-    pub fn part_start(&self, n: i32) -> u64 {
-        (0..n).map(|i| self.part_size(i)).sum()
-    }
+/// User metadata other than the names s3drive writes itself.
+pub(super) fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
+    metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect()
 }
 
 /// The metadata a file carries in S3: s3fs's and rclone's names, so both can read it.

@@ -30,8 +30,7 @@ use super::inode::{Ino, Location};
 use super::{FileMeta, Fs};
 use crate::store::{ObjectStore, Presigned};
 
-/// The user metadata name that holds user xattrs (s3fs's name).
-pub const XATTR_META: &str = "xattr";
+pub use super::write::XATTR_META;
 /// S3's limit on user metadata per object: the sum of names and values, in bytes.
 pub const MAX_USER_META: usize = 2048;
 /// How long a link handed out stays the answer for the same file and lifetime, so getxattr's
@@ -142,7 +141,7 @@ fn parse_info(rest: &str) -> Option<Result<Info>> {
 /// Decodes `x-amz-meta-xattr` (s3fs's layout). Entries that do not parse are skipped.
 pub fn decode(value: &str) -> Xattrs {
     let mut out = Xattrs::new();
-    let Some(text) = percent_decode(value) else { return out };
+    let Some(text) = crate::util::percent::decode(value) else { return out };
     let Some(body) = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')) else { return out };
     for pair in body.split(',') {
         let Some((k, v)) = pair.split_once(':') else { continue };
@@ -162,37 +161,7 @@ pub fn encode(x: &Xattrs) -> Option<String> {
         return None;
     }
     let body: Vec<String> = x.iter().map(|(k, v)| format!("\"{k}\":\"{}\"", STANDARD.encode(v))).collect();
-    Some(percent_encode(&format!("{{{}}}", body.join(","))))
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Undoes `%XX` escapes (any byte escaped, the rest as is); `None` if not valid UTF-8 after.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    Some(crate::util::percent::encode(&format!("{{{}}}", body.join(","))))
 }
 
 /// Bytes of user metadata as S3 counts them.
@@ -360,7 +329,7 @@ impl<S: ObjectStore> Fs<S> {
         let node = self.node(ino)?;
         let mut meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(&node.attr));
         meta.ctime = std::time::SystemTime::now();
-        check_size(&meta, key, &super::setattr::others(metadata.clone()), &x)?;
+        check_size(&meta, key, &super::write::others(metadata.clone()), &x)?;
         self.set_pending_meta(bucket, key, meta, Some(extra_value(&metadata)));
         Ok(())
     }
@@ -664,7 +633,7 @@ mod tests {
         x.insert("user.bin".into(), vec![0, 255, b'"', b',']);
         let v = encode(&x).unwrap();
         assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b"%-_.~".contains(&b)), "{v}");
-        assert_eq!(percent_decode(&v).unwrap(), r#"{"user.bin":"AP8iLA==","user.color":"Ymx1ZQ=="}"#);
+        assert_eq!(crate::util::percent::decode(&v).unwrap(), r#"{"user.bin":"AP8iLA==","user.color":"Ymx1ZQ=="}"#);
         assert_eq!(decode(&v), x);
         assert_eq!(encode(&Xattrs::new()), None);
         assert!(decode("%7Bgarbage").is_empty());

@@ -163,14 +163,20 @@ impl ObjectStore for MemoryStore {
 
     async fn list_objects(&self, req: ListRequest<'_>) -> StoreResult<ListPage> {
         let page_size = if self.page_size == 0 { 1000 } else { self.page_size };
-        let s = self.begin("ListObjectsV2", Some(req.bucket))?;
+        let mut s = self.begin("ListObjectsV2", Some(req.bucket))?;
+        if req.max_keys.is_some_and(|m| m <= 2) {
+            // Also counted apart: "is there anything under this prefix?"
+            *s.counts.entry("ListObjectsV2 probe").or_default() += 1;
+        }
         let max = req.max_keys.map(|m| m.max(0) as usize).unwrap_or(page_size).min(page_size);
         let objects = &s.buckets[req.bucket];
         let mut page = ListPage::default();
         let mut last: Option<String> = None;
         let mut count = 0;
         let mut truncated = false;
-        for (key, obj) in objects.range(req.prefix.to_string()..) {
+        // From the continuation token on (the checks below skip it and what it stands for).
+        let from = req.continuation.filter(|t| *t > req.prefix).unwrap_or(req.prefix);
+        for (key, obj) in objects.range(from.to_string()..) {
             if !key.starts_with(req.prefix) {
                 break;
             }

@@ -165,6 +165,9 @@ pub struct Presigned {
 }
 
 /// SigV4's longest presigned-URL lifetime.
+/// S3's largest part of a multipart upload.
+pub const MAX_PART: u64 = 5 << 30;
+
 pub const MAX_PRESIGN: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Parameters of one ListObjectsV2 request.
