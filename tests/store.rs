@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, StorageCla
 use common::*;
 use s3drive::store::retry::RetryOptions;
 use s3drive::store::s3::{S3Options, S3Store};
-use s3drive::store::{ObjectStore, StoreError};
+use s3drive::store::{Objects, StoreError};
 
 /// Keys a HeadObject URL must encode right (the SDK's own PutObject wrote them).
 const ODD_KEYS: &[&str] = &[

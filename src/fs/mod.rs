@@ -13,6 +13,7 @@ pub mod dir;
 pub mod dir_meta;
 pub mod error;
 pub mod inode;
+pub mod listings;
 pub mod meta_index;
 pub mod mutate;
 pub mod names;
@@ -56,17 +57,6 @@ const MAX_CACHED_LISTING: usize = 100_000;
 const LIST_WHOLE_AFTER: u32 = 64;
 /// A directory too large to list whole for its lookups is not tried again for this many TTLs.
 const TOO_LARGE_TTLS: u32 = 10;
-/// Names in one page of a listing (ListObjectsV2's most).
-const LIST_PAGE: usize = 1000;
-/// A complete listing of more than one page is kept this many TTLs past its freshness, for one
-/// thing only: a name it showed as a file (and not as a folder) is looked up with a HeadObject
-/// alone, no one-key listing of `name/` beside it (see [`Fs::last_listed_file`]). A walk
-/// through a large folder that outlasts its listing then costs one request per name, the
-/// HeadObject its metadata needs anyway, while the folder is listed again.
-const STALE_LISTING_TTLS: u32 = 10;
-/// Names all cached listings hold together at most (about 300 bytes each), past which the least
-/// recently used listings are dropped (see [`Fs::trim_listings`]).
-const LISTED_ENTRIES_BUDGET: usize = 400_000;
 /// A file inode unused this long (or the metadata TTL, if shorter) may be forgotten when the
 /// table is over its budget. Forgetting costs a lookup later, answered from a listing while
 /// that is fresh, never a request.
@@ -91,7 +81,7 @@ fn release_freed_memory() {
 type ObjectKey = (Arc<str>, String);
 
 /// A directory listing shared by readdir handles and lookups.
-type ListingRef = Arc<tokio::sync::Mutex<Listing>>;
+use listings::{LIST_PAGE, LISTED_ENTRIES_BUDGET, ListingCache, ListingRef};
 
 /// The answer to one HeadObject, shared by whoever waits for it.
 type HeadCell = tokio::sync::OnceCell<crate::store::StoreResult<ObjectMeta>>;
@@ -273,18 +263,8 @@ pub struct Fs<S: ObjectStore> {
     config: Config,
     mount_time: SystemTime,
     inodes: InodeTable,
-    listings: Mutex<LruCache<Ino, Arc<tokio::sync::Mutex<Listing>>>>,
-    negative: Mutex<LruCache<(Ino, Name), Instant>>,
-    /// Directories found to need more than one listing page, until when, and how many lookups
-    /// since: their lookups use HeadObject and a one-key listing rather than listing the
-    /// directory, until so many come that listing it whole costs less (see [`LIST_WHOLE_AFTER`]).
-    large_dirs: Mutex<LruCache<Ino, (Instant, u32)>>,
-    /// Bumped by every change to cached listings (edits, drops): a listing fetched in the
-    /// background while one happened may miss it, and is not kept.
-    listing_changes: AtomicU64,
-    /// Directories being listed whole in the background for lookups ([`Fs::list_whole`]):
-    /// `None` while on its way, then when it ended (not again within half a TTL of that).
-    listing_whole: Mutex<HashMap<Ino, Option<Instant>>>,
+    /// Cached listings, names found missing, large directories (see [`listings`]).
+    listings: ListingCache,
     /// User metadata of object versions (memory, and a file in the cache directory).
     index: MetaIndex,
     /// Object data kept on local disk (`--data-cache`).
@@ -299,8 +279,6 @@ pub struct Fs<S: ObjectStore> {
     writers: Mutex<HashMap<Ino, Arc<Writer>>>,
     pending_meta: Mutex<HashMap<(Arc<str>, String), PendingMeta>>,
     deleter: Arc<Deleter<S>>,
-    /// The deleter's failure epoch the listing caches were built in.
-    listing_epoch: AtomicU64,
     staging_dir: staging::StageDir,
     /// Our own metadata CopyObjects: (bucket, key, old ETag) -> new ETag of the same bytes, so
     /// that files open for reading follow them instead of failing with ESTALE.
@@ -363,16 +341,11 @@ impl<S: ObjectStore> Fs<S> {
             upload_memory: MemoryLimiter::new(config.write.memory_limit),
             writers: Mutex::default(),
             pending_meta: Mutex::default(),
-            listing_epoch: AtomicU64::new(0),
             staging_dir,
             config,
             mount_time,
             inodes: InodeTable::new(root, Attr::dir(mount_time)),
-            listings: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
-            negative: Mutex::new(LruCache::new(NonZeroUsize::new(16 * 1024).unwrap())),
-            large_dirs: Mutex::new(LruCache::new(NonZeroUsize::new(1024).unwrap())),
-            listing_changes: AtomicU64::new(0),
-            listing_whole: Mutex::default(),
+            listings: ListingCache::default(),
             index,
             heads: Mutex::default(),
             dir_handles: Mutex::default(),
@@ -640,15 +613,8 @@ impl<S: ObjectStore> Fs<S> {
         self.inodes.get(ino).ok_or(Error::BadHandle)
     }
 
-    fn cached_listing(&self, ino: Ino) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
-        // A failed delete batch made names reappear: every cached listing may be wrong.
-        let epoch = self.deleter.epoch();
-        if self.listing_epoch.swap(epoch, Ordering::Relaxed) != epoch {
-            self.listing_changes.fetch_add(1, Ordering::Relaxed);
-            self.listings.lock().unwrap().clear();
-            self.negative.lock().unwrap().clear();
-        }
-        self.listings.lock().unwrap().get(&ino).cloned()
+    fn cached_listing(&self, ino: Ino) -> Option<ListingRef> {
+        self.listings.get(ino, self.deleter.epoch())
     }
 
     /// Keeps the inode table within `--inode-budget`: when the kernel holds more inodes, it is
@@ -720,48 +686,23 @@ impl<S: ObjectStore> Fs<S> {
     /// page arriving) are left alone; a directory handle keeps its own listing.
     /// Returns how many names the dropped listings held.
     pub fn trim_listings(&self) -> usize {
-        let mut cache = self.listings.lock().unwrap();
-        let (mut gone, mut names) = (Vec::new(), 0usize);
-        let ttl = self.config.metadata_ttl;
-        for (ino, l) in cache.iter() {
-            let Ok(g) = l.try_lock() else { continue };
-            // An expired listing answers nothing, except a large complete one for a while:
-            // which of its names are files (see `last_listed_file`).
-            let kept_stale = g.done && g.entries.len() > LIST_PAGE && g.fresh(ttl * STALE_LISTING_TTLS);
-            if !g.fresh(ttl) && !kept_stale {
-                gone.push(*ino);
-                continue;
-            }
-            names += g.entries.len();
-            if names > LISTED_ENTRIES_BUDGET {
-                gone.push(*ino);
-            }
-        }
-        let mut dropped = 0;
-        for ino in gone {
-            if let Some(l) = cache.pop(&ino) {
-                dropped += l.try_lock().map_or(0, |g| g.entries.len());
-            }
-        }
-        dropped
+        self.listings.trim(self.config.metadata_ttl)
     }
 
     /// Applies a change made through this mount to `dir`'s cached listing, which so stays
     /// good for answering lookups; a listing being filled right now is dropped instead.
     fn edit_listing(&self, dir: Ino, edit: impl FnOnce(&mut Listing)) {
-        self.listing_changes.fetch_add(1, Ordering::Relaxed);
+        self.listings.changed();
         let Some(l) = self.cached_listing(dir) else { return };
         match l.try_lock() {
             Ok(mut g) => edit(&mut g),
-            Err(_) => {
-                self.listings.lock().unwrap().pop(&dir);
-            }
+            Err(_) => self.listings.forget_dir(dir),
         }
     }
 
     /// `entry` now exists in directory `dir` (created or replaced through this mount).
     fn entry_added(&self, dir: Ino, entry: Entry) {
-        self.negative.lock().unwrap().pop(&(dir, entry.name.clone()));
+        self.listings.not_missing(dir, &entry.name);
         self.edit_listing(dir, |l| l.put(entry));
     }
 
@@ -911,17 +852,14 @@ impl<S: ObjectStore> Fs<S> {
                 return Ok(self.listed_entry(&listing, found).await?.map(Resolved::Entry));
             }
         }
-        let neg_key = (parent, name.clone());
-        if let Some(until) = self.negative.lock().unwrap().get(&neg_key)
-            && *until > Instant::now()
-        {
+        if self.listings.missing_until(parent, name).is_some_and(|until| until > Instant::now()) {
             return Ok(None);
         }
         let entry = match &pnode.loc {
             Location::Buckets => {
                 let l = self.root_listing().await?;
                 let found = l.get(name).cloned();
-                self.listings.lock().unwrap().put(parent, Arc::new(tokio::sync::Mutex::new(l)));
+                self.listings.put(parent, Arc::new(tokio::sync::Mutex::new(l)));
                 found
             }
             Location::Dir { bucket, prefix } => {
@@ -956,7 +894,7 @@ impl<S: ObjectStore> Fs<S> {
         };
         if entry.is_none() {
             let until = Instant::now() + self.config.negative_ttl;
-            self.negative.lock().unwrap().put(neg_key, until);
+            self.listings.set_missing(parent, name.clone(), until);
         }
         Ok(entry.map(Resolved::Entry))
     }
@@ -1090,11 +1028,8 @@ impl<S: ObjectStore> Fs<S> {
         bucket: &Arc<str>,
         prefix: &str,
     ) -> Result<Option<Arc<tokio::sync::Mutex<Listing>>>> {
-        if let Some((until, lookups)) = self.large_dirs.lock().unwrap().get_mut(&dir)
-            && *until > Instant::now()
-        {
-            *lookups = lookups.saturating_add(1);
-            if *lookups == LIST_WHOLE_AFTER {
+        if let Some(lookups) = self.listings.large_dir_lookup(dir) {
+            if lookups == LIST_WHOLE_AFTER {
                 self.list_whole(dir, bucket, prefix);
             }
             return Ok(None);
@@ -1103,12 +1038,12 @@ impl<S: ObjectStore> Fs<S> {
         let hide = |key: &str| self.hidden(bucket, key);
         l.fetch_page(&self.store, bucket, prefix, self.mount_time, &hide, false).await?;
         if !l.done {
-            self.large_dirs.lock().unwrap().put(dir, (Instant::now() + self.config.metadata_ttl, 0));
+            self.listings.set_large(dir, Instant::now() + self.config.metadata_ttl, 0);
             return Ok(None);
         }
         self.add_writers(&mut l, bucket, prefix);
         let l = Arc::new(tokio::sync::Mutex::new(l));
-        self.listings.lock().unwrap().put(dir, l.clone());
+        self.listings.put(dir, l.clone());
         Ok(Some(l))
     }
 
@@ -1119,23 +1054,15 @@ impl<S: ObjectStore> Fs<S> {
     /// [`TOO_LARGE_TTLS`]).
     fn list_whole(&self, dir: Ino, bucket: &Arc<str>, prefix: &str) {
         let Some(me) = self.me.upgrade() else { return };
-        {
-            let mut whole = self.listing_whole.lock().unwrap();
-            let again_after = self.config.metadata_ttl / 2;
-            match whole.get(&dir) {
-                // On its way, or just ended (its result dropped because of a change made
-                // meanwhile: a listing that cannot keep up with changes is not restarted at
-                // every lookup).
-                Some(None) => return,
-                Some(Some(ended)) if ended.elapsed() < again_after => return,
-                _ => {}
-            }
-            whole.retain(|_, t| t.is_none_or(|t| t.elapsed() < again_after));
-            whole.insert(dir, None);
+        // Not while on its way, nor within half a TTL after it ended (its result may have been
+        // dropped because of a change made meanwhile: a listing that cannot keep up with
+        // changes is not restarted at every lookup).
+        if !self.listings.start_whole(dir, self.config.metadata_ttl / 2) {
+            return;
         }
         let (bucket, prefix) = (bucket.clone(), prefix.to_string());
         tokio::spawn(async move {
-            let changes = me.listing_changes.load(Ordering::Relaxed);
+            let changes = me.listings.changes();
             let mut l = Listing::default();
             let hide = |key: &str| me.hidden(&bucket, key);
             let mut failed = None;
@@ -1150,13 +1077,13 @@ impl<S: ObjectStore> Fs<S> {
                 // Too large to keep: not listed whole again for a while (it would be every TTL),
                 // its lookups go on probing.
                 let until = Instant::now() + me.config.metadata_ttl * TOO_LARGE_TTLS;
-                me.large_dirs.lock().unwrap().put(dir, (until, u32::MAX));
-            } else if me.listing_changes.load(Ordering::Relaxed) == changes {
+                me.listings.set_large(dir, until, u32::MAX);
+            } else if me.listings.changes() == changes {
                 me.add_writers(&mut l, &bucket, &prefix);
                 debug!(bucket = &*bucket, prefix, names = l.entries.len(), "listed a large directory whole");
-                me.listings.lock().unwrap().put(dir, Arc::new(tokio::sync::Mutex::new(l)));
+                me.listings.put(dir, Arc::new(tokio::sync::Mutex::new(l)));
             }
-            me.listing_whole.lock().unwrap().insert(dir, Some(Instant::now()));
+            me.listings.whole_ended(dir);
         });
     }
 
@@ -1169,7 +1096,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// What the last complete listing of large directory `dir` still kept (expired: see
-    /// [`STALE_LISTING_TTLS`]) says of `name`.
+    /// [`listings::STALE_LISTING_TTLS`]) says of `name`.
     async fn last_listed(&self, dir: Ino, name: &Name) -> LastListed {
         let Some(l) = self.cached_listing(dir) else { return LastListed::Unknown };
         let g = l.lock().await;
@@ -1434,7 +1361,7 @@ impl<S: ObjectStore> Fs<S> {
         // Also while pages are still coming: `ls -l` stats each name as it reads it, and the
         // names already listed answer those lookups (see `listing_having`).
         if listing.started.is_some() && listing.entries.len() <= MAX_CACHED_LISTING {
-            self.listings.lock().unwrap().put(handle.ino, listing_arc.clone());
+            self.listings.put(handle.ino, listing_arc.clone());
         }
         Ok(items)
     }

@@ -284,7 +284,7 @@ impl<S: ObjectStore> Fs<S> {
     fn not_in_s3(&self, ino: Ino) {
         let Some(n) = self.inodes.get(ino) else { return };
         self.inodes.expire(ino);
-        self.listings.lock().unwrap().pop(&n.parent);
+        self.listings.forget_dir(n.parent);
         if matches!(n.loc, Location::File { .. })
             && let Some(name) = n.loc.name()
         {
@@ -589,9 +589,8 @@ impl<S: ObjectStore> Fs<S> {
         }
         if dst.is_dir() {
             // Cached listings under the moved directory name old keys.
-            self.listing_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.listings.lock().unwrap().clear();
-            self.negative.lock().unwrap().pop(&(newparent, newname.clone()));
+            self.listings.drop_all();
+            self.listings.not_missing(newparent, newname);
         } else {
             self.entry_removed(parent, name);
             let attr = self.inodes.find(&dst).map_or(copied.unwrap_or(src_attr), |(_, n)| n.attr);

@@ -356,6 +356,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Objects;
     use crate::store::StoreError;
     use crate::store::memory::MemoryStore;
 

@@ -65,7 +65,7 @@ impl<S: ObjectStore> Fs<S> {
         }
         let listing = Arc::new(tokio::sync::Mutex::new(Listing::default()));
         let Ok(mut guard) = listing.clone().try_lock_owned() else { return };
-        self.listings.lock().unwrap().put(ino, listing);
+        self.listings.put(ino, listing);
         let (store, deleter, permits) = (self.store.clone(), self.deleter.clone(), self.walk_permits.clone());
         let (bucket, prefix, mtime) = (bucket.clone(), prefix.clone(), self.mount_time);
         tokio::spawn(async move {

@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ListedObject, MAX_PRESIGN, ObjectMeta, ObjectStore, Presigned, PutMeta,
-    PutResult, StoreError, StoreResult,
+    BucketInfo, ListPage, ListRequest, ListedObject, MAX_PRESIGN, ObjectMeta, Presigned, PutMeta, PutResult,
+    StoreError, StoreResult,
 };
+use super::{Buckets, CopyDelete, Listings, Objects};
 
 #[derive(Debug, Clone)]
 struct Object {
@@ -150,7 +151,7 @@ impl State {
     }
 }
 
-impl ObjectStore for MemoryStore {
+impl Buckets for MemoryStore {
     async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
         let s = self.begin("ListBuckets", None)?;
         Ok(s.buckets.keys().map(|name| BucketInfo { name: name.clone(), created: None }).collect())
@@ -161,6 +162,26 @@ impl ObjectStore for MemoryStore {
         Ok("us-east-1".to_string())
     }
 
+    async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {
+        let mut s = self.begin("CreateBucket", None)?;
+        if s.buckets.contains_key(bucket) {
+            return Err(StoreError::BucketExists);
+        }
+        s.buckets.insert(bucket.to_string(), BTreeMap::new());
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
+        let mut s = self.begin("DeleteBucket", Some(bucket))?;
+        if !s.buckets[bucket].is_empty() {
+            return Err(StoreError::BucketNotEmpty);
+        }
+        s.buckets.remove(bucket);
+        Ok(())
+    }
+}
+
+impl Listings for MemoryStore {
     async fn list_objects(&self, req: ListRequest<'_>) -> StoreResult<ListPage> {
         let page_size = if self.page_size == 0 { 1000 } else { self.page_size };
         let mut s = self.begin("ListObjectsV2", Some(req.bucket))?;
@@ -224,6 +245,27 @@ impl ObjectStore for MemoryStore {
         Ok(page)
     }
 
+    async fn list_versions_of(&self, bucket: &str, key: &str) -> StoreResult<Vec<crate::store::ListedVersion>> {
+        // No versioning here: the one version there is.
+        let s = self.begin("ListObjectVersions", Some(bucket))?;
+        Ok(s.buckets[bucket]
+            .get(key)
+            .map(|o| crate::store::ListedVersion {
+                key: key.to_string(),
+                version_id: "null".into(),
+                last_modified: Some(o.last_modified),
+                size: o.data.len() as u64,
+                etag: Some(o.etag.clone()),
+                storage_class: Some("STANDARD".into()),
+                is_latest: true,
+                delete_marker: false,
+            })
+            .into_iter()
+            .collect())
+    }
+}
+
+impl Objects for MemoryStore {
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
         let s = self.begin("HeadObject", Some(bucket))?;
         let obj = s.buckets[bucket].get(key).ok_or(StoreError::NotFound)?;
@@ -330,6 +372,33 @@ impl ObjectStore for MemoryStore {
         Ok(())
     }
 
+    async fn restore_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        _days: Option<i32>,
+        _tier: Option<&str>,
+    ) -> StoreResult<()> {
+        let s = self.begin("RestoreObject", Some(bucket))?;
+        if !s.buckets[bucket].contains_key(key) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn presign_get(&self, bucket: &str, key: &str, lifetime: Duration) -> StoreResult<Presigned> {
+        // Signed locally: not a request, not counted.
+        let now = SystemTime::now();
+        let mut lifetime = lifetime.min(MAX_PRESIGN);
+        if let Some(end) = self.state.lock().unwrap().credential_expiry {
+            lifetime = lifetime.min(end.duration_since(now).unwrap_or_default());
+        }
+        let secs = lifetime.as_secs();
+        Ok(Presigned { url: format!("memory://{bucket}/{key}?X-Amz-Expires={secs}"), expires: now + lifetime })
+    }
+}
+
+impl CopyDelete for MemoryStore {
     async fn copy_object(
         &self,
         src_bucket: &str,
@@ -357,67 +426,5 @@ impl ObjectStore for MemoryStore {
             objects.remove(k);
         }
         Ok(Vec::new())
-    }
-
-    async fn list_versions_of(&self, bucket: &str, key: &str) -> StoreResult<Vec<crate::store::ListedVersion>> {
-        // No versioning here: the one version there is.
-        let s = self.begin("ListObjectVersions", Some(bucket))?;
-        Ok(s.buckets[bucket]
-            .get(key)
-            .map(|o| crate::store::ListedVersion {
-                key: key.to_string(),
-                version_id: "null".into(),
-                last_modified: Some(o.last_modified),
-                size: o.data.len() as u64,
-                etag: Some(o.etag.clone()),
-                storage_class: Some("STANDARD".into()),
-                is_latest: true,
-                delete_marker: false,
-            })
-            .into_iter()
-            .collect())
-    }
-
-    async fn restore_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        _days: Option<i32>,
-        _tier: Option<&str>,
-    ) -> StoreResult<()> {
-        let s = self.begin("RestoreObject", Some(bucket))?;
-        if !s.buckets[bucket].contains_key(key) {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
-    async fn presign_get(&self, bucket: &str, key: &str, lifetime: Duration) -> StoreResult<Presigned> {
-        // Signed locally: not a request, not counted.
-        let now = SystemTime::now();
-        let mut lifetime = lifetime.min(MAX_PRESIGN);
-        if let Some(end) = self.state.lock().unwrap().credential_expiry {
-            lifetime = lifetime.min(end.duration_since(now).unwrap_or_default());
-        }
-        let secs = lifetime.as_secs();
-        Ok(Presigned { url: format!("memory://{bucket}/{key}?X-Amz-Expires={secs}"), expires: now + lifetime })
-    }
-
-    async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {
-        let mut s = self.begin("CreateBucket", None)?;
-        if s.buckets.contains_key(bucket) {
-            return Err(StoreError::BucketExists);
-        }
-        s.buckets.insert(bucket.to_string(), BTreeMap::new());
-        Ok(())
-    }
-
-    async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
-        let mut s = self.begin("DeleteBucket", Some(bucket))?;
-        if !s.buckets[bucket].is_empty() {
-            return Err(StoreError::BucketNotEmpty);
-        }
-        s.buckets.remove(bucket);
-        Ok(())
     }
 }

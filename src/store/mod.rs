@@ -181,17 +181,38 @@ pub struct ListRequest<'a> {
     pub max_keys: Option<i32>,
 }
 
-/// The S3 requests s3drive sends. Each method is one request (after the SDK's own retries), so
-/// request counts in tests are counts of calls here.
-pub trait ObjectStore: Send + Sync + 'static {
+/// The S3 requests s3drive sends, one trait a request family (each implemented in its own file
+/// of `s3/`). Each method is one request (after the SDK's own retries), so request counts in
+/// tests are counts of calls here.
+pub trait ObjectStore: Buckets + Listings + Objects + CopyDelete {}
+
+impl<T: Buckets + Listings + Objects + CopyDelete> ObjectStore for T {}
+
+/// Bucket requests: ListBuckets, HeadBucket, CreateBucket, DeleteBucket.
+pub trait Buckets: Send + Sync + 'static {
     fn list_buckets(&self) -> impl Future<Output = StoreResult<Vec<BucketInfo>>> + Send;
 
     /// HeadBucket: `Ok(region)` if the bucket exists and may be used. Also teaches the store the
     /// bucket's region, so later requests go to the right place.
     fn head_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<String>> + Send;
 
+    fn create_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn delete_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Listings: ListObjectsV2 pages and an object's versions.
+pub trait Listings: Send + Sync + 'static {
     fn list_objects(&self, req: ListRequest<'_>) -> impl Future<Output = StoreResult<ListPage>> + Send;
 
+    /// Every version of `key` (and its delete markers), newest first: ListObjectVersions pages.
+    fn list_versions_of(&self, bucket: &str, key: &str)
+    -> impl Future<Output = StoreResult<Vec<ListedVersion>>> + Send;
+}
+
+/// Object reads and writes: HeadObject, ranged GETs, PutObject, multipart uploads, restores
+/// and presigned links.
+pub trait Objects: Send + Sync + 'static {
     fn head_object(&self, bucket: &str, key: &str) -> impl Future<Output = StoreResult<ObjectMeta>> + Send;
 
     /// Ranged GetObject of `start..end` (end exclusive), pinned to `if_match` when given.
@@ -255,6 +276,29 @@ pub trait ObjectStore: Send + Sync + 'static {
     fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str)
     -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// RestoreObject of an archived object, for `days` (none for INTELLIGENT_TIERING's archive
+    /// tiers) with retrieval tier `tier` (Standard, Bulk, Expedited). A restore already in
+    /// progress is no error.
+    fn restore_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        days: Option<i32>,
+        tier: Option<&str>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// A presigned GetObject URL, signed locally (no request is sent). The lifetime is capped at
+    /// [`MAX_PRESIGN`] and at the expiry of temporary credentials; `expires` is the effective one.
+    fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        lifetime: std::time::Duration,
+    ) -> impl Future<Output = StoreResult<Presigned>> + Send;
+}
+
+/// Server-side copies and batched deletes.
+pub trait CopyDelete: Send + Sync + 'static {
     /// CopyObject; `meta` given means metadata REPLACE, else the source's metadata is copied.
     fn copy_object(
         &self,
@@ -271,32 +315,4 @@ pub trait ObjectStore: Send + Sync + 'static {
         bucket: &str,
         keys: &[String],
     ) -> impl Future<Output = StoreResult<Vec<(String, StoreError)>>> + Send;
-
-    /// RestoreObject of an archived object, for `days` (none for INTELLIGENT_TIERING's archive
-    /// tiers) with retrieval tier `tier` (Standard, Bulk, Expedited). A restore already in
-    /// progress is no error.
-    fn restore_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        days: Option<i32>,
-        tier: Option<&str>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Every version of `key` (and its delete markers), newest first: ListObjectVersions pages.
-    fn list_versions_of(&self, bucket: &str, key: &str)
-    -> impl Future<Output = StoreResult<Vec<ListedVersion>>> + Send;
-
-    /// A presigned GetObject URL, signed locally (no request is sent). The lifetime is capped at
-    /// [`MAX_PRESIGN`] and at the expiry of temporary credentials; `expires` is the effective one.
-    fn presign_get(
-        &self,
-        bucket: &str,
-        key: &str,
-        lifetime: std::time::Duration,
-    ) -> impl Future<Output = StoreResult<Presigned>> + Send;
-
-    fn create_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
-
-    fn delete_bucket(&self, bucket: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }
