@@ -24,9 +24,9 @@ use tracing::{Instrument, Level, debug_span, event};
 
 use crate::fs::error::Error;
 use crate::fs::inode::Kind;
-use crate::fs::mutate::Owner;
 use crate::fs::names::Name;
 use crate::fs::setattr::SetAttr;
+use crate::fs::writing::Owner;
 use crate::fs::{Fs, KernelCache, Stat};
 use crate::store::ObjectStore;
 

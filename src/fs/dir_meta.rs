@@ -18,9 +18,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::Fs;
-use super::dir::Marker;
 use super::error::Result;
 use super::inode::{self, Attr, Ino, Location};
+use super::listings::Marker;
 use super::meta_index::KnownMeta;
 use super::setattr::SetAttr;
 use super::write::FileMeta;

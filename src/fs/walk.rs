@@ -4,13 +4,13 @@
 //!
 //! A walk opens a directory's subdirectories one after another in listing order, and each open
 //! waits for that subdirectory's first ListObjectsV2 page: the walk runs at one listing round
-//! trip per folder. When [`Listing::walk_ahead`](super::dir::Listing::walk_ahead) sees
+//! trip per folder. When [`Listing::walk_ahead`](super::listings::Listing::walk_ahead) sees
 //! subdirectories opened in order, the first pages of the next ones are requested at once
 //! (at most [`WALK_AHEAD_TASKS`] in flight for the whole mount), each into a listing put in the
 //! cache at the moment it is scheduled and locked until its page arrives: the walk's `opendir`
 //! then waits for that request instead of sending its own, so no folder is listed twice. Such a
 //! listing is fresh for the TTL from its answer's arrival, like any other; a walk that stops
-//! early leaves at most [`super::dir::WALK_AHEAD_MAX`] listings per level unused.
+//! early leaves at most [`super::listings::WALK_AHEAD_MAX`] listings per level unused.
 
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::Fs;
-use super::dir::Listing;
 use super::inode::{Location, Node};
+use super::listings::Listing;
 use crate::store::ObjectStore;
 
 /// Listings requested ahead and in flight at once, for the whole mount.

@@ -13,9 +13,9 @@ use std::time::{Instant, SystemTime};
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use super::error::Result;
-use super::inode::{Attr, Kind, Location};
-use super::names::{Child, Name, object_child, prefix_child};
+use crate::fs::error::Result;
+use crate::fs::inode::{Attr, Kind, Location};
+use crate::fs::names::{Child, Name, object_child, prefix_child};
 use crate::store::{BucketInfo, ListPage, ListRequest, ObjectStore, StoreError, StoreResult};
 
 /// One name in a directory, with the attributes the listing gave.
@@ -55,7 +55,7 @@ pub struct Listing {
     /// The directory's own marker object (`prefix/`), as the first page showed it: it carries
     /// the directory's mode, owner and times.
     pub marker: Option<Marker>,
-    /// A tree walk opening this directory's subdirectories in order (see `super::walk`).
+    /// A tree walk opening this directory's subdirectories in order (see `crate::fs::walk`).
     walk: WalkAhead,
 }
 
@@ -340,7 +340,7 @@ impl Listing {
                         gid: None,
                         etag: o.etag,
                         modified: o.last_modified,
-                        class: o.storage_class.as_deref().and_then(super::inode::storage_class),
+                        class: o.storage_class.as_deref().and_then(crate::fs::inode::storage_class),
                     };
                     self.push(Entry { name, loc: Location::File { bucket: bucket.clone(), key: o.key }, attr });
                 }
