@@ -86,7 +86,7 @@ impl<S: ObjectStore> Fs<S> {
         let l = self.cached_listing(ino)?;
         let usable = {
             let g = l.lock().await;
-            g.fresh(self.config.metadata_ttl) && (g.done || g.get(name).is_some())
+            (g.done && g.fresh(self.config.metadata_ttl)) || g.has_fresh(name, self.config.metadata_ttl)
         };
         usable.then_some(l)
     }
@@ -173,10 +173,12 @@ impl<S: ObjectStore> Fs<S> {
     pub(super) async fn last_listed(&self, dir: Ino, name: &Name) -> LastListed {
         let Some(l) = self.cached_listing(dir) else { return LastListed::Unknown };
         let g = l.lock().await;
-        if !g.done || g.entries.len() <= LIST_PAGE {
+        // A listing a reader is still paging through holds the names listed so far: what it
+        // shows of them holds, its silence about the others means nothing.
+        if g.done && g.entries.len() <= LIST_PAGE {
             return LastListed::Unknown;
         }
-        if g.fresh(self.config.metadata_ttl) {
+        if g.done && g.fresh(self.config.metadata_ttl) {
             drop(g);
             return LastListed::Fresh(l);
         }
@@ -186,7 +188,8 @@ impl<S: ObjectStore> Fs<S> {
         match g.get(name) {
             Some(e) if e.loc.is_dir() => LastListed::Dir,
             Some(_) => LastListed::File,
-            None => LastListed::Absent,
+            None if g.done => LastListed::Absent,
+            None => LastListed::Unknown,
         }
     }
 }

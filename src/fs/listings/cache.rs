@@ -101,7 +101,8 @@ impl ListingCache {
     }
 
     /// Drops cached listings past their TTL (they answer nothing any more; a large complete
-    /// one is kept [`STALE_LISTING_TTLS`] longer, for what it says of names), and the least
+    /// one is kept [`STALE_LISTING_TTLS`] longer, for what it says of names, and one still
+    /// being paged while its pages come), and the least
     /// recently used ones past [`LISTED_ENTRIES_BUDGET`] names in all. Listings in use (a page
     /// arriving) are left alone. Returns how many names the dropped listings held.
     pub fn trim(&self, ttl: Duration) -> usize {
@@ -110,7 +111,9 @@ impl ListingCache {
         for (ino, l) in cache.iter() {
             let Ok(g) = l.try_lock() else { continue };
             let kept_stale = g.done && g.entries.len() > LIST_PAGE && g.fresh(ttl * STALE_LISTING_TTLS);
-            if !g.fresh(ttl) && !kept_stale {
+            // One a reader is still paging answers for the names of its recent pages.
+            let paging = !g.done && g.paged_within(ttl);
+            if !g.fresh(ttl) && !kept_stale && !paging {
                 gone.push(*ino);
                 continue;
             }

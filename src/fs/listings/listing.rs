@@ -47,6 +47,10 @@ pub struct Listing {
     pub took: std::time::Duration,
     /// When a HeadObject last answered for a file entry (by position; see `refresh_file`).
     headed: HashMap<usize, Instant>,
+    /// Each page's arrival: (entries after it, when). A reader paging through a large folder
+    /// (GNU `ls -l` stats each name as readdir hands it over) gets names from pages that
+    /// arrived moments ago while the listing's first page is long past the TTL.
+    pages: Vec<(usize, Instant)>,
     /// The next page, requested as soon as the previous one arrived, so that S3 lists it while
     /// the caller (`ls -l` stat'ing each name) works through the entries already here.
     prefetch: Option<Prefetch>,
@@ -130,6 +134,23 @@ impl Listing {
     /// Whether its answer (see `started`) arrived less than `ttl` ago.
     pub fn fresh(&self, ttl: std::time::Duration) -> bool {
         self.started.is_some_and(|t| t + ttl > Instant::now())
+    }
+
+    /// Whether a page of this listing arrived less than `ttl` ago (a reader is paging it).
+    pub fn paged_within(&self, ttl: std::time::Duration) -> bool {
+        self.pages.last().is_some_and(|(_, t)| t.elapsed() < ttl)
+    }
+
+    /// Whether `name` is here and was listed less than `ttl` ago: by the page that brought it
+    /// (a listing still being paged), or by the complete listing's last page; a name added
+    /// through this mount counts from the last page.
+    pub fn has_fresh(&self, name: &Name, ttl: std::time::Duration) -> bool {
+        let Some(&i) = self.index.get(name) else { return false };
+        if self.done {
+            return self.fresh(ttl);
+        }
+        let page = self.pages.iter().find(|(end, _)| i < *end).or(self.pages.last());
+        page.is_some_and(|(_, t)| t.elapsed() < ttl)
     }
 
     pub fn get(&self, name: &Name) -> Option<&Entry> {
@@ -360,6 +381,7 @@ impl Listing {
         if self.started.is_none() || self.done {
             self.started = Some(Instant::now());
         }
+        self.pages.push((self.entries.len(), Instant::now()));
         if self.done {
             self.took = self.asked.map_or_else(Default::default, |t| t.elapsed());
         }

@@ -270,3 +270,57 @@ async fn ls_l_of_a_large_folder_outlasting_its_ttl_costs_one_head_per_name() {
     let pages = (FILES / LIST_PAGE) as u64 + 1;
     assert!(lists <= pages * ttls, "{lists} listing pages in {ttls} TTLs ({pages} pages a listing)");
 }
+
+/// GNU `ls -l` stats each name as readdir hands it over, so the walk pages through the folder
+/// for longer than the TTL: names of recent pages are answered from the listing being paged
+/// (its first page long expired), with one HeadObject each and no probe.
+#[tokio::test]
+async fn ls_l_stating_as_it_reads_a_large_folder_costs_one_head_per_name() {
+    const FILES: usize = 30_000;
+    let store = MemoryStore::new();
+    store.create_bucket("b");
+    for i in 0..FILES {
+        store.put("b", &format!("flat/f{i:06}"), "x");
+    }
+    let ttl = Duration::from_millis(500);
+    let fs = fs_with(
+        store,
+        Config {
+            source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
+            metadata_ttl: ttl,
+            negative_ttl: ttl,
+            ..Default::default()
+        },
+    );
+    let dir = stat(&fs, ROOT, &name("flat")).await.unwrap().ino;
+    fs.store.reset_counts();
+    let started = std::time::Instant::now();
+    let fh = fs.opendir(dir).await.unwrap();
+    let (mut off, mut seen) = (0, 0);
+    loop {
+        let items = fs.readdir(fh, off, 200).await.unwrap();
+        if items.is_empty() {
+            break;
+        }
+        off = items.last().unwrap().next;
+        for it in items.iter().filter(|it| it.entry.is_some()) {
+            fs.remember_entry(dir, it.entry.as_ref().unwrap(), it.stat.known);
+            let st = stat(&fs, dir, &name(&it.name)).await.unwrap();
+            assert!(!st.dir && st.known);
+            seen += 1;
+        }
+        if seen % 2_000 == 0 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            fs.trim_listings();
+        }
+    }
+    fs.releasedir(fh);
+    assert_eq!(seen, FILES);
+    let ttls = (started.elapsed().as_secs_f64() / ttl.as_secs_f64()).ceil() as u64 + 1;
+    assert!(ttls >= 3, "the walk outlasted the TTL ({ttls} TTLs)");
+    assert_eq!(fs.store.count("ListObjectsV2 probe"), 0, "no one-key listing");
+    assert!(fs.store.count("HeadObject") <= FILES as u64, "{} HeadObjects", fs.store.count("HeadObject"));
+    let lists = fs.store.count("ListObjectsV2");
+    let pages = (FILES / LIST_PAGE) as u64 + 1;
+    assert!(lists <= pages * ttls, "{lists} listing pages in {ttls} TTLs");
+}
