@@ -54,7 +54,7 @@ pub struct Config {
     pub inode_budget: usize,
 }
 
-/// See `fs::data_cache`.
+/// See `fs::reads::data_cache`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataCacheConfig {
     pub dir: PathBuf,
@@ -80,7 +80,7 @@ fn parse_size(s: &str) -> Option<u64> {
     Some((n * (1u64 << shift) as f64) as u64)
 }
 
-/// Where file metadata comes from; see `fs::meta_index`.
+/// Where file metadata comes from; see `fs::metadata::index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MetadataConfig {
     /// Take listings' attributes as they are (`--metadata-from listing`): no HeadObject for
@@ -131,7 +131,7 @@ impl WriteConfig {
     }
 }
 
-/// Read-ahead tuning; see `fs::read`.
+/// Read-ahead tuning; see `fs::reads::reader`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadConfig {
     /// Size of one ranged GET once a reader is sequential.

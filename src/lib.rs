@@ -5,7 +5,7 @@
 //! - [`cli`]: command-line arguments; [`config`]: the validated [`config::Config`] built from them.
 //! - [`fuse`]: the thin fuser adapter; every operation is spawned onto tokio and replied from there.
 //! - [`fs`]: the filesystem core, one async method per operation:
-//!   [`fs::inode`] (inode table), [`fs::listings`] (listings and their cache), [`fs::read`] (read-ahead),
+//!   [`fs::inode`] (inode table), [`fs::listings`] (listings and their cache), [`fs::reads`] (readers, read-ahead, the data cache),
 //!   [`fs::names`] (which keys can be names), [`fs::error`] (the one place errnos are chosen).
 //! - [`store`]: the [`store::ObjectStore`] trait; [`store::s3`] is the only module that uses
 //!   aws-sdk-s3, [`store::memory`] is an in-memory store for unit tests.

@@ -7,18 +7,14 @@
 //!   negative, without requests, so `ls -l` and `find` cost listings only;
 //! - names found missing (an LRU), so repeated probes for absent files cost nothing.
 
-pub mod data_cache;
 pub mod delete;
-pub mod dir_meta;
 pub mod error;
-pub mod file_meta;
 pub mod inode;
 pub mod listings;
-pub mod meta_index;
+pub mod metadata;
 mod mknod;
 pub mod names;
-pub mod pinned;
-pub mod read;
+pub mod reads;
 mod rename;
 pub mod setattr;
 mod shutdown;
@@ -29,13 +25,9 @@ pub mod write;
 pub mod writing;
 pub mod xattr;
 
-mod attrs;
 mod listing_access;
 mod lookup;
-mod open;
 mod readdir;
-mod shrink;
-mod stat_ahead;
 
 use lookup::{LastListed, Resolved};
 
@@ -54,9 +46,9 @@ use delete::Deleter;
 use error::{Error, Result};
 use inode::{Attr, Ino, InodeTable, Kind, Location, ROOT};
 use listings::{Entry, Listing};
-use meta_index::{KnownMeta, MetaIndex};
+use metadata::index::{KnownMeta, MetaIndex};
 use names::Name;
-use read::{MemoryLimiter, Reader};
+use reads::{MemoryLimiter, Reader, data_cache};
 use write::{FileMeta, Staged};
 
 /// Bucket, key and ETag of one object version.

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use super::error::{Error, Result};
 use super::inode::Location;
-use super::read::MemoryLimiter;
+use super::reads::MemoryLimiter;
 use super::staging::{Journal, StageDir};
 use crate::store::{ObjectStore, PutResult, StoreError};
 
@@ -47,8 +47,8 @@ pub const MAX_OBJECT: u64 = 5 << 40;
 
 pub use crate::config::WriteConfig;
 
-pub(super) use super::file_meta::others;
-pub use super::file_meta::{FileMeta, XATTR_META, format_mtime, mode_is_symlink};
+pub(super) use super::metadata::file_meta::others;
+pub use super::metadata::file_meta::{FileMeta, XATTR_META, format_mtime, mode_is_symlink};
 
 /// A multipart upload started while a sequential writer is still writing.
 struct Stream {

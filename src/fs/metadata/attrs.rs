@@ -1,14 +1,14 @@
 //! Attributes: what `stat` shows of a node, built from HeadObject metadata, from a listing
 //! and the metadata index, or from this mount's own writes and pending changes; getattr.
 
-use super::*;
+use crate::fs::*;
 
 impl<S: ObjectStore> Fs<S> {
-    pub(super) fn fresh_until(&self) -> Instant {
+    pub(in crate::fs) fn fresh_until(&self) -> Instant {
         Instant::now() + self.config.metadata_ttl
     }
 
-    pub(super) fn stat_of(&self, ino: Ino, loc: &Location, attr: &Attr) -> Stat {
+    pub(in crate::fs) fn stat_of(&self, ino: Ino, loc: &Location, attr: &Attr) -> Stat {
         let dir = loc.is_dir();
         Stat {
             ino,
@@ -30,7 +30,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Attributes of an object from HeadObject: size, and mtime/mode/uid/gid from user metadata
     /// when present (s3fs writes integer seconds, rclone fractional seconds), else LastModified.
     /// Learns the metadata into the index too (see [`Fs::meta_attr`] for the attributes alone).
-    pub(super) fn attr_from_meta(&self, loc: &Location, meta: &ObjectMeta) -> Attr {
+    pub(in crate::fs) fn attr_from_meta(&self, loc: &Location, meta: &ObjectMeta) -> Attr {
         let attr = self.meta_attr(meta);
         let key = match loc {
             Location::File { bucket, key } => Some((bucket, key)),
@@ -49,7 +49,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// The attributes HeadObject's answer `meta` gives, before this mount's pending changes.
-    pub(super) fn meta_attr(&self, meta: &ObjectMeta) -> Attr {
+    pub(in crate::fs) fn meta_attr(&self, meta: &ObjectMeta) -> Attr {
         let md = |k: &str| meta.metadata.get(k).map(|v| v.trim());
         let mtime = md("mtime").and_then(parse_mtime).or(meta.last_modified).unwrap_or(self.mount_time);
         Attr {
@@ -71,7 +71,14 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// Remembers the metadata s3drive itself just gave an object version.
-    pub(super) fn learn_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>, meta: &FileMeta, put: &PutMeta) {
+    pub(in crate::fs) fn learn_meta(
+        &self,
+        bucket: &Arc<str>,
+        key: &str,
+        etag: Option<&str>,
+        meta: &FileMeta,
+        put: &PutMeta,
+    ) {
         if let Some(etag) = etag {
             // KnownMeta keeps no size: any will do. Our answers carry no LastModified: the
             // index takes it from the first listing or HeadObject of this ETag.
@@ -81,7 +88,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// Attribute changes not yet written to S3 override what S3 says.
-    pub(super) fn with_pending_meta(&self, loc: &Location, mut attr: Attr) -> Attr {
+    pub(in crate::fs) fn with_pending_meta(&self, loc: &Location, mut attr: Attr) -> Attr {
         if let Location::File { bucket, key } = loc
             && let Some(p) = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
         {
@@ -96,7 +103,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// The metadata a file has now, with the mount's defaults filled in.
-    pub(super) fn file_meta(&self, attr: &Attr) -> FileMeta {
+    pub(in crate::fs) fn file_meta(&self, attr: &Attr) -> FileMeta {
         FileMeta {
             perm: attr.perm.unwrap_or(self.config.file_mode),
             uid: attr.uid.unwrap_or(self.config.uid),
@@ -110,7 +117,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// What the index knows of the user metadata of the object version a listed `attr` names.
-    pub(super) fn known_version(&self, loc: &Location, attr: &Attr) -> Option<KnownMeta> {
+    pub(in crate::fs) fn known_version(&self, loc: &Location, attr: &Attr) -> Option<KnownMeta> {
         let (Location::File { bucket, key }, Some(etag)) = (loc, &attr.etag) else { return None };
         self.index.version(bucket, key, etag, attr.modified)
     }
@@ -122,7 +129,7 @@ impl<S: ObjectStore> Fs<S> {
     /// version is in the index, when its attributes came from a HeadObject or this mount
     /// (`perm` set), or with `--metadata-from listing`; a directory when its marker's
     /// metadata is known (see `dir_meta`), a bucket always.
-    pub(super) fn listed_attr(&self, e: &Entry) -> (Attr, bool) {
+    pub(in crate::fs) fn listed_attr(&self, e: &Entry) -> (Attr, bool) {
         if self.dir_has_meta(&e.loc) {
             return match self.known_dir_attr(&e.loc, &e.attr) {
                 Some(attr) => (attr, true),
@@ -178,7 +185,7 @@ impl<S: ObjectStore> Fs<S> {
     /// The attributes of the object at file node `node` now: from its directory's fresh
     /// listing, whose HeadObjects are shared and fetched ahead while `ls -l` or rsync walks it
     /// (an entry whose version the index knows needs none), else from a HeadObject.
-    pub(super) async fn current_attr(&self, node: &inode::Node) -> Result<Attr> {
+    pub(in crate::fs) async fn current_attr(&self, node: &inode::Node) -> Result<Attr> {
         let Location::File { bucket, key } = &node.loc else { unreachable!("called for files") };
         if let Some(name) = node.loc.name()
             && let Some(listing) = self.listing_having(node.parent, &name).await

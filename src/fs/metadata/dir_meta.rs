@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::Fs;
-use super::error::Result;
-use super::inode::{self, Attr, Ino, Location};
-use super::listings::Marker;
-use super::meta_index::KnownMeta;
-use super::setattr::SetAttr;
-use super::write::FileMeta;
-use super::write::others;
+use crate::fs::Fs;
+use crate::fs::error::Result;
+use crate::fs::inode::{self, Attr, Ino, Location};
+use crate::fs::listings::Marker;
+use crate::fs::metadata::index::KnownMeta;
+use crate::fs::setattr::SetAttr;
+use crate::fs::write::FileMeta;
+use crate::fs::write::others;
 use crate::store::{ListRequest, ObjectStore, StoreError};
 
 /// The Content-Type of directory markers (s3fs's).
@@ -49,19 +49,19 @@ fn with_marker_meta(mut attr: Attr, k: &KnownMeta) -> Attr {
 impl<S: ObjectStore> Fs<S> {
     /// Whether a directory's metadata is kept on a marker (not a bucket's root, not with
     /// `--metadata-from listing`).
-    pub(super) fn dir_has_meta(&self, loc: &Location) -> bool {
+    pub(in crate::fs) fn dir_has_meta(&self, loc: &Location) -> bool {
         matches!(loc, Location::Dir { prefix, .. } if !prefix.is_empty()) && !self.config.metadata.from_listing
     }
 
     /// A listed directory's attributes, if this mount knows its metadata (see the module doc).
-    pub(super) fn known_dir_attr(&self, loc: &Location, attr: &Attr) -> Option<Attr> {
+    pub(in crate::fs) fn known_dir_attr(&self, loc: &Location, attr: &Attr) -> Option<Attr> {
         let Location::Dir { bucket, prefix } = loc else { return None };
         self.index.latest(bucket, prefix).map(|k| with_marker_meta(Attr::dir(attr.mtime), &k))
     }
 
     /// A directory's attributes now: from memory, checked against a fresh listing of it when
     /// there is one, else from its listing and, for an unknown marker, a HeadObject.
-    pub(super) async fn dir_attr(&self, ino: Ino, node: &inode::Node) -> Result<Attr> {
+    pub(in crate::fs) async fn dir_attr(&self, ino: Ino, node: &inode::Node) -> Result<Attr> {
         let Location::Dir { bucket, prefix } = &node.loc else { unreachable!("called for directories") };
         let base = Attr::dir(self.mount_time);
         let listed = match self.fresh_listing(ino).await {
@@ -114,7 +114,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// chmod, chown, utimens of a directory: its marker is put again with the new metadata.
-    pub(super) async fn set_dir_attr(&self, ino: Ino, node: &inode::Node, set: &SetAttr) -> Result<Attr> {
+    pub(in crate::fs) async fn set_dir_attr(&self, ino: Ino, node: &inode::Node, set: &SetAttr) -> Result<Attr> {
         let Location::Dir { bucket, prefix } = &node.loc else { unreachable!("called for directories") };
         let current = self.dir_attr(ino, node).await?;
         let mut meta = FileMeta { perm: current.perm.unwrap_or(self.config.dir_mode), ..self.file_meta(&current) };
@@ -130,7 +130,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Puts the marker of directory `prefix` with metadata `meta` (and the marker's other user
     /// metadata, `extra`), remembers what it carries, and returns the directory's attributes.
-    pub(super) async fn put_marker(
+    pub(in crate::fs) async fn put_marker(
         &self,
         bucket: &Arc<str>,
         prefix: &str,

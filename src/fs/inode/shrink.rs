@@ -1,6 +1,6 @@
 //! Keeping the kernel's inodes within `--inode-budget`: which nodes it is asked to forget.
 
-use super::*;
+use crate::fs::*;
 
 impl<S: ObjectStore> Fs<S> {
     /// Keeps the inode table within `--inode-budget`: when the kernel holds more inodes, it is
@@ -36,14 +36,15 @@ impl<S: ObjectStore> Fs<S> {
         let dirs = if asked < want { self.inodes.coldest_dirs(want - asked, idle) } else { Vec::new() };
         if !dirs.is_empty() {
             let who = if self.config.allow_other {
-                pinned::Entrants::Anyone
+                super::pinned::Entrants::Anyone
             } else if self.config.allow_root || self.config.auto_unmount {
-                pinned::Entrants::RootAndOwner
+                super::pinned::Entrants::RootAndOwner
             } else {
-                pinned::Entrants::Owner
+                super::pinned::Entrants::Owner
             };
             // Unknown (another user's process may be in here): no directory is dropped.
-            if let Some(paths) = pinned::standing_in(std::path::Path::new("/proc"), &self.config.mountpoint, who) {
+            if let Some(paths) = super::pinned::standing_in(std::path::Path::new("/proc"), &self.config.mountpoint, who)
+            {
                 let standing: Vec<Location> = paths.iter().filter_map(|names| self.location_at(names)).collect();
                 open.extend(self.dir_handles.lock().unwrap().values().map(|h| h.ino));
                 asked += dirs.iter().filter(|v| !standing.contains(&v.2) && forget(&open, v)).count();
@@ -54,7 +55,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// The directory at `names` below the mount's root, as lookups would find it.
-    pub(super) fn location_at(&self, names: &[String]) -> Option<Location> {
+    pub(in crate::fs) fn location_at(&self, names: &[String]) -> Option<Location> {
         let mut loc = self.inodes.get(ROOT)?.loc;
         for n in names {
             let name = Name::new(n)?;

@@ -27,10 +27,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
-use super::data_cache::{BLOCK, DataCache};
-use super::error::{Error, Result};
 use crate::buf::PoolBuf;
 use crate::config::ReadConfig;
+use crate::fs::error::{Error, Result};
+use crate::fs::reads::data_cache::{BLOCK, DataCache};
 use crate::store::{ObjectStore, StoreError, StoreResult};
 pub use crate::util::limiter::{MemoryLimiter, PAGE};
 
@@ -75,7 +75,7 @@ impl Part {
 /// What a part read through the data cache needs.
 struct Cached {
     cache: Arc<DataCache>,
-    version: super::data_cache::Version,
+    version: crate::fs::reads::data_cache::Version,
     /// The object's size (the last block is shorter).
     size: u64,
 }

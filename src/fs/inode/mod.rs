@@ -8,6 +8,9 @@
 //! collision between two live nodes the later one takes the next free number (and that number is
 //! then stable only while the node is referenced).
 
+pub mod pinned;
+mod shrink;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use super::inode::{Attr, Kind};
+use crate::fs::inode::{Attr, Kind};
 use crate::store::PutMeta;
 
 /// The user metadata name that holds user xattrs (s3fs's name).
@@ -15,7 +15,7 @@ pub const XATTR_META: &str = "xattr";
 const OWN_META: [&str; 4] = ["mode", "uid", "gid", "mtime"];
 
 /// User metadata other than the names s3drive writes itself.
-pub(super) fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
+pub(in crate::fs) fn others(metadata: HashMap<String, String>) -> HashMap<String, String> {
     metadata.into_iter().filter(|(n, _)| !OWN_META.contains(&n.as_str())).collect()
 }
 

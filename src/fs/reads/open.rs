@@ -1,7 +1,7 @@
 //! Opening files and reading them: readers pinned to a version, following our own metadata
 //! copies.
 
-use super::*;
+use crate::fs::*;
 
 impl<S: ObjectStore> Fs<S> {
     /// Opens a file. Returns the handle, whether the kernel's cached pages are still good (same
@@ -119,7 +119,7 @@ impl<S: ObjectStore> Fs<S> {
     /// reader that has returned nothing yet opened after another client's change (its open
     /// trusted an ETag within the TTL): it reads the new version, and the kernel drops what it
     /// holds of the old one. Otherwise the caller gets ESTALE.
-    pub(super) async fn follow_version(&self, reader: &mut Reader) -> Result<bool> {
+    pub(in crate::fs) async fn follow_version(&self, reader: &mut Reader) -> Result<bool> {
         let (bucket, key, etag, _) = reader.source();
         let copied =
             etag.clone().and_then(|e| self.meta_copies.lock().unwrap().get(&(bucket.clone(), key.clone(), e)).cloned());
@@ -153,7 +153,7 @@ impl<S: ObjectStore> Fs<S> {
         Ok(true)
     }
 
-    pub(super) fn handle(&self, fh: u64) -> Result<Arc<FileHandle>> {
+    pub(in crate::fs) fn handle(&self, fh: u64) -> Result<Arc<FileHandle>> {
         self.file_handles.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)
     }
 }

@@ -1,7 +1,7 @@
 //! HeadObjects of listed files: shared by the lookups that need the same one, and sent ahead
 //! of a walk that stats a listing in order (the stat-ahead).
 
-use super::*;
+use crate::fs::*;
 
 impl<S: ObjectStore> Fs<S> {
     /// Waits for (or sends) the shared HeadObject and gives the attributes it answers. The
@@ -9,7 +9,7 @@ impl<S: ObjectStore> Fs<S> {
     /// that listing before the request stops being shared, so a lookup arriving afterwards
     /// finds it there. That holds whether or not the server's listings carry ETags to match
     /// learned metadata by (s3s-fs's do not).
-    pub(super) async fn head_shared(
+    pub(in crate::fs) async fn head_shared(
         &self,
         cell: &Arc<HeadCell>,
         id: ObjectKey,
@@ -44,7 +44,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Fetches, concurrently and in the background, the metadata of the listed files that
     /// [`Listing::stat_ahead`] handed out and that is not known yet. Each is registered as in
     /// flight before this returns, so the next lookup waits for it instead of asking again.
-    pub(super) fn fetch_meta_ahead(&self, listing: &ListingRef, entries: Vec<Entry>) {
+    pub(in crate::fs) fn fetch_meta_ahead(&self, listing: &ListingRef, entries: Vec<Entry>) {
         let Some(me) = self.me.upgrade() else { return };
         for e in entries.into_iter().filter(|e| self.needs_meta(e)) {
             let Location::File { bucket, key } = &e.loc else { continue };

@@ -29,7 +29,7 @@ use lru::LruCache;
 use rusqlite::{Connection, params};
 use tracing::{debug, warn};
 
-use super::inode::Kind;
+use crate::fs::inode::Kind;
 use crate::store::PutMeta;
 
 /// Bucket and key.
