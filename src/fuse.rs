@@ -25,8 +25,8 @@ use tracing::{Instrument, Level, debug_span, event};
 use crate::fs::error::Error;
 use crate::fs::inode::Kind;
 use crate::fs::names::Name;
-use crate::fs::setattr::SetAttr;
-use crate::fs::writing::Owner;
+use crate::fs::writes::setattr::SetAttr;
+use crate::fs::writes::writing::Owner;
 use crate::fs::{Fs, KernelCache, Stat};
 use crate::store::ObjectStore;
 

@@ -13,7 +13,7 @@
 //!   the background; [`options`]: fstab `-o` options; [`logging`]: log targets and redaction.
 //! - [`buf`]: part-sized buffers reused through one pool; [`util`]: stateless helpers (a leaf).
 //! - [`stats`] and [`status`]: activity counters and `s3drive status`; [`recover`]: `s3drive
-//!   recover`, for what a crashed mount left in the cache directory ([`fs::staging`]).
+//!   recover`, for what a crashed mount left in the cache directory ([`fs::writes::staging`]).
 //!
 //! docs/ARCHITECTURE.md follows a read through these modules.
 

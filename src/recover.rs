@@ -1,5 +1,5 @@
 //! `s3drive recover`: what a mount that died left in the cache directory (see
-//! [`crate::fs::staging`]): list it, upload one file (never over a newer object), or discard it.
+//! [`crate::fs::writes::staging`]): list it, upload one file (never over a newer object), or discard it.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -11,8 +11,8 @@ use bytes::Bytes;
 
 use crate::cli::RecoverAction;
 use crate::fs::inode::Kind;
-use crate::fs::staging::{self, Orphan, RequestNote};
-use crate::fs::write::FileMeta;
+use crate::fs::writes::staged::FileMeta;
+use crate::fs::writes::staging::{self, Orphan, RequestNote};
 use crate::stats::human;
 use crate::store::s3::{RequestOptions, S3Options, S3Store, Sse};
 use crate::store::{ObjectStore, StoreError};

@@ -7,22 +7,14 @@
 //!   negative, without requests, so `ls -l` and `find` cost listings only;
 //! - names found missing (an LRU), so repeated probes for absent files cost nothing.
 
-pub mod delete;
 pub mod error;
 pub mod inode;
 pub mod listings;
 pub mod metadata;
-mod mknod;
 pub mod names;
 pub mod reads;
-mod rename;
-pub mod setattr;
-mod shutdown;
-pub mod staging;
-pub mod unlink;
 pub mod walk;
-pub mod write;
-pub mod writing;
+pub mod writes;
 pub mod xattr;
 
 mod listing_access;
@@ -42,14 +34,15 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, Source};
 use crate::store::{ListRequest, ObjectMeta, ObjectStore, PutMeta, StoreError};
-use delete::Deleter;
 use error::{Error, Result};
 use inode::{Attr, Ino, InodeTable, Kind, Location, ROOT};
 use listings::{Entry, Listing};
 use metadata::index::{KnownMeta, MetaIndex};
 use names::Name;
 use reads::{MemoryLimiter, Reader, data_cache};
-use write::{FileMeta, Staged};
+use writes::delete::Deleter;
+use writes::staged::{self, FileMeta, Staged};
+use writes::staging;
 
 /// Bucket, key and ETag of one object version.
 type VersionKey = (Arc<str>, String, String);
@@ -189,7 +182,7 @@ enum FileHandle {
 struct Writer {
     staged: tokio::sync::Mutex<Staged>,
     info: Mutex<WriterInfo>,
-    progress: Arc<write::Progress>,
+    progress: Arc<staged::Progress>,
 }
 
 #[derive(Clone)]

@@ -30,7 +30,7 @@ use super::inode::{Ino, Location};
 use super::{FileMeta, Fs};
 use crate::store::{ObjectStore, Presigned};
 
-pub use super::write::XATTR_META;
+pub use super::writes::staged::XATTR_META;
 /// S3's limit on user metadata per object: the sum of names and values, in bytes.
 pub const MAX_USER_META: usize = 2048;
 /// How long a link handed out stays the answer for the same file and lifetime, so getxattr's
@@ -329,7 +329,7 @@ impl<S: ObjectStore> Fs<S> {
         let node = self.node(ino)?;
         let mut meta = pending.map(|p| p.meta).unwrap_or_else(|| self.file_meta(&node.attr));
         meta.ctime = std::time::SystemTime::now();
-        check_size(&meta, key, &super::write::others(metadata.clone()), &x)?;
+        check_size(&meta, key, &super::writes::staged::others(metadata.clone()), &x)?;
         self.set_pending_meta(bucket, key, meta, Some(extra_value(&metadata)));
         Ok(())
     }

@@ -22,9 +22,9 @@ use crate::fs::error::Result;
 use crate::fs::inode::{self, Attr, Ino, Location};
 use crate::fs::listings::Marker;
 use crate::fs::metadata::index::KnownMeta;
-use crate::fs::setattr::SetAttr;
-use crate::fs::write::FileMeta;
-use crate::fs::write::others;
+use crate::fs::writes::setattr::SetAttr;
+use crate::fs::writes::staged::FileMeta;
+use crate::fs::writes::staged::others;
 use crate::store::{ListRequest, ObjectStore, StoreError};
 
 /// The Content-Type of directory markers (s3fs's).

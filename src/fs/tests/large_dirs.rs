@@ -221,23 +221,8 @@ async fn a_large_listing_still_in_use_is_fetched_again_once_a_ttl_and_usable_mea
 #[tokio::test]
 async fn ls_l_of_a_large_folder_outlasting_its_ttl_costs_one_head_per_name() {
     const FILES: usize = 100_000;
-    let store = MemoryStore::new();
-    store.create_bucket("b");
-    for i in 0..FILES {
-        store.put("b", &format!("flat/f{i:06}"), "x");
-    }
     let ttl = Duration::from_secs(1);
-    let fs = fs_with(
-        store,
-        Config {
-            source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
-            metadata_ttl: ttl,
-            negative_ttl: ttl,
-            ..Default::default()
-        },
-    );
-    let dir = stat(&fs, ROOT, &name("flat")).await.unwrap().ino;
-    fs.store.reset_counts();
+    let (fs, dir) = flat_folder(FILES, ttl).await;
     let started = std::time::Instant::now();
     // readdir to the end, then a stat of every name in order (ls -l without readdirplus's
     // attributes: none are known). A pause now and then lets the TTL run out mid-walk; the
@@ -277,23 +262,8 @@ async fn ls_l_of_a_large_folder_outlasting_its_ttl_costs_one_head_per_name() {
 #[tokio::test]
 async fn ls_l_stating_as_it_reads_a_large_folder_costs_one_head_per_name() {
     const FILES: usize = 30_000;
-    let store = MemoryStore::new();
-    store.create_bucket("b");
-    for i in 0..FILES {
-        store.put("b", &format!("flat/f{i:06}"), "x");
-    }
     let ttl = Duration::from_millis(500);
-    let fs = fs_with(
-        store,
-        Config {
-            source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
-            metadata_ttl: ttl,
-            negative_ttl: ttl,
-            ..Default::default()
-        },
-    );
-    let dir = stat(&fs, ROOT, &name("flat")).await.unwrap().ino;
-    fs.store.reset_counts();
+    let (fs, dir) = flat_folder(FILES, ttl).await;
     let started = std::time::Instant::now();
     let fh = fs.opendir(dir).await.unwrap();
     let (mut off, mut seen) = (0, 0);
@@ -323,4 +293,26 @@ async fn ls_l_stating_as_it_reads_a_large_folder_costs_one_head_per_name() {
     let lists = fs.store.count("ListObjectsV2");
     let pages = (FILES / LIST_PAGE) as u64 + 1;
     assert!(lists <= pages * ttls, "{lists} listing pages in {ttls} TTLs");
+}
+
+/// A core over a bucket whose folder `flat/` holds `files` objects, with `ttl` for listings and
+/// missing names; the folder's inode, and the request counts reset.
+async fn flat_folder(files: usize, ttl: Duration) -> (Arc<Fs<MemoryStore>>, Ino) {
+    let store = MemoryStore::new();
+    store.create_bucket("b");
+    for i in 0..files {
+        store.put("b", &format!("flat/f{i:06}"), "x");
+    }
+    let fs = fs_with(
+        store,
+        Config {
+            source: Source::Prefix { bucket: "b".into(), prefix: String::new() },
+            metadata_ttl: ttl,
+            negative_ttl: ttl,
+            ..Default::default()
+        },
+    );
+    let dir = stat(&fs, ROOT, &name("flat")).await.unwrap().ino;
+    fs.store.reset_counts();
+    (fs, dir)
 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::inode::{Kind, ROOT};
-use super::setattr::SetAttr;
+use super::writes::setattr::SetAttr;
 use super::*;
 use crate::store::Objects;
 use crate::store::memory::MemoryStore;
 
 fn fs_with(store: MemoryStore, mut config: Config) -> Arc<Fs<MemoryStore>> {
-    if config.write.cache_dir == write::WriteConfig::default().cache_dir {
+    if config.write.cache_dir == crate::config::WriteConfig::default().cache_dir {
         config.write.cache_dir = test_cache_dir().to_path_buf();
     }
     Fs::new(Arc::new(store), config)
@@ -433,7 +433,7 @@ async fn a_small_directory_is_listed_once_for_lookups_and_kept_in_step_with_chan
     fs.store.reset_counts();
 
     // `cp -r` into it: each name is looked up (missing), created, written and closed.
-    let owner = writing::Owner { uid: 0, gid: 0, pid: 1 };
+    let owner = crate::fs::writes::writing::Owner { uid: 0, gid: 0, pid: 1 };
     for i in 0..50 {
         let n = name(&format!("n{i}"));
         assert_eq!(stat(&fs, d, &n).await, Err(Error::NotFound));
@@ -475,7 +475,7 @@ async fn a_multipart_upload_needs_no_copy_for_the_mtime_of_its_writes() {
     store.create_bucket("b");
     let config = Config { source: Source::Prefix { bucket: "b".into(), prefix: String::new() }, ..Default::default() };
     let fs = fs_with(store, config);
-    let owner = writing::Owner { uid: 0, gid: 0, pid: 1 };
+    let owner = crate::fs::writes::writing::Owner { uid: 0, gid: 0, pid: 1 };
     let chunk = vec![7u8; 1 << 20];
     let part = fs.config().write.part_size(0);
     let write_big = |n: &'static str| {

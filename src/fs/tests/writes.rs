@@ -16,7 +16,7 @@ async fn after_a_failed_upload_the_mount_shows_what_s3_holds() {
     fs.set_kernel_cache(Box::new(Recorder(told.clone())));
     let d = stat(&fs, ROOT, &name("d")).await.unwrap().ino;
     assert_eq!(list_names(&fs, d).await, [".", "..", "old"]);
-    let owner = writing::Owner { uid: 0, gid: 0, pid: 1 };
+    let owner = crate::fs::writes::writing::Owner { uid: 0, gid: 0, pid: 1 };
     let fail = || StoreError::Server { status: Some(500), code: "InternalError".into(), message: String::new() };
 
     // A new file whose upload fails: close reports it, and the name is gone once closed.

@@ -3,10 +3,10 @@
 
 use tracing::info;
 
-use super::error::{Error, Result};
-use super::inode::{Ino, Location};
-use super::names::Name;
-use super::{FileHandle, Fs};
+use crate::fs::error::{Error, Result};
+use crate::fs::inode::{Ino, Location};
+use crate::fs::names::Name;
+use crate::fs::{FileHandle, Fs};
 use crate::store::ObjectStore;
 
 impl<S: ObjectStore> Fs<S> {
@@ -59,13 +59,13 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// Whether `prefix` holds any key other than its own marker that is not being deleted.
-    pub(super) async fn has_children(&self, bucket: &str, prefix: &str) -> Result<bool> {
+    pub(in crate::fs) async fn has_children(&self, bucket: &str, prefix: &str) -> Result<bool> {
         self.any_key_under(bucket, prefix, true).await
     }
 
     /// Deletes the object at `loc` (a file): at once (batched), or, when the kernel's node of it
     /// is open for reading, once the last of its readers closes. Readers read on to the end.
-    pub(super) fn delete_after_readers(&self, loc: &Location) {
+    pub(in crate::fs) fn delete_after_readers(&self, loc: &Location) {
         let Location::File { bucket, key } = loc else { return };
         match self.inodes.find(loc).map(|(ino, _)| ino).filter(|ino| self.has_reader(*ino)) {
             Some(ino) => {
@@ -82,7 +82,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// The last reader of `ino` closed: a delete held for it is queued now.
-    pub(super) fn reader_closed(&self, ino: Ino) {
+    pub(in crate::fs) fn reader_closed(&self, ino: Ino) {
         if self.has_reader(ino) {
             return;
         }

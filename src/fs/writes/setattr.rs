@@ -1,16 +1,16 @@
 //! Metadata changes: chmod, chown, utimens and truncate (setattr), and the coalesced
 //! CopyObject that writes metadata changes of an uploaded object.
 
-use super::write::others;
+use crate::fs::writes::staged::others;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
-use super::error::{Error, Result};
-use super::inode::{Ino, Location};
-use super::write::{FileMeta, Staged};
-use super::{Fs, PendingMeta, Stat};
+use crate::fs::error::{Error, Result};
+use crate::fs::inode::{Ino, Location};
+use crate::fs::writes::staged::{FileMeta, Staged};
+use crate::fs::{Fs, PendingMeta, Stat};
 use crate::store::{ObjectStore, PutMeta};
 
 /// How long chmod/chown/utimens on an uploaded object wait for company before their CopyObject.
@@ -28,7 +28,7 @@ pub struct SetAttr {
 }
 
 impl SetAttr {
-    pub(super) fn apply(&self, m: &mut FileMeta) {
+    pub(in crate::fs) fn apply(&self, m: &mut FileMeta) {
         if let Some(mode) = self.mode {
             m.perm = (mode & 0o7777) as u16;
         }
@@ -54,7 +54,7 @@ impl SetAttr {
         }
     }
 
-    pub(super) fn changes_meta(&self) -> bool {
+    pub(in crate::fs) fn changes_meta(&self) -> bool {
         self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some() || self.atime.is_some()
     }
 }
@@ -64,7 +64,7 @@ impl<S: ObjectStore> Fs<S> {
         if set.size.is_some() || set.changes_meta() {
             self.check_writable()?;
         }
-        if set.size.is_some_and(|s| s > super::write::MAX_OBJECT) {
+        if set.size.is_some_and(|s| s > crate::fs::writes::staged::MAX_OBJECT) {
             return Err(Error::FileTooLarge);
         }
         if let Some(writer) = self.writer(ino) {
@@ -140,7 +140,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Records metadata to write with a CopyObject soon (or with the next rename's copy);
     /// `xattr` is a new `x-amz-meta-xattr` value ("" to remove it), `None` to keep the last one.
-    pub(super) fn set_pending_meta(&self, bucket: &Arc<str>, key: &str, meta: FileMeta, xattr: Option<String>) {
+    pub(in crate::fs) fn set_pending_meta(&self, bucket: &Arc<str>, key: &str, meta: FileMeta, xattr: Option<String>) {
         let version = {
             let mut p = self.pending_meta.lock().unwrap();
             let e = p.entry((bucket.clone(), key.to_string())).or_insert(PendingMeta { meta, xattr: None, version: 0 });
@@ -163,7 +163,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Writes pending metadata of `bucket/key` with a CopyObject onto itself (REPLACE). With
     /// `version`, only if no later change came (a later timer will handle that one).
-    pub(super) async fn flush_meta(&self, bucket: &Arc<str>, key: &str, version: Option<u64>) -> Result<()> {
+    pub(in crate::fs) async fn flush_meta(&self, bucket: &Arc<str>, key: &str, version: Option<u64>) -> Result<()> {
         let pending = {
             let mut p = self.pending_meta.lock().unwrap();
             let k = (bucket.clone(), key.to_string());
@@ -188,7 +188,12 @@ impl<S: ObjectStore> Fs<S> {
 
     /// The complete metadata for a REPLACE: ours, plus the object's other user metadata (from
     /// what we know of it, else a HeadObject).
-    pub(super) async fn full_put_meta(&self, bucket: &Arc<str>, key: &str, pending: &PendingMeta) -> Result<PutMeta> {
+    pub(in crate::fs) async fn full_put_meta(
+        &self,
+        bucket: &Arc<str>,
+        key: &str,
+        pending: &PendingMeta,
+    ) -> Result<PutMeta> {
         let known = self.index.latest(bucket, key).map(|k| k.put);
         let loc = Location::File { bucket: bucket.clone(), key: key.to_string() };
         // The copy keeps the object's storage class (a CopyObject without one makes it STANDARD).
@@ -209,10 +214,10 @@ impl<S: ObjectStore> Fs<S> {
         let mut extra = others(existing.metadata);
         match pending.xattr.as_deref() {
             Some("") => {
-                extra.remove(super::write::XATTR_META);
+                extra.remove(crate::fs::writes::staged::XATTR_META);
             }
             Some(x) => {
-                extra.insert(super::write::XATTR_META.into(), x.to_string());
+                extra.insert(crate::fs::writes::staged::XATTR_META.into(), x.to_string());
             }
             None => {}
         }

@@ -1,13 +1,13 @@
 //! Making nodes other than regular files: directories (and buckets at the root), FIFOs,
 //! sockets, device nodes and symbolic links; reading a link.
 
-use super::error::{Error, Result};
-use super::inode::{Attr, Ino, Kind, Location};
-use super::listings::Entry;
-use super::names::Name;
-use super::write::FileMeta;
-use super::writing::*;
-use super::{Fs, Stat};
+use crate::fs::error::{Error, Result};
+use crate::fs::inode::{Attr, Ino, Kind, Location};
+use crate::fs::listings::Entry;
+use crate::fs::names::Name;
+use crate::fs::writes::staged::FileMeta;
+use crate::fs::writes::writing::*;
+use crate::fs::{Fs, Stat};
 use crate::store::ObjectStore;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Makes an object that is not a regular file: a symlink (its body the target), a FIFO,
     /// socket or device node (empty), with one PutObject.
-    pub(super) async fn make_node(
+    pub(in crate::fs) async fn make_node(
         &self,
         parent: Ino,
         name: &Name,

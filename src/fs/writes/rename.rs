@@ -1,13 +1,13 @@
 //! rename: a file is copied server-side (or, being written, just given its new name) and its
 //! source deleted through the batcher; a folder is copied key by key, then its sources deleted.
 
-use super::error::{Error, Result};
-use super::inode::{Attr, Ino, Location};
-use super::listings::Entry;
-use super::names::Name;
-use super::write::FileMeta;
-use super::writing::*;
-use super::{Fs, PendingMeta};
+use crate::fs::error::{Error, Result};
+use crate::fs::inode::{Attr, Ino, Location};
+use crate::fs::listings::Entry;
+use crate::fs::names::Name;
+use crate::fs::writes::staged::FileMeta;
+use crate::fs::writes::writing::*;
+use crate::fs::{Fs, PendingMeta};
 use crate::store::{ListRequest, ObjectStore, PutMeta, PutResult};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Moves one file; returns the attributes of the object copied to the destination (`None`
     /// for a file being written, which just changes where it will be uploaded).
-    pub(super) async fn rename_file(
+    pub(in crate::fs) async fn rename_file(
         &self,
         sb: &Arc<str>,
         sk: &str,
@@ -176,7 +176,7 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Copies every object under `sp` to `dp`, then deletes the sources. Not atomic: on a failure
     /// no source is deleted (some copies may exist), and the error is returned.
-    pub(super) async fn rename_dir(&self, sb: &Arc<str>, sp: &str, db: &Arc<str>, dp: &str) -> Result<()> {
+    pub(in crate::fs) async fn rename_dir(&self, sb: &Arc<str>, sp: &str, db: &Arc<str>, dp: &str) -> Result<()> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -262,7 +262,7 @@ impl<S: ObjectStore> Fs<S> {
     }
 
     /// A server-side copy: CopyObject, or UploadPartCopy parts above the copy threshold.
-    pub(super) async fn copy(
+    pub(in crate::fs) async fn copy(
         &self,
         sb: &str,
         sk: &str,
@@ -284,7 +284,7 @@ impl<S: ObjectStore> Fs<S> {
             }
         };
         let id = self.store.create_multipart(db, dk, &meta).await?;
-        let part = cfg.copy_part_size.max(size.div_ceil(super::write::MAX_PARTS as u64));
+        let part = cfg.copy_part_size.max(size.div_ceil(crate::fs::writes::staged::MAX_PARTS as u64));
         let result = async {
             let mut parts = Vec::new();
             let mut start = 0;

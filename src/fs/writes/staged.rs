@@ -12,7 +12,7 @@
 //! The staging file is the truth: every write goes into it before write(2) returns (the page
 //! cache keeps it through a crash of the daemon), and a staging write that fails (ENOSPC) is
 //! the caller's error, from that write and from every later write and close of the file, which
-//! is then never uploaded. Its journal (see [`super::staging`]) says where the bytes go.
+//! is then never uploaded. Its journal (see [`crate::fs::writes::staging`]) says where the bytes go.
 //!
 //! If an upload fails the object in S3 is untouched (PutObject and CompleteMultipartUpload are
 //! atomic; a failed multipart upload is aborted), the caller's close/fsync gets the error, and
@@ -31,10 +31,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use super::error::{Error, Result};
-use super::inode::Location;
-use super::reads::MemoryLimiter;
-use super::staging::{Journal, StageDir};
+use crate::fs::error::{Error, Result};
+use crate::fs::inode::Location;
+use crate::fs::reads::MemoryLimiter;
+use crate::fs::writes::staging::{Journal, StageDir};
 use crate::store::{ObjectStore, PutResult, StoreError};
 
 /// S3's smallest part (all but the last).
@@ -47,8 +47,8 @@ pub const MAX_OBJECT: u64 = 5 << 40;
 
 pub use crate::config::WriteConfig;
 
-pub(super) use super::metadata::file_meta::others;
-pub use super::metadata::file_meta::{FileMeta, XATTR_META, format_mtime, mode_is_symlink};
+pub(in crate::fs) use crate::fs::metadata::file_meta::others;
+pub use crate::fs::metadata::file_meta::{FileMeta, XATTR_META, format_mtime, mode_is_symlink};
 
 /// A multipart upload started while a sequential writer is still writing.
 struct Stream {

@@ -1,8 +1,8 @@
 //! Unmount: the files still open for writing are uploaded, pending metadata and deletes sent.
 
-use super::error::Error;
-use super::inode::Ino;
-use super::{Fs, Writer};
+use crate::fs::error::Error;
+use crate::fs::inode::Ino;
+use crate::fs::{Fs, Writer};
 use crate::store::ObjectStore;
 use std::sync::Arc;
 use tracing::{info, warn};

@@ -9,16 +9,16 @@ use std::time::SystemTime;
 
 use tracing::{debug, warn};
 
-use super::error::{Error, Result};
-use super::inode::{Attr, Ino, Kind, Location};
-use super::listings::Entry;
-use super::names::Name;
-use super::write::{CopySource, FileMeta, Staged};
-use super::{FileHandle, Fs, Resolved, Stat, Writer, WriterInfo};
+use crate::fs::error::{Error, Result};
+use crate::fs::inode::{Attr, Ino, Kind, Location};
+use crate::fs::listings::Entry;
+use crate::fs::names::Name;
+use crate::fs::writes::staged::{CopySource, FileMeta, Staged};
+use crate::fs::{FileHandle, Fs, Resolved, Stat, Writer, WriterInfo};
 use crate::store::{ObjectStore, PutMeta};
 
 /// Server-side copies in flight during a directory rename.
-pub(super) const COPY_CONCURRENCY: usize = 8;
+pub(in crate::fs) const COPY_CONCURRENCY: usize = 8;
 
 /// Who creates a new file or directory.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ pub struct Owner {
 }
 
 impl<S: ObjectStore> Fs<S> {
-    pub(super) fn check_writable(&self) -> Result<()> {
+    pub(in crate::fs) fn check_writable(&self) -> Result<()> {
         if self.config.read_only {
             return Err(Error::ReadOnly);
         }
@@ -40,11 +40,11 @@ impl<S: ObjectStore> Fs<S> {
         Ok(())
     }
 
-    pub(super) fn writer(&self, ino: Ino) -> Option<Arc<Writer>> {
+    pub(in crate::fs) fn writer(&self, ino: Ino) -> Option<Arc<Writer>> {
         self.writers.lock().unwrap().get(&ino).cloned()
     }
 
-    pub(super) fn writer_at(&self, loc: &Location) -> Option<(Ino, WriterInfo)> {
+    pub(in crate::fs) fn writer_at(&self, loc: &Location) -> Option<(Ino, WriterInfo)> {
         let writers = self.writers.lock().unwrap();
         writers.iter().find_map(|(&ino, w)| {
             let info = w.info.lock().unwrap();
@@ -52,7 +52,7 @@ impl<S: ObjectStore> Fs<S> {
         })
     }
 
-    pub(super) fn writers_under(&self, bucket: &str, prefix: &str) -> Vec<(Ino, WriterInfo)> {
+    pub(in crate::fs) fn writers_under(&self, bucket: &str, prefix: &str) -> Vec<(Ino, WriterInfo)> {
         let writers = self.writers.lock().unwrap();
         writers
             .iter()
@@ -70,19 +70,26 @@ impl<S: ObjectStore> Fs<S> {
             .collect()
     }
 
-    pub(super) fn staged_attr(&self, info: &WriterInfo) -> Attr {
+    pub(in crate::fs) fn staged_attr(&self, info: &WriterInfo) -> Attr {
         info.meta.attr(info.size, None)
     }
 
     /// User metadata of the object other than s3drive's own, when known for this version.
-    pub(super) fn extra_meta(&self, bucket: &Arc<str>, key: &str, etag: Option<&str>) -> HashMap<String, String> {
+    pub(in crate::fs) fn extra_meta(
+        &self,
+        bucket: &Arc<str>,
+        key: &str,
+        etag: Option<&str>,
+    ) -> HashMap<String, String> {
         match self.index.latest(bucket, key) {
-            Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => super::write::others(k.put.metadata.clone()),
+            Some(k) if etag.is_none() || Some(k.etag.as_str()) == etag => {
+                crate::fs::writes::staged::others(k.put.metadata.clone())
+            }
             _ => HashMap::new(),
         }
     }
 
-    pub(super) fn add_writer(&self, ino: Ino, staged: Staged) -> Arc<Writer> {
+    pub(in crate::fs) fn add_writer(&self, ino: Ino, staged: Staged) -> Arc<Writer> {
         let info = WriterInfo { loc: staged.location(), size: staged.size, meta: staged.meta, unlinked: false };
         let progress = staged.progress.clone();
         let w =
@@ -91,14 +98,14 @@ impl<S: ObjectStore> Fs<S> {
         w
     }
 
-    pub(super) async fn add_staged_handle(&self, ino: Ino, writer: Arc<Writer>, pid: u32) -> u64 {
+    pub(in crate::fs) async fn add_staged_handle(&self, ino: Ino, writer: Arc<Writer>, pid: u32) -> u64 {
         writer.staged.lock().await.handles += 1;
         let fh = self.next_handle.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.file_handles.lock().unwrap().insert(fh, Arc::new(FileHandle::Staged { ino, writer, pid }));
         fh
     }
 
-    pub(super) fn sync_info(writer: &Writer, st: &Staged) {
+    pub(in crate::fs) fn sync_info(writer: &Writer, st: &Staged) {
         let mut info = writer.info.lock().unwrap();
         info.size = st.size;
         info.meta = st.meta;
@@ -108,7 +115,12 @@ impl<S: ObjectStore> Fs<S> {
 
     /// Resolves `name` in `parent` for a change: its location and attributes. With
     /// `want_meta`, a file's user metadata is fetched when unknown (see [`Fs::resolve`]).
-    pub(super) async fn existing(&self, parent: Ino, name: &Name, want_meta: bool) -> Result<Option<(Location, Attr)>> {
+    pub(in crate::fs) async fn existing(
+        &self,
+        parent: Ino,
+        name: &Name,
+        want_meta: bool,
+    ) -> Result<Option<(Location, Attr)>> {
         let pnode = self.node(parent)?;
         Ok(match self.resolve(parent, &pnode, name, want_meta).await? {
             Some(Resolved::Entry(e)) => Some((e.loc.clone(), e.attr)),
@@ -202,7 +214,7 @@ impl<S: ObjectStore> Fs<S> {
         Ok(())
     }
 
-    pub(super) async fn upload(&self, ino: Ino, st: &mut Staged) -> Result<()> {
+    pub(in crate::fs) async fn upload(&self, ino: Ino, st: &mut Staged) -> Result<()> {
         if !st.dirty || st.unlinked {
             return Ok(());
         }
@@ -416,7 +428,7 @@ impl<S: ObjectStore> Fs<S> {
 /// The permission bits after a write or chown by someone who may not keep set-user-ID and
 /// set-group-ID: both go, set-group-ID only with group execute (without it, it marks mandatory
 /// locking, which Linux keeps), as Linux's own filesystems do.
-pub(super) fn drop_suid(perm: u16) -> u16 {
+pub(in crate::fs) fn drop_suid(perm: u16) -> u16 {
     let (suid, sgid, gx) = (libc::S_ISUID as u16, libc::S_ISGID as u16, libc::S_IXGRP as u16);
     let mut p = perm & !suid;
     if p & gx != 0 {
@@ -426,10 +438,10 @@ pub(super) fn drop_suid(perm: u16) -> u16 {
 }
 
 /// S3's longest key, in bytes.
-pub(super) const MAX_KEY: usize = 1024;
+pub(in crate::fs) const MAX_KEY: usize = 1024;
 
 /// ENAMETOOLONG for a path whose key S3 would refuse (over 1,024 bytes), before any request.
-pub(super) fn check_key_length(loc: &Location) -> Result<()> {
+pub(in crate::fs) fn check_key_length(loc: &Location) -> Result<()> {
     let key = match loc {
         Location::File { key, .. } => key,
         Location::Dir { prefix, .. } => prefix,
@@ -443,13 +455,13 @@ pub(super) fn check_key_length(loc: &Location) -> Result<()> {
 }
 
 /// The process (thread group) a thread belongs to: FUSE requests carry thread ids.
-pub(super) fn process_of(tid: u32) -> Option<u32> {
+pub(in crate::fs) fn process_of(tid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Whether process `pid` still exists.
-pub(super) fn process_alive(pid: u32) -> bool {
+pub(in crate::fs) fn process_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
