@@ -213,7 +213,7 @@ impl<S: ObjectStore> Fs<S> {
         let head = match &e.loc {
             Location::File { bucket, key } if self.needs_meta(&e) => {
                 let id = (bucket.clone(), key.clone());
-                let cell = self.heads.lock().unwrap().entry(id.clone()).or_default().clone();
+                let cell = self.heads.join(&id);
                 Some((cell, id))
             }
             _ => None,
@@ -270,14 +270,11 @@ impl<S: ObjectStore> Fs<S> {
             // answered since the listing was looked at has put its answer in the listing
             // before it stopped being shared: looked at again once this one is registered.
             let id = (bucket.clone(), key.clone());
-            let cell = self.heads.lock().unwrap().entry(id.clone()).or_default().clone();
+            let cell = self.heads.join(&id);
             if cell.get().is_none()
                 && let LastListed::Headed(e) = self.last_listed(parent, name).await
             {
-                let mut heads = self.heads.lock().unwrap();
-                if heads.get(&id).is_some_and(|c| Arc::ptr_eq(c, &cell)) && cell.get().is_none() {
-                    heads.remove(&id);
-                }
+                self.heads.withdraw(&id, &cell);
                 return Ok(Some(*e));
             }
             match self.head_shared(&cell, id, &file_loc, None).await {

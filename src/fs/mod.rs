@@ -82,7 +82,7 @@ type ObjectKey = (Arc<str>, String);
 use listings::{LIST_PAGE, LISTED_ENTRIES_BUDGET, ListingCache, ListingRef};
 
 /// The answer to one HeadObject, shared by whoever waits for it.
-type HeadCell = tokio::sync::OnceCell<crate::store::StoreResult<ObjectMeta>>;
+use metadata::heads::{HeadCell, HeadsInFlight};
 
 /// An open file handle and how the kernel's page cache should treat it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ pub struct Fs<S: ObjectStore> {
     /// Object data kept on local disk (`--data-cache`).
     data_cache: Option<Arc<data_cache::DataCache>>,
     /// HeadObjects of listed files in flight, shared by a lookup and the stat-ahead.
-    heads: Mutex<HashMap<ObjectKey, Arc<HeadCell>>>,
+    heads: HeadsInFlight,
     dir_handles: Mutex<HashMap<u64, Arc<DirHandle>>>,
     file_handles: Mutex<HashMap<u64, Arc<FileHandle>>>,
     next_handle: AtomicU64,
@@ -304,7 +304,7 @@ impl<S: ObjectStore> Fs<S> {
             inodes: InodeTable::new(root, Attr::dir(mount_time)),
             listings: ListingCache::default(),
             index,
-            heads: Mutex::default(),
+            heads: HeadsInFlight::default(),
             dir_handles: Mutex::default(),
             meta_copies: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
             status_cache: Mutex::default(),

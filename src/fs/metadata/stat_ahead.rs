@@ -34,10 +34,7 @@ impl<S: ObjectStore> Fs<S> {
             Ok(meta) => Ok(self.with_pending_meta(loc, self.meta_attr(meta))),
             Err(e) => Err(e.clone()),
         };
-        let mut heads = self.heads.lock().unwrap();
-        if heads.get(&id).is_some_and(|c| Arc::ptr_eq(c, cell)) {
-            heads.remove(&id);
-        }
+        self.heads.done(&id, cell);
         result
     }
 
@@ -49,13 +46,7 @@ impl<S: ObjectStore> Fs<S> {
         for e in entries.into_iter().filter(|e| self.needs_meta(e)) {
             let Location::File { bucket, key } = &e.loc else { continue };
             let id = (bucket.clone(), key.clone());
-            let cell = {
-                let mut heads = self.heads.lock().unwrap();
-                if heads.contains_key(&id) {
-                    continue; // already on its way
-                }
-                heads.entry(id.clone()).or_default().clone()
-            };
+            let Some(cell) = self.heads.start(&id) else { continue }; // already on its way
             let (me, listing) = (me.clone(), listing.clone());
             tokio::spawn(async move {
                 // A failure is not kept: a lookup waiting meets it, a later one asks again.
