@@ -41,6 +41,7 @@ use metadata::index::{KnownMeta, MetaIndex};
 use names::Name;
 use reads::{MemoryLimiter, Reader, data_cache};
 use writes::delete::Deleter;
+use writes::pending_meta::PendingMetaTable;
 use writes::staged::{self, FileMeta, Staged};
 use writes::staging;
 
@@ -193,16 +194,6 @@ struct WriterInfo {
     unlinked: bool,
 }
 
-/// chmod/chown/utimens on an uploaded object, not yet written to S3: coalesced so that a burst of
-/// changes (rsync's chmod + utimens + rename) costs one CopyObject.
-#[derive(Clone)]
-struct PendingMeta {
-    meta: FileMeta,
-    /// New `x-amz-meta-xattr` value ("" removes it), when user xattrs changed.
-    xattr: Option<String>,
-    version: u64,
-}
-
 /// The kernel's caches of entries and attributes (kept for the TTLs s3drive gives), for the
 /// rare case where s3drive learns they are wrong before then. The FUSE adapter implements it
 /// with the session's notifier; without one (unit tests) the kernel is simply not told.
@@ -234,7 +225,7 @@ pub struct Fs<S: ObjectStore> {
     memory: MemoryLimiter,
     upload_memory: MemoryLimiter,
     writers: Mutex<HashMap<Ino, Arc<Writer>>>,
-    pending_meta: Mutex<HashMap<(Arc<str>, String), PendingMeta>>,
+    pending_meta: PendingMetaTable,
     deleter: Arc<Deleter<S>>,
     staging_dir: staging::StageDir,
     /// Our own metadata CopyObjects: (bucket, key, old ETag) -> new ETag of the same bytes, so
@@ -297,7 +288,7 @@ impl<S: ObjectStore> Fs<S> {
             memory: MemoryLimiter::new(config.read.memory_limit),
             upload_memory: MemoryLimiter::new(config.write.memory_limit),
             writers: Mutex::default(),
-            pending_meta: Mutex::default(),
+            pending_meta: PendingMetaTable::default(),
             staging_dir,
             config,
             mount_time,

@@ -271,7 +271,7 @@ impl<S: ObjectStore> Fs<S> {
         }
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else { return Ok(Xattrs::new()) };
-        if let Some(p) = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
+        if let Some(p) = self.pending_meta.get(bucket, key)
             && let Some(x) = &p.xattr
         {
             return Ok(decode(x));
@@ -319,7 +319,7 @@ impl<S: ObjectStore> Fs<S> {
         let node = self.node(ino)?;
         let Location::File { bucket, key } = &node.loc else { return Err(Error::NotSupported) };
         let mut metadata = self.object_metadata(ino).await?;
-        let pending = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone())).cloned();
+        let pending = self.pending_meta.get(bucket, key);
         if let Some(x) = pending.as_ref().and_then(|p| p.xattr.as_ref()) {
             metadata.insert(XATTR_META.into(), x.clone());
         }

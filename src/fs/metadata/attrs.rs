@@ -90,7 +90,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Attribute changes not yet written to S3 override what S3 says.
     pub(in crate::fs) fn with_pending_meta(&self, loc: &Location, mut attr: Attr) -> Attr {
         if let Location::File { bucket, key } = loc
-            && let Some(p) = self.pending_meta.lock().unwrap().get(&(bucket.clone(), key.clone()))
+            && let Some(p) = self.pending_meta.get(bucket, key)
         {
             attr.mtime = p.meta.mtime;
             attr.atime = p.meta.atime;

@@ -25,8 +25,7 @@ impl<S: ObjectStore> Fs<S> {
         };
         // A chmod/utimens still waiting for its CopyObject would change the ETag under the
         // download below: save it first.
-        let pending =
-            (write || truncate) && self.pending_meta.lock().unwrap().contains_key(&(bucket.clone(), key.clone()));
+        let pending = (write || truncate) && self.pending_meta.contains(bucket, key);
         if pending {
             self.flush_meta(bucket, key, None).await?;
         }

@@ -13,6 +13,7 @@
 
 pub mod delete;
 mod mknod;
+pub mod pending_meta;
 mod rename;
 pub mod setattr;
 mod shutdown;

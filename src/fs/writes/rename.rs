@@ -1,13 +1,14 @@
 //! rename: a file is copied server-side (or, being written, just given its new name) and its
 //! source deleted through the batcher; a folder is copied key by key, then its sources deleted.
 
+use super::pending_meta::PendingMeta;
+use crate::fs::Fs;
 use crate::fs::error::{Error, Result};
 use crate::fs::inode::{Attr, Ino, Location};
 use crate::fs::listings::Entry;
 use crate::fs::names::Name;
 use crate::fs::writes::staged::FileMeta;
 use crate::fs::writes::writing::*;
-use crate::fs::{Fs, PendingMeta};
 use crate::store::{ListRequest, ObjectStore, PutMeta, PutResult};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,7 +105,7 @@ impl<S: ObjectStore> Fs<S> {
         // CopyObject belongs to it, not to the file moved there (written onto the new object it
         // would, for one, make a regular file the FIFO it replaced).
         if (sb, sk) != (db, dk) {
-            self.pending_meta.lock().unwrap().remove(&(db.clone(), dk.to_string()));
+            self.pending_meta.take(db, dk);
         }
         // A file being written just changes where it will go.
         if let Some((ino, _)) = self.writer_at(&src_loc)
@@ -135,7 +136,7 @@ impl<S: ObjectStore> Fs<S> {
             st.update_journal();
             Self::sync_info(&writer, &st);
         }
-        let saved = self.pending_meta.lock().unwrap().remove(&(sb.clone(), sk.to_string()));
+        let saved = self.pending_meta.take(sb, sk);
         // A rename is a status change: the copy carries the file's metadata (the rename asked
         // for it) with a new ctime, which also keeps its mtime when the object had none (the
         // copy's LastModified would be the rename's time). `--metadata-from listing` copies the
@@ -160,7 +161,7 @@ impl<S: ObjectStore> Fs<S> {
             Ok(r) => r,
             Err(e) => {
                 if let Some(p) = saved {
-                    self.pending_meta.lock().unwrap().insert((sb.clone(), sk.to_string()), p);
+                    self.pending_meta.restore(sb, sk, p);
                 }
                 return Err(e);
             }
@@ -212,7 +213,7 @@ impl<S: ObjectStore> Fs<S> {
             let dk = format!("{dp}{}", &key[sp.len()..]);
             tasks.spawn(async move {
                 me.deleter.cancel(&db, &dk).await;
-                let pending = me.pending_meta.lock().unwrap().get(&(sb.clone(), key.clone())).cloned();
+                let pending = me.pending_meta.get(&sb, &key);
                 let put = match &pending {
                     Some(p) => Some(me.full_put_meta(&sb, &key, p).await?),
                     None => None,
@@ -238,7 +239,7 @@ impl<S: ObjectStore> Fs<S> {
         let had_marker = keys.iter().any(|(k, _)| k == sp);
         self.index.forget(sb, sp);
         for (key, _) in keys {
-            self.pending_meta.lock().unwrap().remove(&(sb.clone(), key.clone()));
+            self.pending_meta.take(sb, &key);
             self.delete_after_readers(&Location::File { bucket: sb.clone(), key });
         }
         if !had_marker {

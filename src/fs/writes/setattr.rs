@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
+use super::pending_meta::PendingMeta;
 use crate::fs::error::{Error, Result};
 use crate::fs::inode::{Ino, Location};
 use crate::fs::writes::staged::{FileMeta, Staged};
-use crate::fs::{Fs, PendingMeta, Stat};
+use crate::fs::{Fs, Stat};
 use crate::store::{ObjectStore, PutMeta};
 
 /// How long chmod/chown/utimens on an uploaded object wait for company before their CopyObject.
@@ -141,16 +142,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Records metadata to write with a CopyObject soon (or with the next rename's copy);
     /// `xattr` is a new `x-amz-meta-xattr` value ("" to remove it), `None` to keep the last one.
     pub(in crate::fs) fn set_pending_meta(&self, bucket: &Arc<str>, key: &str, meta: FileMeta, xattr: Option<String>) {
-        let version = {
-            let mut p = self.pending_meta.lock().unwrap();
-            let e = p.entry((bucket.clone(), key.to_string())).or_insert(PendingMeta { meta, xattr: None, version: 0 });
-            e.meta = meta;
-            if xattr.is_some() {
-                e.xattr = xattr;
-            }
-            e.version += 1;
-            e.version
-        };
+        let version = self.pending_meta.set(bucket, key, meta, xattr);
         let Some(me) = self.me.upgrade() else { return };
         let (bucket, key) = (bucket.clone(), key.to_string());
         tokio::spawn(async move {
@@ -164,14 +156,7 @@ impl<S: ObjectStore> Fs<S> {
     /// Writes pending metadata of `bucket/key` with a CopyObject onto itself (REPLACE). With
     /// `version`, only if no later change came (a later timer will handle that one).
     pub(in crate::fs) async fn flush_meta(&self, bucket: &Arc<str>, key: &str, version: Option<u64>) -> Result<()> {
-        let pending = {
-            let mut p = self.pending_meta.lock().unwrap();
-            let k = (bucket.clone(), key.to_string());
-            match p.get(&k) {
-                Some(e) if version.is_none_or(|v| v == e.version) => p.remove(&k),
-                _ => None,
-            }
-        };
+        let pending = self.pending_meta.take_version(bucket, key, version);
         let Some(pending) = pending else { return Ok(()) };
         let put = self.full_put_meta(bucket, key, &pending).await?;
         let old = self.index.latest(bucket, key).map(|k| k.etag);

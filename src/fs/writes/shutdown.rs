@@ -13,7 +13,7 @@ impl<S: ObjectStore> Fs<S> {
         if self.closing.swap(true, std::sync::atomic::Ordering::Relaxed) {
             return; // already done (SIGTERM with files open, then the session's end)
         }
-        let pending: Vec<(Arc<str>, String)> = self.pending_meta.lock().unwrap().keys().cloned().collect();
+        let pending: Vec<(Arc<str>, String)> = self.pending_meta.keys();
         for (b, k) in pending {
             if let Err(e) = self.flush_meta(&b, &k, None).await {
                 warn!(bucket = &*b, key = k, error = %e, "saving chmod/chown/utimens at unmount failed");

@@ -27,7 +27,7 @@ impl<S: ObjectStore> Fs<S> {
         if in_s3 {
             self.delete_after_readers(&loc);
         }
-        self.pending_meta.lock().unwrap().remove(&(bucket.clone(), key.clone()));
+        self.pending_meta.take(bucket, key);
         self.index.forget(bucket, key);
         self.inodes.detach(&loc);
         self.entry_removed(parent, name);

@@ -276,7 +276,7 @@ impl<S: ObjectStore> Fs<S> {
     /// metadata, drop pending changes it carries, refresh the node and its parent's listing.
     fn now_in_s3(&self, ino: Ino, st: &Staged, etag: Option<String>, put: &PutMeta) {
         self.learn_meta(&st.bucket, &st.key, etag.as_deref(), &st.meta, put);
-        self.pending_meta.lock().unwrap().remove(&(st.bucket.clone(), st.key.clone()));
+        self.pending_meta.take(&st.bucket, &st.key);
         let attr = st.meta.attr(st.size, etag);
         self.inodes.set_attr(ino, attr.clone(), self.fresh_until());
         if let Some(n) = self.inodes.get(ino)
