@@ -405,14 +405,16 @@ fn metrics_scraped_during_a_cp_show_the_upload_moving() {
     let b = bucket("metrics");
     create_bucket(&c, &b);
     let src = tempfile::tempdir().unwrap();
-    let size = 48u64 << 20;
+    let size = 96u64 << 20;
     fs::write(src.path().join("big.bin"), data(size as usize, 9)).unwrap();
     let proxy = Proxy::start();
-    // Each part waits a little, so the upload is seen part by part.
+    // Each part waits a little, and 5 MiB parts go up 8 at a time (the upload budget): the
+    // 20 parts complete in waves 300 ms apart, so the counter is seen at two plateaus at least
+    // however the parts of one wave land (48 MiB in 8 MiB parts could all finish at once).
     proxy.delay("UploadPart", 300);
     let addr =
         format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
-    let m = mount(&proxy, &["--metrics-addr", &addr, &b]);
+    let m = mount(&proxy, &["--metrics-addr", &addr, "--write-part-size", "5", &b]);
     let before = scrape(&addr);
     assert_eq!(sample(&before, "s3drive_uploaded_bytes_total"), 0, "{before}");
     let mut cp = Command::new("cp").arg(src.path().join("big.bin")).arg(m.path()).spawn().unwrap();
