@@ -258,10 +258,6 @@ impl<S: ObjectStore> Fs<S> {
         let (Location::File { bucket, key }, Location::Dir { prefix: dir_prefix, .. }) = (&file_loc, &dir_loc) else {
             unreachable!("child() builds these kinds");
         };
-        let hidden = |head: std::result::Result<ObjectMeta, StoreError>| match head {
-            Ok(_) if self.hidden(bucket, key) => Err(StoreError::NotFound),
-            h => h,
-        };
         if probe == Probe::DirFirst && self.dir_exists(bucket, dir_prefix).await? {
             return Ok(Some(Entry { name: name.clone(), loc: dir_loc, attr: Attr::dir(self.mount_time) }));
         }
@@ -288,8 +284,10 @@ impl<S: ObjectStore> Fs<S> {
                 Err(e) => return Err(e.into()),
             }
         } else {
-            let (head, is_dir) = tokio::join!(self.store.head_object(bucket, key), self.dir_exists(bucket, dir_prefix));
-            (hidden(head), is_dir)
+            match tokio::join!(self.store.head_object(bucket, key), self.dir_exists(bucket, dir_prefix)) {
+                (Ok(_), is_dir) if self.hidden(bucket, key) => (Err(StoreError::NotFound), is_dir),
+                both => both,
+            }
         };
         let is_dir = match is_dir {
             Ok(d) => d,
